@@ -1,0 +1,83 @@
+"""The ``wrobust`` command line: parse, call the library, render. No logic of its own.
+
+Each command lives in its own module and registers itself on the ``cli`` group. :func:`main` maps errors
+to exit codes: 0 success or pass; 1 gate failed; 2 usage or input error; 3 internal error; 130
+interrupted. Errors are one line on stderr; ``--debug`` (anywhere on the line) or ``WROBUST_DEBUG=1``
+shows the traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import click
+
+from .. import __version__
+from ..errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, WrobustError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "-V", "--version", prog_name="wrobust")
+def cli() -> None:
+    """How robust is a trained network to distortions of its weights, and how few bits does it need?
+
+    \b
+    Start with:   wrobust demo
+    Your model:   wrobust sweep model.pt -d noise -o results.csv
+    What exists:  wrobust list distortions
+
+    Add --debug anywhere to see the traceback of an error.
+    """
+
+
+def _pop_debug(args: list[str]) -> bool:
+    end = args.index("--") if "--" in args else len(args)
+    found = "--debug" in args[:end]
+    if found:
+        args[:] = [a for i, a in enumerate(args) if not (a == "--debug" and i < end)]
+    return found
+
+
+def _fail(message: str, code: int) -> int:
+    click.echo(f"wrobust: error: {message}", err=True)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``wrobust`` script; returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = _pop_debug(args) or os.environ.get("WROBUST_DEBUG", "") not in ("", "0")
+    try:
+        result = cli.main(args=args, prog_name="wrobust", standalone_mode=False)
+        return result if isinstance(result, int) else EXIT_OK
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
+        return EXIT_USAGE
+    except click.ClickException as exc:
+        _debug(debug)
+        where = getattr(getattr(exc, "ctx", None), "command_path", "wrobust")
+        return _fail(f"{exc.format_message()} (see '{where} --help')", EXIT_USAGE)
+    except WrobustError as exc:
+        _debug(debug)
+        return _fail(str(exc), exc.exit_code)
+    except (KeyboardInterrupt, click.Abort):
+        click.echo("wrobust: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        sys.stderr.close()  # the reader went away (| head): not an error
+        return EXIT_OK
+    except Exception as exc:  # a bug: say so, briefly
+        _debug(debug)
+        hint = "" if debug else " (run with --debug for the traceback)"
+        return _fail(f"internal error: {type(exc).__name__}: {exc}{hint}", EXIT_INTERNAL)
+
+
+def _debug(debug: bool) -> None:
+    if debug:
+        traceback.print_exc()
+
+
+# Commands register themselves on import.
+from . import listing, sweep  # noqa: E402,F401

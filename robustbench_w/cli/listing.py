@@ -1,0 +1,68 @@
+"""``wrobust list``: what is registered."""
+
+from __future__ import annotations
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from ..checkpoints import builtin_names
+from ..data import DATASETS
+from ..distortions import list_distortions
+from ..models import ARCHS
+from ..report import stdout_console
+from . import cli
+
+KINDS = ("distortions", "datasets", "archs", "models")
+
+
+@cli.command("list")
+@click.argument("kind", type=click.Choice(KINDS), default="distortions")
+@click.option("--include", default=None, metavar="GLOB", help="Only names matching this wildcard.")
+@click.option("--exclude", default=None, metavar="GLOB", help="Leave out names matching this wildcard.")
+def list_cmd(kind: str, include: str | None, exclude: str | None) -> None:
+    """List registered distortions, datasets, architectures or built-in models."""
+    table = {"distortions": _distortions, "datasets": _datasets, "archs": _archs, "models": _models}[kind](include, exclude)
+    stdout_console().print(table)
+
+
+def _distortions(include, exclude) -> Table:
+    table = Table("name", "aliases", "strength", "default grid", "formula",
+                  title="distortions (spec: NAME[:scale=max|mean|std,granularity=tensor|channel])", title_justify="left")
+    for info in list_distortions(include, exclude):
+        table.add_row(*map(escape, (
+            info.name, ", ".join(info.aliases) or "-", _strength(info),
+            ", ".join(f"{g:g}" for g in info.grid) or "-", info.formula + (" (random)" if info.random else ""),
+        )))
+    return table
+
+
+def _strength(info) -> str:
+    if info.strength is None:
+        return "-"
+    ident = "" if info.identity is None else f"; identity {info.identity:g}"
+    return f"{info.strength} in {info.valid}{ident}"
+
+
+def _datasets(include, exclude) -> Table:
+    table = Table("name", "description", title="datasets", title_justify="left")
+    for name in DATASETS.names(include, exclude):
+        table.add_row(name, DATASETS.get(name).description)
+    return table
+
+
+def _archs(include, exclude) -> Table:
+    table = Table("name", "description", title="architectures", title_justify="left")
+    for name in ARCHS.names(include, exclude):
+        table.add_row(name, ARCHS.get(name).description)
+    return table
+
+
+def _models(include, exclude) -> Table:
+    import fnmatch
+
+    table = Table("model", title="built-in models", title_justify="left")
+    for name in builtin_names():
+        if (include is None or fnmatch.fnmatch(name, include)) and not (exclude and fnmatch.fnmatch(name, exclude)):
+            table.add_row(f"builtin:{name}")
+    return table

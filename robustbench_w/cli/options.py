@@ -1,0 +1,69 @@
+"""Options shared by several commands, as decorators, and click types for the values users type."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from ..report import check_output_path
+
+
+class FloatList(click.ParamType):
+    """A comma-separated list of numbers: ``0,0.1,0.2`` (``inf`` allowed)."""
+
+    name = "LIST"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (list, tuple)):
+            return tuple(value)
+        try:
+            values = tuple(float(v) for v in str(value).split(",") if v.strip())
+        except ValueError:
+            self.fail(f"{value!r} is not a comma-separated list of numbers", param, ctx)
+        if not values or any(math.isnan(v) for v in values):
+            self.fail(f"{value!r} is not a comma-separated list of numbers", param, ctx)
+        return values
+
+
+def _check_output(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    return None if value is None else check_output_path(value)
+
+
+def compose(*decorators: Callable) -> Callable:
+    def apply(f: Callable) -> Callable:
+        for d in reversed(decorators):
+            f = d(f)
+        return f
+
+    return apply
+
+
+model_argument = click.argument("model", metavar="MODEL")
+
+model_options = compose()  # extended by the checkpoint-loading options (--arch, --num-classes, ...)
+
+data_options = compose(
+    click.option("--dataset", metavar="NAME", default=None,
+                 help="Evaluation dataset (default: the one the checkpoint names). See: wrobust list datasets."),
+    click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
+                 help="Evaluate on a seeded, class-balanced subset of N examples."),
+    click.option("--batch-size", type=click.IntRange(min=1), default=1024, show_default=True, metavar="N"),
+    click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
+)
+
+target_options = compose(
+    click.option("--include", multiple=True, metavar="GLOB",
+                 help="Distort the parameters whose names match (repeatable); default: conv and linear weights."),
+    click.option("--exclude", multiple=True, metavar="GLOB", help="Leave these parameters alone (repeatable)."),
+)
+
+seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Run seed: same seed, same numbers.")
+quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar and no report on the terminal.")
+
+
+def output_option(help_text: str):
+    return click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), default=None,
+                        callback=_check_output, metavar="FILE", help=help_text)

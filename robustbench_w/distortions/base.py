@@ -1,0 +1,208 @@
+"""The distortion contract: frozen metadata, the arithmetic, and one checked entry point.
+
+A distortion's arithmetic is a pure function ``fn(w, strength, scale, generator) -> Tensor`` that sees a
+2-D view of the weight tensor, one row per scale group (a single row for ``granularity=tensor``, one row
+per output channel for ``granularity=channel``), and ``scale`` of shape ``(rows, 1)``. Everything else -
+validating the strength, computing the scale, the identity shortcut, dtypes and shapes - is done once,
+here, in :meth:`Distortion.__call__`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import torch
+
+from ..errors import InvalidValueError
+from .scale import GRANULARITIES, SCALE_RULES, scale_of
+
+Fn = Callable[[torch.Tensor, float, torch.Tensor, "torch.Generator | None"], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Range:
+    """An interval of valid strengths, closed unless a side is marked open."""
+
+    low: float = -math.inf
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = False
+    integer: bool = False
+
+    def __contains__(self, x: float) -> bool:
+        if math.isnan(x) or (self.integer and math.isfinite(x) and x != int(x)):
+            return False
+        above = x > self.low if self.low_open else x >= self.low
+        below = x < self.high if self.high_open else x <= self.high
+        return above and below
+
+    def __str__(self) -> str:
+        lo = "(" if self.low_open or self.low == -math.inf else "["
+        hi = ")" if self.high_open or self.high == math.inf else "]"
+        kind = "integers in " if self.integer else ""
+        return f"{kind}{lo}{_num(self.low)}, {_num(self.high)}{hi}"
+
+
+def _num(x: float) -> str:
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return f"{x:g}"
+
+
+@dataclass(frozen=True)
+class DistortionInfo:
+    """Frozen metadata of one registered distortion."""
+
+    name: str
+    formula: str
+    values: str  # the set the outputs lie in, as text ("{-a, +a}", "real", ...)
+    reference: str
+    family: str = ""
+    aliases: tuple[str, ...] = ()
+    strength: str | None = None  # name of the strength parameter; None: the distortion has none
+    valid: Range = field(default_factory=Range)
+    grid: tuple[float, ...] = ()  # default strength grid
+    identity: float | None = None  # strength at which the output equals the input, if any
+    random: bool = False
+    discrete: bool = False  # outputs take few distinct values (effective bits are exact)
+    # at most this many distinct values per scale group: a number, a function of the strength, or None
+    max_values: int | Callable[[float], int] | None = None
+    native_dtype: bool = False  # arithmetic on the tensor's own dtype (else half types compute in float32)
+
+    @property
+    def parameterless(self) -> bool:
+        return self.strength is None
+
+    def value_bound(self, strength: float) -> int | None:
+        """At most how many distinct values one scale group has after the distortion (None: no bound)."""
+        return self.max_values(strength) if callable(self.max_values) else self.max_values
+
+
+@dataclass(frozen=True)
+class DistortionDef:
+    """A registered distortion: its metadata and its arithmetic."""
+
+    info: DistortionInfo
+    fn: Fn
+
+    def bind(self, scale: str = "max", granularity: str = "tensor") -> Distortion:
+        return Distortion(self, scale=scale, granularity=granularity)
+
+
+@dataclass(frozen=True)
+class Distortion:
+    """A distortion with its options fixed (scale rule, granularity, optionally a fixed strength)."""
+
+    definition: DistortionDef
+    scale: str = "max"
+    granularity: str = "tensor"
+    fixed_strength: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.scale not in SCALE_RULES:
+            raise InvalidValueError(f"scale must be one of {', '.join(SCALE_RULES)}, not {self.scale!r}")
+        if self.granularity not in GRANULARITIES:
+            raise InvalidValueError(
+                f"granularity must be one of {', '.join(GRANULARITIES)}, not {self.granularity!r}"
+            )
+        if self.fixed_strength is not None:
+            self.check_strength(self.fixed_strength)
+
+    @property
+    def info(self) -> DistortionInfo:
+        return self.definition.info
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def spec(self) -> str:
+        """Canonical spec string: the name plus every option that differs from its default."""
+        opts = []
+        if self.scale != "max":
+            opts.append(f"scale={self.scale}")
+        if self.granularity != "tensor":
+            opts.append(f"granularity={self.granularity}")
+        if self.fixed_strength is not None:
+            opts.append(f"{self.info.strength}={self.fixed_strength:g}")
+        return self.name + (":" + ",".join(opts) if opts else "")
+
+    def with_strength(self, strength: float | None) -> Distortion:
+        return replace(self, fixed_strength=strength)
+
+    def strengths(self, override: tuple[float, ...] | list[float] | None = None) -> list[float]:
+        """The strengths to sweep: ``override``, else the fixed strength, else the default grid.
+
+        A parameterless distortion has the single strength ``nan``.
+        """
+        if self.info.parameterless:
+            return [math.nan]
+        if override is not None:
+            values = [float(s) for s in override]
+        elif self.fixed_strength is not None:
+            values = [self.fixed_strength]
+        else:
+            values = list(self.info.grid)
+        for s in values:
+            self.check_strength(s)
+        return values
+
+    def check_strength(self, strength: float) -> None:
+        info = self.info
+        if info.parameterless:
+            return
+        if strength not in info.valid:
+            raise InvalidValueError(
+                f"{info.name}: {info.strength}={strength:g} is outside its valid range {info.valid}"
+            )
+
+    def is_identity(self, strength: float) -> bool:
+        ident = self.info.identity
+        return ident is not None and (strength == ident)
+
+    def is_random_at(self, strength: float) -> bool:
+        """Whether the output at this strength depends on the generator."""
+        return self.info.random and not self.is_identity(strength)
+
+    def scale_of(self, w: torch.Tensor) -> torch.Tensor:
+        """The scale ``a`` of ``w`` under this distortion's rule, shape ``(rows, 1)``."""
+        return scale_of(_rows(w, self.granularity), self.scale)
+
+    def __call__(
+        self,
+        w: torch.Tensor,
+        strength: float | None = None,
+        generator: torch.Generator | None = None,
+        scale: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Return the distorted copy of ``w`` (same shape, dtype and device); ``w`` is not changed.
+
+        ``scale`` may be passed precomputed (from :meth:`scale_of` on the undistorted tensor).
+        """
+        if strength is None:
+            strength = self.fixed_strength if self.fixed_strength is not None else math.nan
+        if not self.info.parameterless:
+            if math.isnan(strength):
+                raise InvalidValueError(f"{self.name}: a strength ({self.info.strength}) is required")
+            self.check_strength(strength)
+            if self.is_identity(strength):
+                return w.detach().clone()
+        if not w.is_floating_point():
+            raise InvalidValueError(f"{self.name}: can only distort floating-point tensors, not {w.dtype}")
+        rows = _rows(w.detach(), self.granularity)
+        native = self.info.native_dtype or rows.dtype in (torch.float32, torch.float64)
+        work = rows if native else rows.float()
+        a = self.scale_of(w.detach()) if scale is None else scale
+        a = a.to(device=work.device, dtype=work.dtype).reshape(-1, 1)
+        out = self.definition.fn(work, float(strength), a, generator)
+        return out.to(w.dtype).reshape(w.shape)
+
+
+def _rows(w: torch.Tensor, granularity: str) -> torch.Tensor:
+    """A 2-D view of ``w``: one row (tensor) or one row per output channel (channel)."""
+    if granularity == "channel" and w.dim() >= 2:
+        return w.reshape(w.shape[0], -1)
+    return w.reshape(1, -1)

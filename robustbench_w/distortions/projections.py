@@ -1,0 +1,112 @@
+"""Deterministic and stochastic projections of Merolla et al. 2016, plus ternarization and clipping.
+
+Notation: ``a`` is the scale of the row (default ``max|w|``), ``u = w / a``. Every function sees a 2-D view
+(one row per scale group) and returns a new tensor. Used as training projections (see ``train.py``) the
+gradient is straight-through: ``dL/dw := dL/dP(w)``, as in BinaryConnect (Courbariaux et al. 2015).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ._random import uniform
+from .base import Range
+from . import register_distortion
+
+MEROLLA = "Merolla et al. 2016, arXiv:1606.01981"
+
+
+@register_distortion(
+    "none", family="projection", formula="w", values="real", reference=MEROLLA,
+)
+def none(w: torch.Tensor, strength: float, a: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """No distortion: the weights as they are."""
+    return w.clone()
+
+
+@register_distortion(
+    "sign", aliases=("binarize",), family="projection", formula="a * sign(w), sign(0) = +1",
+    values="{-a, +a}", discrete=True, max_values=2,
+    reference=f"{MEROLLA}; Courbariaux et al. 2015 (BinaryConnect), arXiv:1511.00363",
+)
+def sign(w: torch.Tensor, strength: float, a: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Binarization: ``a * sign(w)`` with zero mapped to ``+a``, so there are exactly two values."""
+    return torch.where(w >= 0, a, -a).expand_as(w).clone()
+
+
+@register_distortion(
+    "round", family="projection", formula="a * clamp(round(w / a), -1, 1)", values="{-a, 0, +a}",
+    discrete=True, max_values=3, reference=MEROLLA,
+)
+def round_(w: torch.Tensor, strength: float, a: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Ternary rounding: ``a * round(w / a)``; with ``a = max|w|`` the quotient is already in [-1, 1],
+    with other scale rules it is clamped there so the values stay ternary. Ties round half to even."""
+    return a * torch.round(w / a).clamp_(-1, 1)
+
+
+@register_distortion(
+    "power", family="projection", formula="a * |w / a|^beta * sign(w)", values="[-a, a] (scale=max)",
+    strength="beta", valid=Range(0.0), grid=(1.0, 0.75, 0.5, 0.25, 0.1, 0.05, 0.0), identity=1.0,
+    reference=MEROLLA,
+)
+def power(w: torch.Tensor, beta: float, a: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """The power projection family: identity at ``beta = 1``; ``beta -> 0`` approaches Sign
+    (zero stays zero); ``beta > 1`` pushes small weights towards zero."""
+    return a * (w.abs() / a).pow(beta) * torch.sign(w)
+
+
+def _p_plus(w: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """Probability of ``+a``: ``p = (clamp(w / a, -1, 1) + 1) / 2``."""
+    return (torch.clamp(w / a, -1.0, 1.0) + 1.0) / 2.0
+
+
+@register_distortion(
+    "stoch", family="projection", formula="+a with probability p = (w/a + 1)/2, else -a",
+    values="{-a, +a}", random=True, discrete=True, max_values=2,
+    reference=f"{MEROLLA}; Courbariaux et al. 2015 (stochastic BinaryConnect)",
+)
+def stoch(w: torch.Tensor, strength: float, a: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Stochastic binarization; its expectation is ``w`` (for ``|w| <= a``)."""
+    plus = uniform(w, generator) < _p_plus(w, a)
+    return torch.where(plus, a, -a)
+
+
+@register_distortion(
+    "stochm", family="projection",
+    formula="+|w|*U(g, 1/g) with probability p = (w/a + 1)/2, else -|w|*U(g, 1/g)",
+    values="[-a/g, a/g] (scale=max)", strength="gamma", valid=Range(0.0, 1.0, low_open=True),
+    grid=(1.0, 0.9, 0.75, 0.5, 0.25), random=True, reference=f"{MEROLLA} (the 7.64% CIFAR-10 rule)",
+)
+def stochm(w: torch.Tensor, gamma: float, a: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """The paper's stochastic projection rule ``StochM``: the sign is drawn as in ``stoch``, the magnitude is
+    ``|w|`` times a multiplicative uniform factor in ``[g, 1/g]``.
+
+    The only public transcription of the formula writes ``w * U`` rather than ``|w| * U``; with ``w`` a
+    negative weight's expected sign would flip, so we adopt ``|w|`` (SPEC section 2).
+    """
+    plus = uniform(w, generator) < _p_plus(w, a)
+    magnitude = w.abs() * uniform(w, generator, gamma, 1.0 / gamma)
+    return torch.where(plus, magnitude, -magnitude)
+
+
+@register_distortion(
+    "ternarize", family="projection", formula="a * sign(w) if |w| > t*a else 0", values="{-a, 0, +a}",
+    strength="t", valid=Range(0.0, 1.0), grid=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+    discrete=True, max_values=3, reference="Li, Zhang, Liu 2016 (Ternary weight networks), arXiv:1605.04711",
+)
+def ternarize(w: torch.Tensor, t: float, a: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Ternarization with threshold ``t * a``: weights at most the threshold in magnitude become zero."""
+    return torch.where(w.abs() > t * a, a * torch.sign(w), torch.zeros_like(w))
+
+
+@register_distortion(
+    "clip", family="projection", formula="clamp(w, -c*a, c*a)", values="[-c*a, c*a]",
+    strength="c", valid=Range(0.0, math.inf), grid=(1.0, 0.75, 0.5, 0.25, 0.1), identity=math.inf,
+    reference=MEROLLA,
+)
+def clip(w: torch.Tensor, c: float, a: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Clipping to ``+-c*a``; with ``scale=max`` any ``c >= 1`` changes nothing (identity at ``c = inf``)."""
+    bound = c * a
+    return torch.maximum(torch.minimum(w, bound), -bound)

@@ -1,0 +1,34 @@
+"""Errors a user can cause. The CLI turns each into one line on stderr and an exit code.
+
+Everything a user can get wrong (a path, a name, a strength, a file's content) raises a subclass of
+:class:`WrobustError`; anything else is a bug and exits 3.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # a gate failed
+EXIT_USAGE = 2  # usage or input error
+EXIT_INTERNAL = 3
+EXIT_INTERRUPTED = 130
+
+
+class WrobustError(Exception):
+    """An error caused by the user's input; reported in one line, exit code 2."""
+
+    exit_code = EXIT_USAGE
+
+
+class UnknownNameError(WrobustError, KeyError):
+    """A name that is not registered. Also a ``KeyError``, as a registry lookup should be."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidValueError(WrobustError, ValueError):
+    """A value out of its valid range or of the wrong form (a strength, an option, a size)."""
+
+
+class InputFileError(WrobustError, OSError):
+    """A file that is missing, unreadable, corrupt or of the wrong content."""

@@ -1,0 +1,26 @@
+"""Seeds for every random draw, derived from (run seed, distortion, strength, trial, parameter name).
+
+The same command gives the same numbers; two layers never share a noise stream (their names differ),
+and neither do two trials or two strengths. The derivation is a hash, so it does not depend on the order
+in which points are evaluated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import torch
+
+
+def derive_seed(*parts: object) -> int:
+    """A 63-bit seed from any printable parts (floats by their exact ``repr``)."""
+    text = "\x1f".join(repr(float(p)) if isinstance(p, float) else str(p) for p in parts)
+    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+def point_generator(seed: int, spec: str, strength: float, trial: int, param: str, device: torch.device | str) -> torch.Generator:
+    """The generator for one tensor at one sweep point."""
+    gen = torch.Generator(device=device)
+    gen.manual_seed(derive_seed(seed, spec, float(strength), trial, param))
+    return gen

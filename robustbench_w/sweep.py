@@ -1,0 +1,164 @@
+"""The sweep engine: distortions x strengths x trials, applied in place, evaluated, restored.
+
+Data flow: checkpoint -> module; dataset -> evaluation tensors; spec -> distortion; targets -> one pristine
+copy of the targeted tensors; for each point: write the distorted values in place, evaluate, record a row,
+restore. The clean model is always the first row (distortion ``none``). A point whose outcome cannot depend
+on the seed (a deterministic distortion, or a random one at its identity strength) is evaluated once,
+whatever ``trials`` says.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+from torch import nn
+
+from .checkpoints import LoadedModel
+from .data import EvalSet
+from .distortions import Distortion, get_distortion
+from .errors import InvalidValueError
+from .evaluate import Evaluator, PassResult
+from .inputs import load_inputs
+from .perturb import WeightPatch
+from .targets import select_targets
+
+DEFAULT_DISTORTIONS = ("addnorm", "multunif", "power", "sign", "round")
+ROW_COLUMNS = ["model", "dataset", "distortion", "spec", "strength_name", "strength", "trial", "seed", "n",
+               "accuracy", "error", "loss", "agreement", "weight_change", "nonfinite", "stochastic"]
+
+Progress = Callable[[int, int, str], None]  # (done, total, description)
+
+
+@dataclass(frozen=True)
+class Point:
+    dist: Distortion
+    strength: float
+    trial: int
+    stochastic: bool
+
+    @property
+    def label(self) -> str:
+        s = "" if math.isnan(self.strength) else f" {self.dist.info.strength}={self.strength:g}"
+        return f"{self.dist.spec}{s}" + (f" trial {self.trial}" if self.stochastic else "")
+
+
+def plan(distortions: Sequence[Distortion], strengths: Sequence[float] | None = None, trials: int = 1) -> list[Point]:
+    """Every point to evaluate, in order: distortion, strength, trial."""
+    if trials < 1:
+        raise InvalidValueError(f"--trials must be at least 1, not {trials}")
+    points = []
+    for dist in distortions:
+        for s in dist.strengths(strengths):
+            stochastic = dist.is_random_at(s)
+            points.extend(Point(dist, s, t, stochastic) for t in range(trials if stochastic else 1))
+    return points
+
+
+def parse_distortions(specs: Iterable[str | Distortion] | None) -> list[Distortion]:
+    """Distortions from spec strings (the default set when none); repeated specs count once."""
+    dists = [get_distortion(s) for s in (specs or DEFAULT_DISTORTIONS)]
+    unique: dict[str, Distortion] = {}
+    for d in dists:
+        unique.setdefault(d.spec, d)
+    return [d for d in unique.values() if d.name != "none"]
+
+
+class SweepRunner:
+    """A model, an evaluation set and the targeted tensors, ready to evaluate points."""
+
+    def __init__(self, model: LoadedModel, data: EvalSet, *, include: Iterable[str] = (), exclude: Iterable[str] = (),
+                 batch_size: int = 1024, device: torch.device | str = "cpu"):
+        if batch_size < 1:
+            raise InvalidValueError(f"--batch-size must be at least 1, not {batch_size}")
+        self.model, self.data, self.device = model, data, torch.device(device)
+        self.patch = WeightPatch(select_targets(model.module, include, exclude))
+        self.evaluator = Evaluator(model.module, data, batch_size, self.device, model.normalization)
+        self.clean = self.evaluator.run()
+
+    def evaluate(self, point: Point, seed: int) -> dict:
+        with self.patch.applied(point.dist, point.strength, seed, point.trial) as applied:
+            result = self.evaluator.run()
+            extras = self.point_extras(point)
+        return self.row(point.dist, point.strength, point.trial, seed, result, float(applied.weight_change),
+                        point.stochastic, extras)
+
+    def point_extras(self, point: Point) -> dict:
+        """Columns computed from the distorted weights while they are in place (extension point)."""
+        return {}
+
+    def clean_row(self, seed: int) -> dict:
+        return self.row(get_distortion("none"), math.nan, 0, seed, self.clean, 0.0, False, self.point_extras(None))
+
+    def row(self, dist: Distortion, strength: float, trial: int, seed: int, r: PassResult, change: float,
+            stochastic: bool, extras: dict) -> dict:
+        return {
+            "model": self.model.name, "dataset": self.data.name, "distortion": dist.name, "spec": dist.spec,
+            "strength_name": dist.info.strength or "", "strength": strength, "trial": trial, "seed": seed,
+            "n": r.n, "accuracy": r.accuracy, "error": r.error, "loss": r.loss, "agreement": r.agreement,
+            "weight_change": change, "nonfinite": r.nonfinite, "stochastic": stochastic, **extras,
+        }
+
+    def run(self, points: Sequence[Point], seed: int = 0, progress: Progress | None = None) -> list[dict]:
+        rows = [self.clean_row(seed)]
+        for i, point in enumerate(points):
+            if progress:
+                progress(i, len(points), point.label)
+            rows.append(self.evaluate(point, seed))
+        if progress:
+            progress(len(points), len(points), "done")
+        return rows
+
+
+def sweep(
+    model: str | LoadedModel | nn.Module,
+    dataset: str | EvalSet | None = None,
+    distortions: Iterable[str | Distortion] | None = None,
+    strengths: Sequence[float] | None = None,
+    trials: int = 3,
+    seed: int = 0,
+    *,
+    include: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+    batch_size: int = 1024,
+    device: str | torch.device = "auto",
+    limit: int | None = None,
+    progress: Progress | None = None,
+    **options,
+) -> pd.DataFrame:
+    """Evaluate ``model`` under each distortion, strength and trial; one row per point (SPEC section 3).
+
+    ``dataset`` defaults to the one the checkpoint was trained on; other keyword ``options`` go to the
+    model and dataset loaders (``arch``, ``num_classes``, ``data_root``, ...; see ``inputs.load_inputs``). The returned frame carries a ``meta``
+    dict in ``.attrs`` (versions, device, seed, model hash, targets, timing). ``stats.summarize`` gives
+    the summary rows.
+    """
+    started = time.perf_counter()
+    points = plan(parse_distortions(distortions), strengths, trials)
+    inputs = load_inputs(model, dataset, device=device, limit=limit, seed=seed, **options)
+    runner = SweepRunner(inputs.model, inputs.data, include=include, exclude=exclude, batch_size=batch_size,
+                         device=inputs.device)
+    rows = pd.DataFrame(runner.run(points, seed, progress))
+    rows = rows[ROW_COLUMNS + [c for c in rows.columns if c not in ROW_COLUMNS]]
+    rows.attrs["meta"] = run_meta(inputs.model, inputs.data, runner, inputs.device, seed, time.perf_counter() - started)
+    return rows
+
+
+def run_meta(model: LoadedModel, data: EvalSet, runner: SweepRunner, device: torch.device, seed: int, elapsed: float) -> dict:
+    import platform
+    import sys
+
+    from . import __version__
+
+    return {
+        "package": "robustbench_w", "version": __version__, "torch": torch.__version__,
+        "python": platform.python_version(), "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "seed": seed, "command": " ".join(["wrobust", *sys.argv[1:]] if sys.argv[0].endswith("wrobust") else sys.argv), "model": model.name,
+        "model_sha256": model.sha256, "dataset": data.name, "split": data.split, "n": len(data),
+        "targets": runner.patch.names, "target_weights": runner.patch.numel, "elapsed_s": round(elapsed, 3),
+    }
