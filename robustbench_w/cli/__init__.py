@@ -1,6 +1,7 @@
 """The ``wrobust`` command line: parse, call the library, render. No logic of its own.
 
-Each command lives in its own module and registers itself on the ``cli`` group. :func:`main` maps errors
+Each command lives in its own module of this package and registers itself on the ``cli`` group; every
+module here except ``options`` is imported at start-up. :func:`main` maps errors
 to exit codes: 0 success or pass; 1 gate failed; 2 usage or input error; 3 internal error; 130
 interrupted. Errors are one line on stderr; ``--debug`` (anywhere on the line) or ``WROBUST_DEBUG=1``
 shows the traceback.
@@ -79,5 +80,14 @@ def _debug(debug: bool) -> None:
         traceback.print_exc()
 
 
-# Commands register themselves on import.
-from . import listing, sweep  # noqa: E402,F401
+def _load_commands() -> None:
+    """Import every command module of this package; each registers its commands on ``cli``."""
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.iter_modules(__path__):
+        if not info.name.startswith("_") and info.name != "options":
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+_load_commands()
