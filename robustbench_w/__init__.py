@@ -9,6 +9,7 @@ Python API (everything returns plain objects or pandas DataFrames)::
 
 __version__ = "0.1.0"
 
+from .bits import effective_bits
 from .checkpoints import load_model
 from .data import load_dataset
 from .distortions import get_distortion, list_distortions, register_distortion
@@ -17,6 +18,7 @@ from .sweep import sweep
 
 __all__ = [
     "__version__",
+    "effective_bits",
     "get_distortion",
     "list_distortions",
     "load_dataset",

@@ -1,9 +1,18 @@
-"""Resolve an architecture name to a factory: built-in, torchvision, or user code."""
+"""Resolve an architecture name (``--arch``) to a factory, and build the module.
+
+``NAME`` is, in this order: a built-in architecture (``wrobust list archs``); any torchvision classification
+model (``torchvision.models.get_model``, built without pretrained weights: the checkpoint supplies them); or
+user code, ``package.module:callable`` or ``path/to/file.py:callable``, a callable that returns the
+``nn.Module`` (it gets ``num_classes=N`` when ``--num-classes`` is given). Naming user code runs it, as
+importing it would: that is the user's explicit choice.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
+import inspect
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -11,33 +20,86 @@ from pathlib import Path
 from torch import nn
 
 from .errors import InputFileError, InvalidValueError, UnknownNameError
+from .registry import close_matches
 
 
 def resolve_arch(name: str) -> Callable[..., nn.Module]:
-    """A factory for ``name``: built-in (``wrobust list archs``), torchvision model, or ``module:callable``."""
+    """A factory for ``name``: built-in, torchvision model, or ``module:callable`` / ``file.py:callable``."""
     from .models import ARCHS
 
-    if ":" in name and not name.lower().startswith("builtin:"):
+    if ":" in name:
         return _user_callable(name)
     if name in ARCHS:
         return ARCHS.get(name).factory
     tv = _torchvision(name)
     if tv is not None:
         return tv
-    ARCHS.get(name)  # raises UnknownNameError with close matches
-    raise UnknownNameError(f"unknown architecture {name!r}")
+    raise UnknownNameError(_unknown_message(name))
+
+
+def build(name: str, num_classes: int | None = None, **kwargs) -> nn.Module:
+    """Instantiate architecture ``name`` (``num_classes`` passed on when given); errors are one line."""
+    factory = resolve_arch(name)
+    if num_classes is not None:
+        if not _accepts(factory, "num_classes"):
+            raise InvalidValueError(f"--arch {name}: the factory takes no num_classes argument; leave out --num-classes")
+        kwargs["num_classes"] = int(num_classes)
+    try:
+        module = factory(**kwargs)
+    except Exception as exc:  # the factory is user or library code given the user's arguments
+        raise InvalidValueError(f"--arch {name}: building the model failed: "
+                                f"{type(exc).__name__}: {_first_line(exc)}") from exc
+    if not isinstance(module, nn.Module):
+        raise InvalidValueError(f"--arch {name}: the factory returned a {type(module).__name__}, not an nn.Module")
+    return module
+
+
+def arch_input_shape(name: str) -> tuple[int, ...] | None:
+    """The fixed input shape of a built-in architecture (without batch), else None."""
+    from .models import ARCHS
+
+    return ARCHS.get(name).input_shape if ":" not in name and name in ARCHS else None
+
+
+def _accepts(factory: Callable, param: str) -> bool:
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # no signature (a C function): let the call decide
+        return True
+    return any(p.name == param or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else "(no message)"
+
+
+def _torchvision_names() -> list[str]:
+    from torchvision import models as tvm
+
+    return tvm.list_models(module=tvm)
 
 
 def _torchvision(name: str) -> Callable[..., nn.Module] | None:
     from torchvision import models as tvm
 
-    if name.lower() not in tvm.list_models(module=tvm):
+    key = name.lower()
+    if key not in _torchvision_names():
         return None
 
-    def build(**kwargs) -> nn.Module:
-        return tvm.get_model(name.lower(), weights=None, **kwargs)
+    def build_torchvision(**kwargs) -> nn.Module:
+        return tvm.get_model(key, weights=None, **kwargs)
 
-    return build
+    return build_torchvision
+
+
+def _unknown_message(name: str) -> str:
+    from .models import ARCHS
+
+    close = close_matches(name.lower(), [*ARCHS.names(), *_torchvision_names()])
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return (f"unknown architecture {name!r}{hint} (built-in: {', '.join(ARCHS.names())}; or any torchvision "
+            f"classification model; or package.module:callable or path/to/file.py:callable)")
 
 
 def _user_callable(spec: str) -> Callable[..., nn.Module]:
@@ -45,24 +107,37 @@ def _user_callable(spec: str) -> Callable[..., nn.Module]:
     target, _, attr = spec.rpartition(":")
     if not target or not attr:
         raise InvalidValueError(f"--arch {spec!r}: expected NAME, package.module:callable or file.py:callable")
-    if target.endswith(".py"):
-        path = Path(target).expanduser()
-        if not path.is_file():
-            raise InputFileError(f"{path}: no such file (from --arch {spec})")
-        mod_name = f"_wrobust_user_{abs(hash(str(path.resolve())))}"
-        loader_spec = importlib.util.spec_from_file_location(mod_name, path)
-        module = importlib.util.module_from_spec(loader_spec)
-        sys.modules[mod_name] = module
-        try:
-            loader_spec.loader.exec_module(module)
-        except Exception as exc:
-            raise InputFileError(f"{path}: failed to import: {type(exc).__name__}: {exc}") from exc
-    else:
-        try:
-            module = importlib.import_module(target)
-        except ImportError as exc:
-            raise InvalidValueError(f"--arch {spec!r}: cannot import {target!r}: {exc}") from exc
+    module = _import_file(Path(target).expanduser(), spec) if target.endswith(".py") else _import_module(target, spec)
     fn = getattr(module, attr, None)
     if not callable(fn):
         raise InvalidValueError(f"--arch {spec!r}: {target} has no callable {attr!r}")
     return fn
+
+
+def _import_module(target: str, spec: str):
+    try:
+        return importlib.import_module(target)
+    except ImportError as exc:
+        raise InvalidValueError(f"--arch {spec!r}: cannot import {target!r}: {exc}") from exc
+
+
+def _import_file(path: Path, spec: str):
+    """Import a Python file as a module (its folder is on ``sys.path`` meanwhile, for its sibling imports)."""
+    if not path.is_file():
+        raise InputFileError(f"{path}: no such file (from --arch {spec})")
+    resolved = path.resolve()
+    mod_name = "_wrobust_arch_" + hashlib.sha1(str(resolved).encode()).hexdigest()[:12]
+    if mod_name in sys.modules:
+        return sys.modules[mod_name]
+    loader_spec = importlib.util.spec_from_file_location(mod_name, resolved)
+    module = importlib.util.module_from_spec(loader_spec)
+    sys.modules[mod_name] = module  # before running it, as an import does (dataclasses look it up)
+    sys.path.insert(0, str(resolved.parent))
+    try:
+        loader_spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[mod_name]
+        raise InputFileError(f"{path}: failed to import: {type(exc).__name__}: {_first_line(exc)}") from exc
+    finally:
+        sys.path.remove(str(resolved.parent))
+    return module

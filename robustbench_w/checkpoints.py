@@ -1,15 +1,28 @@
-"""Load a checkpoint into an ``nn.Module`` in eval mode, safely.
+"""Load any checkpoint into an ``nn.Module`` in eval mode, safely, recognising its kind by content.
 
-wrobust's own format is a plain dict (loads with ``torch.load(weights_only=True)``)::
+Kinds (``LoadedModel.format``), told apart by the file's bytes, never by its suffix:
 
-    {"format": "wrobust", "version": 1,
-     "arch": "mlp", "arch_kwargs": {...},          # rebuilt with models.build_arch
-     "state_dict": {...},
-     "dataset": "digits", "num_classes": 10, "input_shape": [1, 8, 8],
-     "normalization": {"divisor": 16.0, "mean": [...], "std": [...]},
-     "train": {...}}                               # optional: how it was trained
+- ``wrobust``: wrobust's own format, a plain dict (loads with ``torch.load(weights_only=True)``)::
 
-``builtin:NAME`` names a checkpoint shipped in the package (``robustbench_w/assets/NAME.pt``).
+      {"format": "wrobust", "version": 1,
+       "arch": "mlp", "arch_kwargs": {...},          # rebuilt with models.build_arch
+       "state_dict": {...},
+       "dataset": "digits", "num_classes": 10, "input_shape": [1, 8, 8],
+       "normalization": {"divisor": 16.0, "mean": [...], "std": [...]},
+       "train": {...}}                               # optional: how it was trained
+
+- ``state_dict``: a ``torch.save`` file (.pt, .pth, .bin) holding a state dict, bare or under a
+  ``state_dict``/``model``/... key, with ``module.``/``model.``/``_orig_mod.`` prefixes fitted away;
+  rebuilt with ``--arch NAME`` (and ``--num-classes N``): see :mod:`.archspec`.
+- ``safetensors``: the same, from a safetensors file (needs the optional ``safetensors`` package).
+- ``torchscript`` and ``export``: compiled programs that carry their graph (no ``--arch``): :mod:`.exported`.
+  A TorchScript archive is a program, so it needs ``--trust-checkpoint``; an exported program does not,
+  unless it holds pickled Python objects.
+- ``pickle``: a whole pickled module (``torch.save(model)``). Unpickling runs code from the file, so it
+  is refused unless the caller passes ``trust_checkpoint=True`` (``--trust-checkpoint``).
+
+``builtin:NAME`` names a checkpoint shipped in the package (``robustbench_w/assets/NAME.pt``). Every
+failure is an :class:`InputFileError` (or another ``WrobustError``) whose one-line message names the file.
 """
 
 from __future__ import annotations
@@ -17,7 +30,9 @@ from __future__ import annotations
 import hashlib
 import io
 import pickle
+import re
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -25,8 +40,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .archspec import arch_input_shape, build
 from .data import Normalization
-from .errors import InputFileError, UnknownNameError
+from .errors import InputFileError, InvalidValueError, UnknownNameError
 from .models import build_arch
 from .registry import close_matches
 
@@ -49,6 +65,7 @@ class LoadedModel:
     input_shape: tuple[int, ...] | None = None
     normalization: Normalization | None = None
     extra: dict = field(default_factory=dict)  # training record and anything else the file holds
+    format: str | None = None  # wrobust, state_dict, safetensors, torchscript, export or pickle
 
 
 def builtin_names() -> list[str]:
@@ -101,6 +118,59 @@ def save_checkpoint(path: str | Path, model: nn.Module, arch: str, arch_kwargs: 
     return path
 
 
+# ------------------------------------------------------------------ recognising a file by its bytes
+
+def sniff(path: Path) -> str:
+    """The kind of checkpoint file, from its content: ``torch``, ``safetensors``, ``torchscript`` or ``export``."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if not head:
+        raise InputFileError(f"{path}: empty file, not a checkpoint")
+    if head.startswith(b"PK\x03\x04"):
+        return _zip_kind(path)
+    if len(head) > 8 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < (1 << 30):
+        return "safetensors"  # an 8-byte little-endian header length, then the JSON header
+    if head[:1] == b"\x80":  # a pickle: torch.save's legacy (before PyTorch 1.6) format
+        return "torch"
+    raise InputFileError(f"{path}: not a checkpoint wrobust can read (expected a PyTorch .pt/.pth/.bin, "
+                         f"safetensors, TorchScript or torch.export .pt2 file)")
+
+
+def _zip_kind(path: Path) -> str:
+    try:
+        if not _ends_with_directory(path):
+            raise zipfile.BadZipFile("the archive's directory is not at its end")
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise InputFileError(f"{path}: truncated or corrupt checkpoint ({_first_line(exc)})") from exc
+    tails = {name.split("/", 1)[-1] for name in names}
+    if "archive_format" in tails or any(t.startswith("models/") and t.endswith(".json") for t in tails):
+        return "export"
+    if "constants.pkl" in tails and any(t.startswith("code/") for t in tails):
+        return "torchscript"
+    if "data.pkl" in tails:
+        return "torch"
+    raise InputFileError(f"{path}: a zip archive, but not a PyTorch checkpoint")
+
+
+def _ends_with_directory(path: Path) -> bool:
+    """Whether the file ends with a zip end-of-directory record (a truncated archive does not; without this
+    check a cut ``.pt2`` would be read as the ``torch.save`` archive it embeds)."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        f.seek(max(0, size - 22 - 65535))
+        tail = f.read()
+    at = tail.rfind(b"PK\x05\x06")
+    return at >= 0 and at + 22 + int.from_bytes(tail[at + 20:at + 22], "little") == len(tail)
+
+
+# ------------------------------------------------------------------ torch.save files
+
+class UntrustedCheckpointError(InputFileError):
+    """The file holds pickled Python objects; loading them needs ``--trust-checkpoint``."""
+
+
 def is_wrobust_checkpoint(obj: object) -> bool:
     return isinstance(obj, dict) and obj.get("format") == FORMAT
 
@@ -110,12 +180,24 @@ def read_weights_only(path: Path) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise InputFileError(
-            f"{path}: holds Python objects beyond tensors (a whole pickled module?); loading it would run code "
-            f"from the file: pass --trust-checkpoint if you trust it ({str(exc).splitlines()[0][:120]})"
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = f" ({found.group(1)})" if found else ""
+        raise UntrustedCheckpointError(
+            f"{path}: holds pickled Python objects beyond tensors{what}, a whole pickled module perhaps; loading it "
+            f"would run code from the file: pass --trust-checkpoint to load it, only if you trust where it came from"
         ) from exc
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, io.UnsupportedOperation) as exc:
-        raise InputFileError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): {_first_line(exc)}") from exc
+        raise InputFileError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): "
+                             f"{_first_line(exc)}") from exc
+
+
+def read_trusted(path: Path) -> object:
+    """``torch.load(weights_only=False)``: runs the file's pickled code. Only with ``--trust-checkpoint``."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # unpickling can raise anything the file's classes raise
+        raise InputFileError(f"{path}: cannot unpickle it: {type(exc).__name__}: {_first_line(exc)} (the code that "
+                             f"defined its classes must be importable)") from exc
 
 
 def _first_line(exc: BaseException) -> str:
@@ -123,10 +205,34 @@ def _first_line(exc: BaseException) -> str:
     return text[0][:200] if text else type(exc).__name__
 
 
+@dataclass(frozen=True)
+class LoadOptions:
+    arch: str | None = None
+    num_classes: int | None = None
+    trust_checkpoint: bool = False
+
+
+def _load_torch_file(path: Path, name: str, opts: LoadOptions) -> LoadedModel:
+    try:
+        obj = read_weights_only(path)
+    except UntrustedCheckpointError:
+        if not opts.trust_checkpoint:
+            raise
+        obj = read_trusted(path)
+    if is_wrobust_checkpoint(obj):
+        return from_wrobust(obj, name, path)
+    module = find_module(obj)
+    if module is not None:
+        return LoadedModel(module=module, name=name, arch=type(module).__name__, format="pickle")
+    return from_state_dict(extract_state_dict(obj, path), path, name, opts, "state_dict")
+
+
 def from_wrobust(obj: dict, name: str, path: Path | None) -> LoadedModel:
     """Rebuild a module from wrobust's own format."""
     if obj.get("version", 0) > VERSION:
         raise InputFileError(f"{name}: written by a newer wrobust (format version {obj['version']}); please upgrade")
+    if not isinstance(obj.get("arch"), str) or not isinstance(obj.get("state_dict"), Mapping):
+        raise InputFileError(f"{name}: a malformed wrobust checkpoint (no 'arch' or 'state_dict')")
     module = build_arch(obj["arch"], **obj.get("arch_kwargs", {}))
     load_state(module, obj["state_dict"], name)
     norm = obj.get("normalization")
@@ -135,30 +241,137 @@ def from_wrobust(obj: dict, name: str, path: Path | None) -> LoadedModel:
         module=module, name=name, path=path, arch=obj["arch"], dataset=obj.get("dataset"),
         num_classes=obj.get("num_classes"), input_shape=tuple(shape) if shape else None,
         normalization=Normalization.from_dict(norm) if norm else None, extra={"train": obj.get("train", {})},
+        format="wrobust",
     )
 
 
-def load_state(module: nn.Module, state: dict, name: str) -> None:
-    """``load_state_dict`` with a one-line report of the first missing, unexpected and mis-shaped keys."""
+# ------------------------------------------------------------------ state dicts
+
+# Keys under which checkpoints keep the weights (Lightning, timm, training scripts), searched in this order.
+STATE_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network", "state_dict_ema", "ema",
+              "weights", "params")
+# Prefixes that wrappers add to every key: DataParallel/DDP, Lightning, torch.compile, training scripts.
+PREFIXES = ("module.", "model.", "_orig_mod.", "net.", "network.")
+
+
+def find_module(obj: object) -> nn.Module | None:
+    """A whole module in a (trusted) unpickled object: the object itself or under one of ``STATE_KEYS``."""
+    if isinstance(obj, nn.Module):
+        return obj
+    if isinstance(obj, Mapping):
+        return next((obj[k] for k in STATE_KEYS if isinstance(obj.get(k), nn.Module)), None)
+    return None
+
+
+def extract_state_dict(obj: object, path: Path, depth: int = 0) -> dict[str, torch.Tensor]:
+    """The ``{name: tensor}`` mapping in ``obj``: ``obj`` itself, or found under one of ``STATE_KEYS``."""
+    if isinstance(obj, Mapping):
+        tensors = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
+        if tensors and len(tensors) == len(obj):
+            return tensors
+        for key in STATE_KEYS:
+            if isinstance(obj.get(key), Mapping) and depth < 3:
+                found = extract_state_dict(obj[key], path, depth + 1)
+                if found:
+                    return found
+        if tensors:
+            return tensors
+    if depth:
+        return {}
+    what = f"a dict with keys {sorted(map(str, obj))[:8]}" if isinstance(obj, Mapping) else f"a {type(obj).__name__}"
+    raise InputFileError(f"{path}: holds {what}, not a model or a state dict of tensors")
+
+
+def fit_prefixes(state: dict[str, torch.Tensor], own_keys) -> dict[str, torch.Tensor]:
+    """``state`` with wrapper prefixes (``module.``, ``model.``, ...) removed where that fits the model's keys
+    better: of all ways to strip up to three prefixes, the one matching most keys (the least stripping wins ties)."""
+    own = set(own_keys)
+    best, best_hits = state, len(own.intersection(state))
+    frontier = [state]
+    for _ in range(3):
+        frontier = [{k[len(p):]: v for k, v in cand.items() if k.startswith(p)}
+                    for cand in frontier for p in PREFIXES if any(k.startswith(p) for k in cand)]
+        for cand in frontier:
+            hits = len(own.intersection(cand))
+            if hits > best_hits:
+                best, best_hits = cand, hits
+    return best
+
+
+def load_state(module: nn.Module, state: Mapping, name: str, what: str = "the architecture", hint: str = "") -> None:
+    """``load_state_dict`` with a one-line report of the first missing, unexpected and mis-shaped keys.
+    (A missing BatchNorm ``num_batches_tracked`` counter, absent from old checkpoints, is not an error.)"""
     own = module.state_dict()
-    missing = [k for k in own if k not in state]
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in own]
     shaped = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
               if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(own[k].shape)]
     if missing or unexpected or shaped:
-        parts = [f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''} ({len(keys)})"
+        parts = [f"{len(keys)} {label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
                  for label, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", shaped)) if keys]
-        raise InputFileError(f"{name}: the weights do not fit the architecture; " + "; ".join(parts))
-    module.load_state_dict(state)
+        raise InputFileError(f"{name}: the weights do not fit {what}; " + "; ".join(parts) + (hint if shaped else ""))
+    module.load_state_dict(dict(state), strict=False)  # fit checked above; strict=False lets BatchNorm fill its counter
 
 
-def load_model(spec: str | Path, device: str | torch.device = "cpu", **options) -> LoadedModel:
-    """Load a model spec (a path or ``builtin:NAME``) into an eval-mode module on ``device``."""
+def from_state_dict(state: dict[str, torch.Tensor], path: Path, name: str, opts: LoadOptions, kind: str) -> LoadedModel:
+    """Build ``--arch`` and load ``state`` into it."""
+    if not opts.arch:
+        raise InputFileError(f"{path}: a plain state dict ({len(state)} tensors) needs --arch NAME (built-in, a "
+                             f"torchvision model name, package.module:callable or file.py:callable) and --num-classes N")
+    module = build(opts.arch, opts.num_classes)
+    hint = "" if opts.num_classes else f" (pass --num-classes N: --arch {opts.arch} was built with its default)"
+    load_state(module, fit_prefixes(state, module.state_dict()), str(path), f"--arch {opts.arch}", hint)
+    return LoadedModel(module=module, name=name, arch=opts.arch, num_classes=opts.num_classes,
+                       input_shape=arch_input_shape(opts.arch), format=kind)
+
+
+def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file (the ``safetensors`` package is imported only here)."""
+    try:
+        from safetensors.torch import load_file
+    except ImportError:
+        raise InputFileError(f"{path}: reading safetensors files needs the safetensors package: "
+                             f"pip install 'robustbench_w[safetensors]'") from None
+    try:
+        return load_file(str(path), device="cpu")
+    except Exception as exc:  # safetensors raises its own error types on bad headers and short files
+        raise InputFileError(f"{path}: not a readable safetensors file (truncated or corrupt?): "
+                             f"{_first_line(exc)}") from exc
+
+
+def _load_safetensors(path: Path, name: str, opts: LoadOptions) -> LoadedModel:
+    return from_state_dict(read_safetensors(path), path, name, opts, "safetensors")
+
+
+def _load_torchscript(path: Path, name: str, opts: LoadOptions) -> LoadedModel:
+    from .exported import load_torchscript
+
+    module = load_torchscript(path, opts.trust_checkpoint)
+    return LoadedModel(module=module, name=name, num_classes=opts.num_classes, format="torchscript")
+
+
+def _load_export(path: Path, name: str, opts: LoadOptions) -> LoadedModel:
+    from .exported import load_exported
+
+    module, shape = load_exported(path, opts.trust_checkpoint)
+    return LoadedModel(module=module, name=name, num_classes=opts.num_classes, input_shape=shape, format="export")
+
+
+LOADERS = {"torch": _load_torch_file, "safetensors": _load_safetensors, "torchscript": _load_torchscript,
+           "export": _load_export}
+
+
+def load_model(spec: str | Path, device: str | torch.device = "cpu", *, arch: str | None = None,
+               num_classes: int | None = None, trust_checkpoint: bool = False) -> LoadedModel:
+    """Load a model spec (a path or ``builtin:NAME``) into an eval-mode module on ``device``.
+
+    ``arch`` and ``num_classes`` rebuild plain state dicts and safetensors files; ``trust_checkpoint``
+    allows unpickling a whole pickled module (it runs code from the file)."""
+    if num_classes is not None and int(num_classes) < 1:
+        raise InvalidValueError(f"--num-classes must be a positive number, not {num_classes}")
     path = resolve_path(spec)
-    obj = read_weights_only(path)
-    if not is_wrobust_checkpoint(obj):
-        raise InputFileError(f"{path}: not a wrobust checkpoint (other formats need --arch; see wrobust sweep --help)")
-    loaded = from_wrobust(obj, str(spec), path)
-    loaded.sha256 = file_sha256(path)
+    opts = LoadOptions(arch, None if num_classes is None else int(num_classes), bool(trust_checkpoint))
+    loaded = LOADERS[sniff(path)](path, str(spec), opts)
+    loaded.path, loaded.sha256 = path, file_sha256(path)
     loaded.module.to(device).eval()
     return loaded

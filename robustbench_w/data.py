@@ -3,6 +3,12 @@
 An :class:`EvalSet` holds raw inputs (uint8 where the data is 8-bit) and labels, with the normalisation
 that turns a raw batch into model input. Each sweep point then costs one pass over the model and nothing
 else. Datasets are registered by name in ``DATASETS``; a loader is ``(split, **options) -> EvalSet``.
+
+A dataset that takes an argument is named ``PREFIX:ARGUMENT`` (``imagefolder:PATH``, ``tensors:FILE``); the
+prefix is looked up in the registry and the argument reaches the loader as ``source``. Loaders receive every
+data option (``data_root``, ``download``, ``image_size``, ``input_shape``, ``limit``, ``seed``, ...) and
+ignore those they do not use. The loaders beyond ``digits`` live in :mod:`robustbench_w.datasets`, one
+file per kind, and register themselves when this module is imported.
 """
 
 from __future__ import annotations
@@ -38,6 +44,24 @@ class Normalization:
 
     def to_dict(self) -> dict:
         return {"divisor": self.divisor, "mean": list(self.mean), "std": list(self.std)}
+
+    def with_overrides(self, mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None) -> Normalization:
+        """The same divisor with ``--mean`` / ``--std`` replacing the preset's (one value or one per channel)."""
+        mean = self.mean if mean is None else tuple(float(v) for v in mean)
+        std = self.std if std is None else tuple(float(v) for v in std)
+        if not mean or not std:
+            raise InvalidValueError("--mean and --std need at least one value each")
+        if any(not s > 0 for s in std):
+            raise InvalidValueError(f"--std must be positive, not {','.join(f'{v:g}' for v in std)}")
+        if len(mean) != len(std) and 1 not in (len(mean), len(std)):
+            raise InvalidValueError(f"--mean has {len(mean)} values and --std {len(std)}: give one each, or one per channel")
+        return Normalization(self.divisor, mean, std)
+
+    def check_channels(self, channels: int, where: str) -> None:
+        """Raise unless ``mean`` and ``std`` have one value or one per channel of the inputs."""
+        for label, values in (("mean", self.mean), ("std", self.std)):
+            if len(values) not in (1, channels):
+                raise InvalidValueError(f"{where}: {len(values)} {label} values for inputs with {channels} channels")
 
     @classmethod
     def from_dict(cls, d: dict) -> Normalization:
@@ -75,46 +99,85 @@ class DatasetDef:
     name: str
     loader: Callable[..., EvalSet]
     description: str
+    argument: str | None = None  # metavar of the argument after the colon (``PATH``), if the dataset takes one
+
+    @property
+    def usage(self) -> str:
+        return f"{self.name}:{self.argument}" if self.argument else self.name
 
 
 DATASETS: Registry[DatasetDef] = Registry("dataset", DatasetDef)
+SPLITS = ("test", "train")
 
 
-def register_dataset(name: str, description: str):
+def register_dataset(name: str, description: str, argument: str | None = None):
+    """Decorator: register a loader ``(split, **options) -> EvalSet``; ``argument`` names what follows the
+    colon for datasets named ``NAME:ARGUMENT`` (the loader then gets it as ``source``)."""
     def decorate(loader: Callable[..., EvalSet]) -> Callable[..., EvalSet]:
-        DATASETS.register(name, DatasetDef(name.lower(), loader, description))
+        DATASETS.register(name, DatasetDef(name.lower(), loader, description, argument))
         return loader
 
     return decorate
 
 
-def load_dataset(name: str, split: str = "test", limit: int | None = None, seed: int = 0, **options) -> EvalSet:
-    """Load a registered dataset as an :class:`EvalSet`; ``limit`` takes a seeded, class-balanced subset."""
-    if split not in ("test", "train"):
+def parse_dataset_name(name: str) -> tuple[DatasetDef, dict]:
+    """The registry entry for ``NAME`` or ``PREFIX:ARGUMENT``, and the loader's ``source`` option."""
+    prefix, colon, argument = str(name).partition(":")
+    definition = DATASETS.get(prefix)
+    if definition.argument and not argument:
+        raise InvalidValueError(f"dataset {definition.name!r} needs an argument: --dataset {definition.usage}")
+    if colon and not definition.argument:
+        raise InvalidValueError(f"dataset {definition.name!r} takes no argument (got {name!r})")
+    return definition, ({"source": argument} if definition.argument else {})
+
+
+def load_dataset(name: str, split: str = "test", limit: int | None = None, seed: int = 0, *,
+                 mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None, **options) -> EvalSet:
+    """Load a registered dataset as an :class:`EvalSet`.
+
+    ``limit`` takes a seeded, class-balanced subset (loaders that can pick it before reading, do);
+    ``mean`` / ``std`` override the dataset's normalisation preset. Other ``options`` go to the loader.
+    """
+    if split not in SPLITS:
         raise InvalidValueError(f"split must be 'test' or 'train', not {split!r}")
-    data = DATASETS.get(name).loader(split=split, **options)
+    if limit is not None and limit <= 0:
+        raise InvalidValueError(f"--limit must be a positive number, not {limit}")
+    definition, source = parse_dataset_name(name)
+    data = definition.loader(split=split, limit=limit, seed=seed, **source, **options)
+    if mean is not None or std is not None:
+        data = replace(data, normalization=data.normalization.with_overrides(mean, std))
+    if data.x.dim() >= 2:
+        data.normalization.check_channels(int(data.x.shape[1]), f"dataset {data.name}")
     return limit_subset(data, limit, seed) if limit is not None else data
 
 
+def subset_index(y: torch.Tensor | None, n: int, limit: int, seed: int = 0) -> torch.Tensor:
+    """Indices (sorted) of a seeded subset of ``limit`` of ``n`` examples, balanced over the classes of ``y``
+    when there are labels (classes take turns; a class that runs out drops out)."""
+    if limit <= 0:
+        raise InvalidValueError(f"--limit must be a positive number, not {limit}")
+    gen = torch.Generator().manual_seed(seed)
+    order = torch.randperm(n, generator=gen)
+    if y is None or limit >= n:
+        return order[:limit].sort().values
+    y = y[order]
+    # rank of each example within its class (in the seeded order); take the lowest ranks first
+    rank = torch.empty(n, dtype=torch.long)
+    for c in torch.unique(y):
+        members = torch.nonzero(y == c).flatten()
+        rank[members] = torch.arange(len(members))
+    chosen = torch.argsort(rank * n + torch.arange(n), stable=True)[:limit]
+    return order[chosen].sort().values
+
+
 def limit_subset(data: EvalSet, limit: int, seed: int = 0) -> EvalSet:
-    """A seeded subset of ``limit`` examples, balanced over classes when there are labels
-    (classes take turns; a class that runs out drops out). The subset keeps the original order."""
+    """A seeded subset of ``limit`` examples, balanced over classes when there are labels.
+    The subset keeps the original order; a set no larger than ``limit`` is returned as it is."""
     if limit <= 0:
         raise InvalidValueError(f"--limit must be a positive number, not {limit}")
     if limit >= len(data):
         return data
-    gen = torch.Generator().manual_seed(seed)
-    order = torch.randperm(len(data), generator=gen)
-    if data.y is None:
-        return data.subset(order[:limit].sort().values)
-    y = data.y[order]
-    per_class = [order[y == c] for c in torch.unique(y)]
-    # rank of each example within its class (in the seeded order); take the lowest ranks first
-    rank = torch.empty(len(data), dtype=torch.long)
-    for members in per_class:
-        rank[members] = torch.arange(len(members))
-    chosen = torch.argsort(rank[order] * len(data) + torch.arange(len(data)), stable=True)[:limit]
-    return data.subset(order[chosen].sort().values)
+    return data.subset(subset_index(data.y, len(data), limit, seed))
 
 
 # ---------------------------------------------------------------- built-in: digits
@@ -148,3 +211,6 @@ def digits_test_mask(target: np.ndarray) -> np.ndarray:
         members = np.flatnonzero(target == c)
         mask[members[4::5]] = True
     return mask
+
+
+from . import datasets as _datasets  # noqa: E402,F401  (registers the other loaders)

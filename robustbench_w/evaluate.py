@@ -1,14 +1,24 @@
 """One fast pass over the evaluation set: accuracy, error, loss and agreement.
 
-The inputs are normalised once and kept on the device when they fit in ``prepare_budget`` bytes (else each
-batch is normalised on the fly). All counts stay on the device and are read once per pass, so a pass costs
-what the model's forward passes cost. An input whose outputs are not all finite counts as an error and as
-a disagreement; the loss is averaged over the inputs with finite outputs (``nan`` when there are none).
+Where the inputs live is decided once, by size (``Evaluator.mode``):
+
+- ``prepared``: normalised float inputs fit ``prepare_budget`` bytes: they are normalised once and kept on
+  the device, so a pass is the model's forward passes and nothing else;
+- ``raw``: the raw inputs (uint8 for 8-bit data) fit the device budget (a quarter of the free memory of a
+  GPU; no limit on the CPU, where the set already is): they are kept on the device and each batch is
+  normalised as it is used;
+- ``stream``: otherwise the raw inputs stay in host memory and each batch is moved to the device when it is
+  used (a set too large for the GPU; labels and clean predictions, which are small, stay on the device).
+
+All counts stay on the device and are read once per pass. An input whose outputs are not all finite counts
+as an error and as a disagreement; the loss is averaged over the inputs with finite outputs (``nan`` when
+there are none).
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -17,7 +27,8 @@ from torch import nn
 
 from .data import EvalSet, Normalization
 
-PREPARE_BUDGET = 1 << 30  # bytes of float inputs kept ready on the device
+PREPARE_BUDGET = 1 << 30  # bytes of normalised float inputs kept ready on the device
+GPU_FRACTION = 0.25  # of a GPU's free memory, for the raw evaluation set (the rest is for the model)
 
 
 @dataclass(frozen=True)
@@ -44,51 +55,73 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         raise InvalidValueError(f"unknown device {name!r} (use auto, cpu or cuda)") from None
 
 
+def device_budget(device: torch.device) -> int:
+    """Bytes of raw inputs that may live on ``device``: a share of a GPU's free memory; no limit on the CPU."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free * GPU_FRACTION)
+    return sys.maxsize
+
+
+def placement(data: EvalSet, prepare_budget: int, budget: int) -> str:
+    """``prepared``, ``raw`` or ``stream`` (see the module docstring) for ``data`` under the two budgets."""
+    elements = len(data) * math.prod(data.input_shape)
+    if elements * 4 <= prepare_budget:
+        return "prepared"
+    return "raw" if elements * data.x.element_size() <= budget else "stream"
+
+
 class Evaluator:
     """Evaluates one model on one evaluation set, again and again, as its weights change."""
 
     def __init__(self, model: nn.Module, data: EvalSet, batch_size: int = 1024, device: torch.device | str = "cpu",
-                 normalization: Normalization | None = None, prepare_budget: int = PREPARE_BUDGET):
+                 normalization: Normalization | None = None, prepare_budget: int = PREPARE_BUDGET,
+                 budget: int | None = None):
         self.model = model
         self.device = torch.device(device)
         self.norm = normalization or data.normalization
         self.n = len(data)
         self.has_labels = data.has_labels
-        self._prepared = self.n * math.prod(data.input_shape) * 4 <= prepare_budget
-        self._batches = [(self._to_device(xb), None if yb is None else yb.to(self.device))
+        self.mode = placement(data, prepare_budget, device_budget(self.device) if budget is None else budget)
+        self._batches = [(self._place(xb), None if yb is None else yb.to(self.device))
                          for xb, yb in _split(data, batch_size)]
         self.clean: torch.Tensor | None = None  # clean predictions, set by the first pass
 
-    def _to_device(self, xb: torch.Tensor) -> torch.Tensor:
+    def _place(self, xb: torch.Tensor) -> torch.Tensor:
+        """A batch as it is kept between passes."""
+        if self.mode == "stream":
+            return xb
         xb = xb.to(self.device, non_blocking=True)
-        return self.norm.apply(xb) if self._prepared else xb
+        return self.norm.apply(xb) if self.mode == "prepared" else xb
 
     def _inputs(self, xb: torch.Tensor) -> torch.Tensor:
-        return xb if self._prepared else self.norm.apply(xb)
+        """A kept batch as model input."""
+        if self.mode == "prepared":
+            return xb
+        return self.norm.apply(xb.to(self.device, non_blocking=True) if self.mode == "stream" else xb)
 
     @torch.inference_mode()
-    def predict(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Predictions (-1 where outputs are not finite), summed loss, correct count and non-finite count."""
-        preds, loss, correct, bad = [], torch.zeros((), device=self.device, dtype=torch.float64), 0, 0
+    def predict(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Predictions (-1 where outputs are not finite) and the sums ``[loss, correct, non-finite]``."""
+        preds, sums = [], torch.zeros(3, device=self.device, dtype=torch.float64)
         for xb, yb in self._batches:
             logits = self.model(self._inputs(xb)).float()
-            finite = torch.isfinite(logits).all(dim=1)
+            finite = torch.isfinite(logits.sum(dim=1))  # any NaN or Inf in a row makes its sum non-finite
             pred = torch.where(finite, logits.argmax(dim=1), -1)
             preds.append(pred)
-            bad = bad + (~finite).sum()
-            if yb is not None:
-                safe = torch.where(finite.unsqueeze(1), logits, 0.0)
-                loss = loss + (F.cross_entropy(safe, yb, reduction="none") * finite).sum()
-                correct = correct + (pred == yb).sum()
-        return torch.cat(preds), loss, torch.as_tensor(correct), torch.as_tensor(bad)
+            if yb is None:
+                sums[2] += (~finite).sum()
+                continue
+            loss = F.cross_entropy(torch.where(finite.unsqueeze(1), logits, 0.0), yb, reduction="none")
+            sums += torch.stack([(loss * finite).sum(), (pred == yb).sum(), (~finite).sum()])
+        return torch.cat(preds), sums
 
     def run(self) -> PassResult:
         """One pass; the first pass on a model defines the clean predictions that agreement compares with."""
-        pred, loss, correct, bad = self.predict()
+        pred, sums = self.predict()
         if self.clean is None:
             self.clean = pred
-        agree = (pred == self.clean).sum()
-        loss_v, correct_v, bad_v, agree_v = (t.item() for t in (loss, correct, bad, agree))
+        loss_v, correct_v, bad_v, agree_v = torch.cat([sums, (pred == self.clean).sum().reshape(1)]).tolist()
         finite_n = self.n - int(bad_v)
         acc = correct_v / self.n if self.has_labels else math.nan
         return PassResult(

@@ -6,8 +6,9 @@ An architecture is a factory ``(num_classes=..., **kwargs) -> nn.Module`` regist
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from torch import nn
 
@@ -20,28 +21,43 @@ class ArchDef:
     factory: Callable[..., nn.Module]
     description: str
     input_shape: tuple[int, ...] | None = None  # default input shape (without batch), if fixed
+    # keyword arguments that fit the architecture to an input shape (without batch), for training
+    fit: Callable[[tuple[int, ...]], dict] | None = None
+    # keyword arguments ``wrobust train`` uses unless told otherwise (e.g. batch norm after each layer)
+    train_defaults: dict = field(default_factory=dict)
 
 
 ARCHS: Registry[ArchDef] = Registry("architecture", ArchDef)
 
 
-def register_arch(name: str, description: str, input_shape: tuple[int, ...] | None = None):
+def register_arch(name: str, description: str, input_shape: tuple[int, ...] | None = None,
+                  fit: Callable[[tuple[int, ...]], dict] | None = None, train_defaults: dict | None = None):
     def decorate(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        ARCHS.register(name, ArchDef(name.lower(), factory, description, input_shape))
+        ARCHS.register(name, ArchDef(name.lower(), factory, description, input_shape, fit, dict(train_defaults or {})))
         return factory
 
     return decorate
 
 
 def build_arch(name: str, **kwargs) -> nn.Module:
-    """Instantiate a registered architecture."""
+    """Instantiate a registered architecture, or a torchvision model by name (checkpoints written by
+    ``wrobust train --arch resnet18``); never user code (``module:callable``), which needs an explicit --arch."""
+    if ":" not in name and name not in ARCHS:
+        from .archspec import resolve_arch
+
+        return resolve_arch(name)(**kwargs)  # torchvision, else UnknownNameError with close matches
     return ARCHS.get(name).factory(**kwargs)
 
 
-@register_arch("mlp", "multi-layer perceptron: flatten, then Linear-(BatchNorm)-ReLU blocks, then Linear")
+@register_arch("mlp", "multi-layer perceptron: flatten, then Linear-(BatchNorm)-ReLU blocks, then Linear",
+               fit=lambda shape: {"in_features": math.prod(shape)},
+               train_defaults={"batch_norm": True, "batch_norm_output": True})
 def mlp(
-    in_features: int = 64, hidden: Sequence[int] = (256, 256), num_classes: int = 10, batch_norm: bool = False
+    in_features: int = 64, hidden: Sequence[int] = (256, 256), num_classes: int = 10, batch_norm: bool = False,
+    batch_norm_output: bool = False,
 ) -> nn.Module:
+    """``batch_norm`` puts a BatchNorm1d after each hidden Linear; ``batch_norm_output`` one after the last
+    (as BinaryConnect does, so that the scale of projected weights does not set the scale of the logits)."""
     layers: list[nn.Module] = [nn.Flatten()]
     width = in_features
     for h in hidden:
@@ -50,8 +66,54 @@ def mlp(
             layers.append(nn.BatchNorm1d(h))
         layers.append(nn.ReLU())
         width = h
-    layers.append(nn.Linear(width, num_classes))
+    layers.append(nn.Linear(width, num_classes, bias=not batch_norm_output))
+    if batch_norm_output:
+        layers.append(nn.BatchNorm1d(num_classes))
     return nn.Sequential(*layers)
+
+
+def _image_fit(shape: tuple[int, ...]) -> dict:
+    if len(shape) != 3:
+        from .errors import InvalidValueError
+
+        raise InvalidValueError(f"a convolutional network needs images (C, H, W), not inputs of shape {tuple(shape)}")
+    return {"in_channels": shape[0], "image_size": shape[1]}
+
+
+@register_arch("binaryconnect", "the CIFAR-10 net of BinaryConnect (Courbariaux et al. 2015): "
+               "2x128C3-MP2-2x256C3-MP2-2x512C3-MP2-2x1024FC-10, batch norm after each layer",
+               input_shape=(3, 32, 32), fit=_image_fit)
+def binaryconnect(in_channels: int = 3, num_classes: int = 10, image_size: int = 32, width: float = 1.0,
+                  fc: int = 1024) -> nn.Module:
+    """Conv-(MaxPool)-BatchNorm-ReLU blocks as in BinaryConnect, batch norm on the output layer too
+    (Courbariaux, Bengio, David 2015, arXiv:1511.00363). ``width`` scales every channel count."""
+    layers: list[nn.Module] = []
+    c_in = in_channels
+    for c in (128, 256, 512):
+        c = max(1, round(c * width))
+        for pool in (False, True):
+            layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=False)]
+            layers += [nn.MaxPool2d(2)] if pool else []
+            layers += [nn.BatchNorm2d(c), nn.ReLU()]
+            c_in = c
+    side = image_size // 8
+    layers += [nn.Flatten(), nn.Linear(c_in * side * side, fc, bias=False), nn.BatchNorm1d(fc), nn.ReLU(),
+               nn.Linear(fc, fc, bias=False), nn.BatchNorm1d(fc), nn.ReLU(),
+               nn.Linear(fc, num_classes, bias=False), nn.BatchNorm1d(num_classes)]
+    return nn.Sequential(*layers)
+
+
+@register_arch("resnet18-cifar", "ResNet-18 for small images: 3x3 stem, stride 1, no max-pool "
+               "(He et al. 2016), torchvision's blocks", input_shape=(3, 32, 32),
+               fit=lambda shape: {"in_channels": _image_fit(shape)["in_channels"]})
+def resnet18_cifar(in_channels: int = 3, num_classes: int = 10) -> nn.Module:
+    """torchvision's ResNet-18 with the stem replaced by a 3x3 stride-1 convolution and no max-pool."""
+    from torchvision.models import resnet18
+
+    model = resnet18(weights=None, num_classes=num_classes)
+    model.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
+    model.maxpool = nn.Identity()
+    return model
 
 
 def build_model(name: str, num_classes: int | None = None, **kwargs) -> nn.Module:

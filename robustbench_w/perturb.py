@@ -63,7 +63,7 @@ class WeightPatch:
         try:
             with torch.no_grad():
                 for name, new in self.distorted(dist, strength, seed, trial):
-                    squares.append(torch.linalg.vector_norm(new - self.pristine[name], dtype=torch.float64).square())
+                    squares.append(torch.linalg.vector_norm(new - self.pristine[name]).double().square())
                     params[name].copy_(new)
             change = torch.stack([s.to(squares[0].device) for s in squares]).sum().sqrt()
             yield Applied(weight_change=change / self.norm if self.norm > 0 else change)

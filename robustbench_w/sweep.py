@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .bits import discrete_bits
 from .checkpoints import LoadedModel
 from .data import EvalSet
 from .distortions import Distortion, get_distortion
@@ -87,9 +88,12 @@ class SweepRunner:
         return self.row(point.dist, point.strength, point.trial, seed, result, float(applied.weight_change),
                         point.stochastic, extras)
 
-    def point_extras(self, point: Point) -> dict:
-        """Columns computed from the distorted weights while they are in place (extension point)."""
-        return {}
+    def point_extras(self, point: Point | None) -> dict:
+        """Columns computed from the distorted weights while they are in place (extension point):
+        ``eff_bits`` (``bits.discrete_bits``, total bits / total weights) where the distortion is discrete."""
+        if point is None or not point.dist.info.discrete:
+            return {}
+        return {"eff_bits": discrete_bits(p for _, p in self.patch.targets)}
 
     def clean_row(self, seed: int) -> dict:
         return self.row(get_distortion("none"), math.nan, 0, seed, self.clean, 0.0, False, self.point_extras(None))

@@ -47,7 +47,8 @@ def _strength(info) -> str:
 def _datasets(include, exclude) -> Table:
     table = Table("name", "description", title="datasets", title_justify="left")
     for name in DATASETS.names(include, exclude):
-        table.add_row(name, DATASETS.get(name).description)
+        entry = DATASETS.get(name)
+        table.add_row(escape(entry.usage), escape(entry.description))
     return table
 
 

@@ -28,6 +28,23 @@ class FloatList(click.ParamType):
         return values
 
 
+class IntList(click.ParamType):
+    """A comma-separated list of positive integers: ``3,32,32``."""
+
+    name = "C,H,W"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (list, tuple)):
+            return tuple(value)
+        try:
+            values = tuple(int(v) for v in str(value).split(",") if v.strip())
+        except ValueError:
+            values = ()
+        if not values or any(v < 1 for v in values):
+            self.fail(f"{value!r} is not a comma-separated list of positive integers", param, ctx)
+        return values
+
+
 def _check_output(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
     return None if value is None else check_output_path(value)
 
@@ -43,11 +60,35 @@ def compose(*decorators: Callable) -> Callable:
 
 model_argument = click.argument("model", metavar="MODEL")
 
-model_options = compose()  # extended by the checkpoint-loading options (--arch, --num-classes, ...)
+model_options = compose(
+    click.option("--arch", metavar="NAME", default=None,
+                 help="Architecture for a plain state dict or safetensors file: built-in (wrobust list archs), any "
+                      "torchvision model name, package.module:callable or path/to/file.py:callable."),
+    click.option("--num-classes", type=click.IntRange(min=1), default=None, metavar="N",
+                 help="Number of outputs of --arch (default: the architecture's own)."),
+    click.option("--trust-checkpoint", is_flag=True, default=False,
+                 help="Allow a whole pickled module (torch.save(model)) or a TorchScript archive: loading them "
+                      "runs code from the file. Only for files you trust."),
+)
 
 data_options = compose(
     click.option("--dataset", metavar="NAME", default=None,
-                 help="Evaluation dataset (default: the one the checkpoint names). See: wrobust list datasets."),
+                 help="Evaluation dataset (default: the one the checkpoint names): digits, mnist, fashion-mnist, "
+                      "cifar10, cifar100, svhn, imagefolder:PATH, tensors:FILE, synthetic. See: wrobust list datasets."),
+    click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True),
+    click.option("--data-root", type=click.Path(path_type=Path, file_okay=False), default=None, metavar="DIR",
+                 help="Folder of the torchvision datasets, in torchvision's layout "
+                      "(default: $WROBUST_DATA or ~/.cache/wrobust/data)."),
+    click.option("--download", is_flag=True, default=False,
+                 help="Fetch a missing torchvision dataset into --data-root (nothing is fetched without it)."),
+    click.option("--image-size", type=click.IntRange(min=1), default=None, metavar="N",
+                 help="imagefolder: resize to N/0.875 and centre-crop to N (default 224)."),
+    click.option("--input-shape", type=IntList(), default=None,
+                 help="synthetic: the model's input shape without batch, e.g. 3,32,32 (if the checkpoint lacks it)."),
+    click.option("--mean", type=FloatList(), default=None, metavar="LIST",
+                 help="Normalisation mean, one value or one per channel (overrides the preset and the checkpoint)."),
+    click.option("--std", type=FloatList(), default=None, metavar="LIST",
+                 help="Normalisation std, one value or one per channel (overrides the preset and the checkpoint)."),
     click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
                  help="Evaluate on a seeded, class-balanced subset of N examples."),
     click.option("--batch-size", type=click.IntRange(min=1), default=1024, show_default=True, metavar="N"),

@@ -8,13 +8,33 @@ import click
 
 from ..sweep import DEFAULT_DISTORTIONS
 from ..sweep import sweep as run_sweep
-from ..report import progress_bar, render_sweep, stdout_console, summary_markdown, write_results
+from ..bits import lowest_bits
+from ..report import (lowest_bits_lines, lowest_bits_markdown, progress_bar, records, render_sweep, stdout_console,
+                      summary_markdown, write_results)
 from ..stats import summarize
 from . import cli
 from .options import FloatList, data_options, model_argument, model_options, output_option, quiet_option, seed_option, target_options
 
 DEMO_MODEL = "builtin:digits-mlp"
 DEMO_DISTORTIONS = ("noise", "multunif", "power", "sign", "round")
+
+
+class ErrorRate(click.ParamType):
+    """An error rate in [0, 1]: a fraction (``0.11``) or a percentage (``11%``)."""
+
+    name = "E"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float):
+            return value
+        text = str(value).strip()
+        try:
+            rate = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+        except ValueError:
+            rate = float("nan")
+        if not 0 <= rate <= 1:
+            self.fail(f"{value!r} is not an error rate: give a fraction in [0, 1] (0.11) or a percentage (11%)", param, ctx)
+        return rate
 
 
 @cli.command()
@@ -29,16 +49,20 @@ DEMO_DISTORTIONS = ("noise", "multunif", "power", "sign", "round")
 @model_options
 @data_options
 @target_options
+@click.option("--target-error", type=ErrorRate(), default=None, metavar="E",
+              help="Report, per discrete distortion, the point with the fewest effective bits whose mean error "
+                   "is at most E (0.11 or 11%).")
 @output_option("Write results: .csv/.jsonl/.parquet (rows), .json (meta, rows, summary), .md (summary).")
 @quiet_option
-def sweep(model: str, distortions: tuple[str, ...], strengths, trials: int, seed: int, output: Path | None,
-          quiet: bool, **options) -> None:
+def sweep(model: str, distortions: tuple[str, ...], strengths, trials: int, seed: int, target_error: float | None,
+          output: Path | None, quiet: bool, **options) -> None:
     """Evaluate MODEL (a checkpoint path or builtin:NAME) under weight distortions.
 
     One row per distortion x strength x trial, plus the clean model; the report gives the mean error with
     its 95% confidence interval over trials, and the agreement with the clean model's predictions.
     """
-    run_and_report(model, distortions or None, strengths, trials, seed, output, quiet, **options)
+    run_and_report(model, distortions or None, strengths, trials, seed, output, quiet, target_error=target_error,
+                   **options)
 
 
 @cli.command()
@@ -51,16 +75,22 @@ def demo(trials: int, seed: int, output: Path | None, quiet: bool) -> None:
     run_and_report(DEMO_MODEL, DEMO_DISTORTIONS, None, trials, seed, output, quiet, device="cpu")
 
 
-def run_and_report(model, distortions, strengths, trials, seed, output, quiet, **options) -> None:
+def run_and_report(model, distortions, strengths, trials, seed, output, quiet, target_error=None, **options) -> None:
     with progress_bar(quiet) as progress:
         rows = run_sweep(model, options.pop("dataset", None), distortions, strengths, trials, seed,
                             progress=progress, **options)
     summary = summarize(rows)
-    meta = rows.attrs["meta"]
+    meta, markdown, lines = rows.attrs["meta"], None, []
+    if target_error is not None:
+        lowest = lowest_bits(summary, target_error)
+        meta = {**meta, "target_error": target_error, "lowest_bits": records(lowest)}
+        lines, markdown = lowest_bits_lines(lowest, target_error), lowest_bits_markdown(lowest, target_error)
     if output is not None:
-        write_results(output, rows, summary, meta, summary_markdown(summary, meta))
+        write_results(output, rows, summary, meta, summary_markdown(summary, meta) + (markdown or ""))
     if not quiet:
         console = stdout_console()
         render_sweep(summary, meta, console)
+        for line in lines:
+            console.print(line, markup=False, highlight=False)
         if output is not None:
             console.print(f"wrote {output}", markup=False, highlight=False)

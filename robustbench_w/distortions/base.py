@@ -169,7 +169,7 @@ class Distortion:
 
     def scale_of(self, w: torch.Tensor) -> torch.Tensor:
         """The scale ``a`` of ``w`` under this distortion's rule, shape ``(rows, 1)``."""
-        return scale_of(_rows(w, self.granularity), self.scale)
+        return scale_of(rows_of(w, self.granularity), self.scale)
 
     def __call__(
         self,
@@ -192,7 +192,7 @@ class Distortion:
                 return w.detach().clone()
         if not w.is_floating_point():
             raise InvalidValueError(f"{self.name}: can only distort floating-point tensors, not {w.dtype}")
-        rows = _rows(w.detach(), self.granularity)
+        rows = rows_of(w.detach(), self.granularity)
         native = self.info.native_dtype or rows.dtype in (torch.float32, torch.float64)
         work = rows if native else rows.float()
         a = self.scale_of(w.detach()) if scale is None else scale
@@ -201,7 +201,7 @@ class Distortion:
         return out.to(w.dtype).reshape(w.shape)
 
 
-def _rows(w: torch.Tensor, granularity: str) -> torch.Tensor:
+def rows_of(w: torch.Tensor, granularity: str) -> torch.Tensor:
     """A 2-D view of ``w``: one row (tensor) or one row per output channel (channel)."""
     if granularity == "channel" and w.dim() >= 2:
         return w.reshape(w.shape[0], -1)

@@ -1,8 +1,9 @@
 """Scale rules: the per-layer (or per-channel) ``alpha`` that distortions are relative to.
 
 ``max`` is the paper's choice (each layer normalised into [-1, 1] by ``max|w|``); ``mean`` is mean ``|w|``
-and ``std`` the standard deviation. A zero scale (an all-zero tensor or channel) is replaced by the
-smallest positive float so that no distortion divides by zero.
+and ``std`` the standard deviation. A zero ``mean`` or ``std`` scale (a single weight, all weights equal)
+falls back to ``max|w|``, and a zero ``max`` (an all-zero tensor or channel) to 1, so that no distortion
+divides by zero.
 """
 
 from __future__ import annotations
@@ -24,4 +25,7 @@ def scale_of(rows: torch.Tensor, rule: str) -> torch.Tensor:
         a = x.std(dim=1, keepdim=True, unbiased=False)
     else:
         raise ValueError(f"unknown scale rule {rule!r}")
-    return a.nan_to_num(0.0).clamp_min(torch.finfo(a.dtype).tiny)
+    a = a.nan_to_num(0.0)
+    if rule != "max":  # a degenerate scale (one weight, all equal) falls back to max|w|
+        a = torch.where(a > 0, a, x.abs().amax(dim=1, keepdim=True).nan_to_num(0.0))
+    return torch.where(a > 0, a, torch.ones_like(a))

@@ -1,0 +1,47 @@
+"""``wrobust bits``: effective bits per weight, per tensor and in total, optionally after a distortion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..bits import DEFAULT_MAX_DISTINCT, DEFAULT_RESOLUTION, MAX_RESOLUTION, effective_bits
+from ..report import BITS_SUFFIXES, check_output_path, render_bits, stdout_console, write_bits
+from . import cli
+from .options import model_argument, model_options, output_option, quiet_option, seed_option, target_options
+
+
+@cli.command()
+@model_argument
+@click.option("-d", "--distortion", metavar="SPEC", default=None,
+              help="Measure the weights after this distortion (NAME[:KEY=VALUE,...]); default: as they are.")
+@click.option("--strength", type=float, default=None, metavar="X",
+              help="Strength of the distortion (unless the spec fixes one, e.g. power:beta=0.5).")
+@seed_option
+@click.option("--resolution", type=click.IntRange(1, MAX_RESOLUTION), default=DEFAULT_RESOLUTION, show_default=True,
+              metavar="B", help="Continuous tensors: entropy after uniform quantisation to 2^B levels over [-a, a].")
+@click.option("--max-distinct", type=click.IntRange(min=1), default=DEFAULT_MAX_DISTINCT, show_default=True,
+              metavar="N", help="A tensor with more distinct values than N is continuous (measured at --resolution).")
+@model_options
+@target_options
+@output_option("Write the figures: .json (meta, layers, total), .csv (one row per tensor), .md (the table).")
+@quiet_option
+def bits(model: str, distortion: str | None, strength: float | None, seed: int, resolution: int, max_distinct: int,
+         output: Path | None, quiet: bool, **options) -> None:
+    """Effective bits per weight of MODEL: the Shannon entropy of each tensor's values.
+
+    One row per targeted tensor and a total (the count-weighted mean, total bits / total weights). With
+    -d, the figures are those of the distorted weights (the sweep's trial 0 for the same --seed).
+    """
+    if output is not None:
+        check_output_path(output, BITS_SUFFIXES)
+    frame = effective_bits(model, distortion, strength, seed=seed, resolution=resolution, max_distinct=max_distinct,
+                           **options)
+    if output is not None:
+        write_bits(output, frame)
+    if not quiet:
+        console = stdout_console()
+        render_bits(frame, console)
+        if output is not None:
+            console.print(f"wrote {output}", markup=False, highlight=False)

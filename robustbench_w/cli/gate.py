@@ -1,0 +1,67 @@
+"""``wrobust gate``: check a model against robustness requirements; exit 0 pass, 1 fail (for CI)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import EXIT_FAILED
+from ..gate import run_gate
+from ..gate_report import render_gate, write_gate_files
+from ..policy import load_policy
+from ..report import check_output_path, progress_bar, stdout_console
+from . import cli
+from .options import model_argument, model_options
+
+
+def _output(suffixes: tuple[str, ...] | None):
+    """A click callback: check an output path before any work (``None``: any suffix)."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        return check_output_path(value, suffixes or (value.suffix.lower(),))
+
+    return check
+
+
+def _file_option(*names: str, suffixes: tuple[str, ...] | None, help: str):
+    return click.option(*names, type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="FILE",
+                        callback=_output(suffixes), help=help)
+
+
+@cli.command()
+@model_argument
+@click.option("--policy", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              metavar="FILE.toml", help="The policy (default: [tool.wrobust.gate] in ./pyproject.toml).")
+@click.option("--baseline", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              metavar="RESULTS.json", help="Also fail a point whose error rose over this earlier gate/sweep JSON.")
+@_file_option("--junit", suffixes=(".xml",), help="Write JUnit XML: one test case per requirement.")
+@_file_option("--summary", suffixes=None, help="Write a Markdown summary (for $GITHUB_STEP_SUMMARY).")
+@_file_option("-o", "--output", suffixes=(".json",),
+              help="Write JSON: verdicts and measured rows (a later --baseline).")
+@model_options
+@click.option("--batch-size", type=click.IntRange(min=1), default=1024, show_default=True, metavar="N")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no table; only the failures and the verdict.")
+@click.pass_context
+def gate(ctx: click.Context, model: str, policy: Path | None, baseline: Path | None, junit: Path | None,
+         summary: Path | None, output: Path | None, quiet: bool, **options) -> None:
+    """Check MODEL against the robustness requirements of a policy; exit 0 if all pass, 1 if any fails.
+
+    The policy names the evaluation (dataset, trials, seed) and the requirements: at a distortion and
+    strength, limits on the error, its rise over the clean model, the agreement with the clean model and
+    the effective bits per weight. See docs/gate.md.
+    """
+    rules = load_policy(policy)
+    with progress_bar(quiet, "gate") as progress:
+        result = run_gate(model, rules, baseline, progress=progress, **options)
+    written = write_gate_files(result, output=output, junit=junit, summary=summary)
+    console = stdout_console()
+    render_gate(result, console, table=not quiet)
+    if not quiet:
+        for path in written:
+            console.print(f"wrote {path}", markup=False, highlight=False)
+    if not result.passed:
+        ctx.exit(EXIT_FAILED)

@@ -1,0 +1,139 @@
+"""``wrobust train``: train a model with a weight-projection rule; write a checkpoint every command loads."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from ..report import check_output_path, pct, stderr_console, stdout_console
+from ..train import INITS, OPTIMIZERS, SCHEDULES, TrainConfig, TrainProgress, train as run_train
+from . import cli
+from .options import compose, quiet_option, seed_option
+
+CHECKPOINT_SUFFIXES = (".pt", ".pth")
+
+
+def _check_checkpoint_path(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    return None if value is None else check_output_path(value, CHECKPOINT_SUFFIXES)
+
+
+def _arch_options(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict:
+    """``KEY=VALUE`` pairs; a value is read as JSON (``true``, ``[128,128]``, ``0.5``), else as text."""
+    out = {}
+    for item in values:
+        key, eq, raw = item.partition("=")
+        if not eq or not key.strip():
+            raise click.BadParameter(f"{item!r}: expected KEY=VALUE", ctx, param)
+        try:
+            out[key.strip()] = json.loads(raw)
+        except ValueError:
+            out[key.strip()] = raw
+    return out
+
+
+data_source_options = compose(
+    click.option("--data-root", type=click.Path(path_type=Path, file_okay=False), default=None, metavar="DIR",
+                 help="Where torchvision datasets (mnist, cifar10, ...) live (default: $WROBUST_DATA)."),
+    click.option("--download", is_flag=True, help="Fetch a torchvision dataset that is missing."),
+)
+
+training_options = compose(
+    click.option("--clip", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True, metavar="C",
+                 help="Hidden weights are clipped to [-C, C] after each step (every rule but none); "
+                      "projections use the scale a = C unless the spec names scale=."),
+    click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-2, show_default=True, metavar="X"),
+    click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, metavar="N"),
+    click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="adam", show_default=True),
+    click.option("--schedule", type=click.Choice(SCHEDULES), default="constant", show_default=True,
+                 help="Learning-rate schedule over the epochs."),
+    click.option("--init", type=click.Choice(INITS), default="uniform", show_default=True,
+                 help="uniform: hidden weights ~ U(-C, C), filling the clip range; default: the architecture's own."),
+    click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True, metavar="X"),
+    click.option("-A", "--arch-option", "arch_kwargs", multiple=True, callback=_arch_options, metavar="KEY=VALUE",
+                 help="Keyword argument of the architecture, repeatable (e.g. -A hidden=[128,128] -A batch_norm=false)."),
+    click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
+)
+
+
+@cli.command()
+@click.option("--dataset", default="digits", show_default=True, metavar="NAME",
+              help="Training data: its train split; the test split gives the test error. See: wrobust list datasets.")
+@click.option("--arch", default="mlp", show_default=True, metavar="NAME",
+              help="Built-in (wrobust list archs), a torchvision model name, or module:callable / file.py:callable.")
+@click.option("-p", "--projection", default="none", show_default=True, metavar="SPEC",
+              help="Training rule: none, clip (clipping only), or a distortion spec with its strength "
+                   "(sign, round, stoch, power:beta=0.5, stochm:gamma=0.5, ...).")
+@click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True, metavar="N")
+@training_options
+@seed_option
+@data_source_options
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              callback=_check_checkpoint_path, metavar="FILE", help="Checkpoint to write (.pt).")
+@quiet_option
+def train(output: Path, quiet: bool, data_root: Path | None, download: bool, **options) -> None:
+    """Train with hidden full-precision weights and a weight projection (BinaryConnect-style).
+
+    \b
+    Each step: forward and backward with P(w) (re-drawn each step for random rules), update the hidden
+    weights w with that gradient (straight-through), clip w to [-C, C]. The checkpoint holds the hidden
+    weights and the training record; wrobust sweep/bits/gate load it with no other flag.
+    """
+    config = TrainConfig(**options, data_options=data_source(data_root, download))
+    with train_bars(quiet, keep=True) as bars:
+        result = run_train(config, bars)
+    result.save(output)
+    if not quiet:
+        rec = result.record
+        projected = "" if rec["test_error_projected"] != rec["test_error_projected"] else (
+            f"; {pct(rec['test_error_projected'])}% with the projection {rec['rule']}")
+        stdout_console().print(
+            f"{result.arch} on {config.dataset}, rule {rec['rule']}, {config.epochs} epochs: test error "
+            f"{pct(rec['test_error'])}% (hidden weights){projected}; {result.elapsed_s:.1f} s; wrote {output}",
+            markup=False, highlight=False)
+
+
+def data_source(data_root: Path | None, download: bool) -> dict:
+    return {**({"data_root": data_root} if data_root else {}), **({"download": True} if download else {})}
+
+
+class TrainBars(TrainProgress):
+    """Rich progress bars on stderr: one bar per epoch (kept, or reused when ``keep`` is false)."""
+
+    def __init__(self, progress, keep: bool):
+        self.progress, self.keep, self.task, self.prefix = progress, keep, None, ""
+
+    def rule_start(self, rule: str, index: int, total: int) -> None:
+        self.prefix = f"{rule} ({index + 1}/{total}) "
+
+    def epoch_start(self, epoch: int, epochs: int, steps: int) -> None:
+        description = f"{self.prefix}epoch {epoch + 1}/{epochs}"
+        if self.task is None or self.keep:
+            self.task = self.progress.add_task(description, total=steps)
+        else:
+            self.progress.reset(self.task, total=steps, description=description)
+
+    def step(self, epoch: int, done: int, steps: int) -> None:
+        self.progress.update(self.task, completed=done)
+
+    def epoch_end(self, epoch: int, loss: float, test_error: float) -> None:
+        description = self.progress.tasks[-1].description if self.keep else None
+        if description is not None:
+            self.progress.update(self.task, description=f"{description}  loss {loss:.4f}  test error {pct(test_error)}%")
+
+
+@contextmanager
+def train_bars(quiet: bool, keep: bool) -> Iterator[TrainBars | None]:
+    """Bars on a terminal's stderr; ``None`` (silent) when quiet or when stderr is not a terminal."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=stderr_console(), transient=not keep) as progress:
+        yield TrainBars(progress, keep)

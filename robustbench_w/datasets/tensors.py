@@ -1,0 +1,76 @@
+"""``tensors:FILE``: an evaluation set saved with ``torch.save``, loaded with ``weights_only=True``.
+
+The file holds a dict ``{"x": inputs, "y": labels}`` (``y`` may be left out), or a tuple ``(x, y)`` /
+``(x,)``. ``x`` is ``(N, ...)``, ``y`` a 1-D integer tensor of length N. Optional dict keys:
+``num_classes`` (then the model's outputs are checked against it exactly; without it only that every label
+is an output index), and ``normalization`` (``{"divisor", "mean", "std"}``). Without one, uint8 inputs
+are divided by 255 and float inputs are taken as they are (model inputs).
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+
+from ..data import EvalSet, Normalization, register_dataset
+from ..errors import InputFileError
+
+
+@register_dataset("tensors", "a .pt file of inputs and labels: {'x': ..., 'y': ...} or (x, y); "
+                  "optional 'num_classes' and 'normalization'", argument="FILE")
+def load_tensors(split: str = "test", source: str = "", **_: object) -> EvalSet:
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise InputFileError(f"{path}: no such file (tensors:FILE needs a .pt file saved with torch.save)")
+    x, y, extra = unpack(read(path), path)
+    check(x, y, path)
+    norm = extra.get("normalization")
+    normalization = Normalization.from_dict(norm) if isinstance(norm, dict) else default_normalization(x)
+    num_classes = int(extra["num_classes"]) if extra.get("num_classes") is not None else None
+    return EvalSet(f"tensors:{source}", x, None if y is None else y.long(), num_classes, normalization, split)
+
+
+def read(path: Path) -> object:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise InputFileError(f"{path}: holds Python objects beyond tensors; save plain tensors "
+                             f"(a dict of x and y)") from exc
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, io.UnsupportedOperation) as exc:
+        raise InputFileError(f"{path}: not a readable torch.save file (truncated or corrupt?)") from exc
+
+
+def unpack(obj: object, path: Path) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
+    """``(x, y, the other dict entries)`` from a dict or a tuple."""
+    if isinstance(obj, dict) and "x" in obj:
+        return obj["x"], obj.get("y"), obj
+    if isinstance(obj, (tuple, list)) and 1 <= len(obj) <= 2:
+        return obj[0], (obj[1] if len(obj) == 2 else None), {}
+    found = f"a dict with keys {sorted(map(str, obj))[:8]}" if isinstance(obj, dict) else f"a {type(obj).__name__}"
+    raise InputFileError(f"{path}: expected a dict with 'x' and 'y' (or a tuple (x, y)), found {found}")
+
+
+def check(x: object, y: object, path: Path) -> None:
+    if not isinstance(x, torch.Tensor) or x.dim() < 2 or len(x) == 0:
+        raise InputFileError(f"{path}: 'x' must be a tensor of shape (N, ...) with N >= 1, not {_describe(x)}")
+    if not (x.is_floating_point() or x.dtype == torch.uint8):
+        raise InputFileError(f"{path}: 'x' must be float or uint8, not {x.dtype}")
+    if y is None:
+        return
+    if not isinstance(y, torch.Tensor) or y.dim() != 1 or len(y) != len(x) or y.is_floating_point() or y.is_complex():
+        raise InputFileError(f"{path}: 'y' must be a 1-D integer tensor of length {len(x)}, not {_describe(y)}")
+    if len(y) and int(y.min()) < 0:
+        raise InputFileError(f"{path}: 'y' holds negative labels")
+
+
+def _describe(t: object) -> str:
+    return f"{t.dtype} of shape {tuple(t.shape)}" if isinstance(t, torch.Tensor) else type(t).__name__
+
+
+def default_normalization(x: torch.Tensor) -> Normalization:
+    """uint8 images are divided by 255; float inputs are used as they are."""
+    return Normalization(divisor=255.0) if x.dtype == torch.uint8 else Normalization()

@@ -1,0 +1,319 @@
+"""Gate verdicts: evaluate a policy's requirement points with the sweep engine and judge each limit.
+
+The model and data are loaded once; every distinct (distortion, strength) point of the policy is evaluated
+with ``policy.trials`` trials (deterministic points once) by one :class:`SweepRunner`, and summarised with
+:func:`stats.summarize`. A limit is judged on the mean over trials (``judge = "mean"``) or on the
+conservative end of the 95% confidence interval of the mean (``judge = "ci"``, the default): the upper end
+for ``max_error``, ``max_drop`` and ``max_bits``, the lower end for ``min_agreement``. A deterministic point
+is exact, so both rules give the same value there.
+
+With a baseline (a results file written earlier by ``gate -o`` or ``sweep -o FILE.json``), every
+requirement's point also fails when its mean error rose by more than ``max_regression`` over the
+baseline's. A point the baseline lacks is reported, not failed. Regressions compare means, because the
+baseline file may hold only a mean and a point compared with itself must pass.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+
+from .checkpoints import LoadedModel
+from .distortions import get_distortion
+from .errors import InputFileError, InvalidValueError, WrobustError
+from .inputs import Inputs, load_inputs
+from .policy import LIMIT_KINDS, Policy, Requirement, point_name
+from .stats import summarize, t_interval
+from .sweep import ROW_COLUMNS, Point, Progress, SweepRunner, plan, run_meta
+
+TOLERANCE = 1e-9  # a value equal to its limit passes, whatever the rounding of k/n
+Key = tuple[str, float]  # (canonical spec without a fixed strength, strength or nan)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One limit of one requirement, judged. ``passed`` is None when it could not be checked (no baseline point)."""
+
+    limit: str  # max_error, max_drop, min_agreement, max_bits or max_regression
+    threshold: float
+    value: float  # the judged value (nan when not measured)
+    judged_on: str  # "mean", "95% CI high", "95% CI low", "exact", "mean vs baseline"
+    passed: bool | None
+    mean: float = math.nan  # the mean over trials (equal to value when judged on the mean)
+    note: str = ""
+
+    @property
+    def relation(self) -> str:
+        return ">=" if self.limit.startswith("min_") else "<="
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A requirement with its checks and the measured summary row of its point."""
+
+    requirement: Requirement
+    checks: tuple[Check, ...]
+    measured: dict
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed is not False for c in self.checks)
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if c.passed is False]
+
+
+@dataclass
+class GateResult:
+    """Everything a gate run produced: verdicts, the measured rows and summary, and notes for the reader."""
+
+    policy: Policy
+    verdicts: list[Verdict]
+    rows: pd.DataFrame
+    summary: pd.DataFrame
+    meta: dict
+    baseline: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(v.passed for v in self.verdicts)
+
+    @property
+    def failed(self) -> list[Verdict]:
+        return [v for v in self.verdicts if not v.passed]
+
+
+def run_gate(model: str | LoadedModel | nn.Module, policy: Policy, baseline: Path | str | None = None, *,
+             device: str | torch.device = "auto", batch_size: int = 1024, progress: Progress | None = None,
+             **model_options) -> GateResult:
+    """Evaluate ``model`` against ``policy`` (and ``baseline``, if given) and return the verdicts."""
+    check_supported(policy)
+    base = load_baseline(Path(baseline)) if baseline is not None else None
+    started = time.perf_counter()
+    inputs = load_inputs(model, policy.dataset, device=device, **policy.load_options(), **model_options)
+    runner = SweepRunner(inputs.model, inputs.data, include=policy.include, exclude=policy.exclude,
+                         batch_size=batch_size, device=inputs.device)
+    rows = pd.DataFrame(runner.run(gate_points(policy), policy.seed, progress))
+    rows = rows[ROW_COLUMNS + [c for c in rows.columns if c not in ROW_COLUMNS]]
+    summary = summarize(rows)
+    bits = measure_bits(policy, inputs, rows)
+    meta = run_meta(inputs.model, inputs.data, runner, inputs.device, policy.seed, time.perf_counter() - started)
+    verdicts = [judge(r, summary, bits, base) for r in policy.requirements]
+    notes = baseline_notes(verdicts, base, meta)
+    return GateResult(policy, verdicts, rows, summary, meta, None if base is None else base.source, notes)
+
+
+def check_supported(policy: Policy) -> None:
+    """Refuse, before any work, a policy this installation cannot measure."""
+    for r in policy.requirements:
+        if "max_bits" in r.limits and not bits_available():
+            raise InvalidValueError(f"{r.key}.max_bits: effective bits are not available in this installation "
+                                    "(robustbench_w.bits is missing)")
+
+
+def bits_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("robustbench_w.bits") is not None
+
+
+def gate_points(policy: Policy) -> list[Point]:
+    """The points to evaluate: each distinct requirement point once (the clean model is always evaluated)."""
+    seen: dict[Key, Requirement] = {}
+    for r in policy.requirements:
+        if r.distortion.name != "none" and not any(same_point(r.point, k) for k in seen):
+            seen[r.point] = r
+    points: list[Point] = []
+    for r in seen.values():
+        points += plan([r.distortion], None if math.isnan(r.strength) else [r.strength], policy.trials)
+    return points
+
+
+def same_point(a: Key, b: Key) -> bool:
+    """Same spec and the same strength (nan equals nan: parameterless distortions)."""
+    return a[0] == b[0] and (a[1] == b[1] or (math.isnan(a[1]) and math.isnan(b[1])))
+
+
+def point_mask(frame: pd.DataFrame, key: Key) -> pd.Series:
+    strength = frame["strength"].astype(float)
+    match = strength.isna() if math.isnan(key[1]) else (strength == key[1])
+    return (frame["spec"] == key[0]) & match
+
+
+# ------------------------------------------------------------------ judging
+
+def judge(r: Requirement, summary: pd.DataFrame, bits: dict, base: Baseline | None) -> Verdict:
+    """All checks of one requirement: its limits, then the regression over the baseline (if any)."""
+    row = summary[point_mask(summary, r.point)].iloc[0].to_dict()
+    clean = float(summary[summary["distortion"] == "none"]["error_mean"].iloc[0])
+    checks = [judge_limit(r, key, row, clean, bits.get(r.point)) for key in LIMIT_KINDS if key in r.limits]
+    if base is not None:
+        checks.append(regression_check(r, row, base))
+    return Verdict(r, tuple(checks), row)
+
+
+def judge_limit(r: Requirement, key: str, row: dict, clean_error: float, bits: tuple | None) -> Check:
+    """Judge one limit: take the mean or the conservative end of the interval, compare with the threshold."""
+    kind = LIMIT_KINDS[key]
+    mean, low, high, draws = measures(kind.measure, row, clean_error, bits)
+    if not r.distortion.is_random_at(r.strength):
+        value, on = mean, "exact"
+    elif draws == 1:
+        value, on = mean, "one draw"
+    elif r.judge == "mean":
+        value, on = mean, "mean"
+    else:
+        value, on = (high, "95% CI high") if kind.upper else (low, "95% CI low")
+    threshold = r.limits[key]
+    if math.isnan(value):
+        why = unmeasured(kind.measure) if math.isnan(mean) else "no 95% interval from one trial"
+        return Check(key, threshold, math.nan, on, False, mean, f"not measured: {why}")
+    passed = value <= threshold + TOLERANCE if kind.upper else value >= threshold - TOLERANCE
+    return Check(key, threshold, value, on, passed, mean)
+
+
+def measures(measure: str, row: dict, clean_error: float, bits: tuple | None) -> tuple[float, float, float, int]:
+    """``(mean, ci low, ci high, number of draws)`` of a measure at a point."""
+    if measure == "bits":
+        return bits if bits is not None else (math.nan, math.nan, math.nan, 0)
+    col = "error" if measure == "drop" else measure
+    mean, low, high = (_float(row.get(f"{col}_{s}")) for s in ("mean", "ci_low", "ci_high"))
+    if measure == "drop":
+        mean, low, high = mean - clean_error, low - clean_error, high - clean_error
+    return mean, low, high, int(row.get("trials", 1))
+
+
+def unmeasured(measure: str) -> str:
+    return {"bits": "no effective bits", "agreement": "no agreement"}.get(measure, "the evaluation set has no labels")
+
+
+def regression_check(r: Requirement, row: dict, base: Baseline) -> Check:
+    """Fail when the mean error rose over the baseline's by more than ``max_regression``."""
+    before = base.error(r.point)
+    now = _float(row.get("error_mean"))
+    if before is None:
+        return Check("max_regression", r.max_regression, math.nan, "mean vs baseline", None, now,
+                     "not in the baseline")
+    rise = now - before
+    note = f"error {before:.4f} -> {now:.4f}"
+    passed = bool(rise <= r.max_regression + TOLERANCE)
+    return Check("max_regression", r.max_regression, rise, "mean vs baseline", passed, now, note)
+
+
+def _float(x: object) -> float:
+    return math.nan if x is None else float(x)
+
+
+# ------------------------------------------------------------------ effective bits
+
+def measure_bits(policy: Policy, inputs: Inputs, rows: pd.DataFrame) -> dict[Key, tuple[float, float, float, int]]:
+    """``(mean, low, high, draws)`` effective bits per weight of the distorted weights, for each point with max_bits.
+
+    Per-trial ``eff_bits`` of the sweep rows are used when the engine records them; otherwise
+    ``bits.effective_bits`` measures the point once (one draw of a random distortion).
+    """
+    out: dict[Key, tuple[float, float, float, int]] = {}
+    for r in policy.requirements:
+        if "max_bits" in r.limits and r.point not in out:
+            out[r.point] = bits_from_rows(rows, r.point) or bits_from_module(policy, inputs, r)
+    return out
+
+
+def bits_from_rows(rows: pd.DataFrame, key: Key) -> tuple[float, float, float, int] | None:
+    if "eff_bits" not in rows.columns:
+        return None
+    g = rows[point_mask(rows, key)]
+    values = g["eff_bits"].astype(float).dropna().to_numpy()
+    if len(values) == 0:
+        return None
+    if not bool(g["stochastic"].any()) or len(values) == 1:
+        return float(values.mean()), float(values.mean()), float(values.mean()), len(values)
+    mean, _, low, high = t_interval(values)
+    return mean, low, high, len(values)
+
+
+def bits_from_module(policy: Policy, inputs: Inputs, r: Requirement) -> tuple[float, float, float, int]:
+    from .bits import effective_bits
+
+    strength = None if math.isnan(r.strength) else r.strength
+    spec = None if r.distortion.name == "none" else r.distortion.spec
+    frame = effective_bits(inputs.model, spec, strength, seed=policy.seed, include=policy.include,
+                           exclude=policy.exclude)
+    value = float(frame.attrs["total"]["bits_per_weight"])
+    return value, value, value, 1
+
+
+# ------------------------------------------------------------------ baselines
+
+@dataclass
+class Baseline:
+    """The mean error of each point of an earlier results file."""
+
+    source: str
+    errors: dict[Key, float | None]
+    meta: dict = field(default_factory=dict)
+
+    def error(self, key: Key) -> float | None:
+        """The baseline's mean error at ``key``; None when the file lacks the point (or it has no error)."""
+        for k, v in self.errors.items():
+            if same_point(k, key):
+                return v
+        return None
+
+
+def load_baseline(path: Path) -> Baseline:
+    """Read a JSON results file of ``gate -o`` or ``sweep -o``: its ``summary`` rows give the errors."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputFileError(f"{path}: cannot read the baseline: {exc.strerror or exc}") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputFileError(f"{path}: the baseline is not valid JSON: {exc}") from None
+    summary = doc.get("summary") if isinstance(doc, dict) else None
+    if not isinstance(summary, list):
+        raise InputFileError(f"{path}: not a wrobust results file (no 'summary' list); "
+                             "write one with 'wrobust gate -o FILE.json' or 'wrobust sweep -o FILE.json'")
+    errors: dict[Key, float | None] = {}
+    for i, row in enumerate(summary):
+        key, err = baseline_row(row, f"{path}: summary[{i}]")
+        errors.setdefault(key, err)
+    meta = doc.get("meta") if isinstance(doc.get("meta"), dict) else {}
+    return Baseline(str(path), errors, meta)
+
+
+def baseline_row(row: object, where: str) -> tuple[Key, float | None]:
+    """One summary row as ``(key, mean error)``; the spec is made canonical, without a fixed strength."""
+    if not isinstance(row, dict) or not isinstance(row.get("spec"), str):
+        raise InputFileError(f"{where}: expected a summary row with a 'spec'")
+    strength, err = row.get("strength"), row.get("error_mean")
+    if not all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in (strength, err)):
+        raise InputFileError(f"{where}: 'strength' and 'error_mean' must be numbers or null")
+    spec = row["spec"]
+    try:
+        spec = get_distortion(spec).with_strength(None).spec
+    except WrobustError:
+        pass  # a distortion this installation lacks: it can only fail to match
+    return (spec, math.nan if strength is None else float(strength)), None if err is None else float(err)
+
+
+def baseline_notes(verdicts: Sequence[Verdict], base: Baseline | None, meta: dict) -> list[str]:
+    """What the reader should know about the comparison: points the baseline lacks, another dataset."""
+    if base is None:
+        return []
+    notes = [f"the baseline has no point {point_name(v.requirement.distortion, v.requirement.strength)}: "
+             f"{v.requirement.name} not compared (not a failure)"
+             for v in verdicts for c in v.checks if c.limit == "max_regression" and c.passed is None]
+    theirs = base.meta.get("dataset")
+    if theirs and theirs != meta.get("dataset"):
+        notes.append(f"the baseline was measured on {theirs}, this run on {meta.get('dataset')}")
+    return notes

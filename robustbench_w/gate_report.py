@@ -1,0 +1,185 @@
+"""Rendering and writing gate verdicts: a rich table, JUnit XML, Markdown for a CI job summary, JSON.
+
+The JSON file is a sweep results file (``{"meta", "rows", "summary"}``) with a ``gate`` block added, so it
+serves as a later ``--baseline``. Every file is written atomically (``report.atomic_write``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from .gate import Check, GateResult, Verdict
+from .report import atomic_write, jsonable, records
+
+MEASURES = {"max_error": "error", "max_drop": "error drop", "min_agreement": "agreement",
+            "max_bits": "bits/weight", "max_regression": "error rise vs baseline"}
+
+
+# ------------------------------------------------------------------ text pieces
+
+def number(limit: str, x: float) -> str:
+    """A value in the policy's own units: fractions with 4 decimals, bits with 3, rises with a sign."""
+    if x is None or math.isnan(x):
+        return "-"
+    if limit == "max_bits":
+        return f"{x:.3f}"
+    return f"{x:+.4f}" if limit in ("max_regression", "max_drop") else f"{x:.4f}"
+
+
+def limit_text(c: Check) -> str:
+    return f"{c.relation} {number(c.limit, c.threshold)}"
+
+
+def status(c: Check) -> str:
+    return {True: "PASS", False: "FAIL", None: "n/a"}[c.passed]
+
+
+def check_line(v: Verdict, c: Check) -> str:
+    """One line for a log: ``FAIL addnorm sigma=0.3: error 0.3042 (95% CI high) > limit 0.1500``."""
+    rel = c.relation if c.passed is not False else {"<=": ">", ">=": "<"}[c.relation]
+    measured = f"{MEASURES[c.limit]} {number(c.limit, c.value)} ({c.judged_on})"
+    if c.passed is None or math.isnan(c.value):
+        measured = f"{MEASURES[c.limit]}: {c.note}"
+        return f"{status(c)} {v.requirement.name}: {measured}"
+    note = f"; {c.note}" if c.note else ""
+    return f"{status(c)} {v.requirement.name}: {measured} {rel} limit {number(c.limit, c.threshold)}{note}"
+
+
+def verdict_line(result: GateResult) -> str:
+    total, failed = len(result.verdicts), len(result.failed)
+    head = (f"gate passed: {total} of {total} requirements met" if result.passed
+            else f"gate FAILED: {failed} of {total} requirements not met")
+    return f"{head} ({context(result)})"
+
+
+def context(result: GateResult) -> str:
+    m, p = result.meta, result.policy
+    clean = result.summary[result.summary["distortion"] == "none"]["error_mean"].iloc[0]
+    return (f"{m.get('model')} on {m.get('dataset')}, n={m.get('n')}, clean error {number('max_error', clean)}; "
+            f"{p.trials} trials, seed {p.seed}; judged on {judge_text(p.judge)}")
+
+
+def judge_text(judge: str) -> str:
+    return "the mean" if judge == "mean" else "the conservative end of the 95% CI"
+
+
+def table_rows(result: GateResult) -> list[list[str]]:
+    """``[requirement, measure, limit, measured, judged on, result]`` per check; the name on its first line."""
+    out = []
+    for v in result.verdicts:
+        for i, c in enumerate(v.checks):
+            measured = number(c.limit, c.value) if c.passed is not None else "-"
+            out.append([v.requirement.name if i == 0 else "", MEASURES[c.limit], limit_text(c), measured,
+                        c.judged_on if c.passed is not None else c.note, status(c)])
+    return out
+
+
+HEADERS = ["requirement", "measure", "limit", "measured", "judged on", "result"]
+
+
+# ------------------------------------------------------------------ terminal
+
+def render_gate(result: GateResult, console: Console, table: bool = True) -> None:
+    """The table of checks, the failing checks one per line, the notes, and the verdict line."""
+    if table:
+        t = Table(show_edge=False, pad_edge=False)
+        for i, h in enumerate(HEADERS):
+            t.add_column(h, justify="right" if h in ("limit", "measured") else "left")
+        for row in table_rows(result):
+            style = {"PASS": "green", "FAIL": "bold red"}.get(row[-1])
+            t.add_row(*map(escape, row[:-1]), f"[{style}]{row[-1]}[/]" if style else row[-1])
+        console.print(t)
+    for v in result.failed:
+        for c in v.failures:
+            console.print(check_line(v, c), markup=False, highlight=False, soft_wrap=True)
+    for note in result.notes:
+        console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
+    console.print(verdict_line(result), markup=False, highlight=False, soft_wrap=True,
+                  style=None if result.passed else "bold red")
+
+
+# ------------------------------------------------------------------ JUnit XML
+
+def junit_xml(result: GateResult) -> ET.ElementTree:
+    """One testsuite, one testcase per requirement; a failing requirement's testcase has a <failure>."""
+    n, failures = str(len(result.verdicts)), str(len(result.failed))
+    elapsed = f"{result.meta.get('elapsed_s', 0.0):.3f}"
+    root = ET.Element("testsuites", name="wrobust gate", tests=n, failures=failures, errors="0", time=elapsed)
+    suite = ET.SubElement(root, "testsuite", name=f"wrobust gate: {result.meta.get('model')}", tests=n,
+                          failures=failures, errors="0", skipped="0", time=elapsed)
+    props = ET.SubElement(suite, "properties")
+    for key in ("model", "model_sha256", "dataset", "n", "seed", "device", "version"):
+        ET.SubElement(props, "property", name=key, value=str(result.meta.get(key)))
+    ET.SubElement(props, "property", name="policy", value=result.policy.source)
+    for name, v in zip(case_names(result.verdicts), result.verdicts):
+        case = ET.SubElement(suite, "testcase", classname="wrobust.gate", name=name, time="0")
+        if not v.passed:
+            message = "; ".join(check_line(v, c)[5:] for c in v.failures)
+            failure = ET.SubElement(case, "failure", message=message, type="RequirementFailed")
+            failure.text = "\n".join(check_line(v, c) for c in v.failures)
+        ET.SubElement(case, "system-out").text = "\n".join(check_line(v, c) for c in v.checks)
+    ET.indent(root)
+    return ET.ElementTree(root)
+
+
+def case_names(verdicts: list[Verdict]) -> list[str]:
+    """Requirement names, made unique (a repeated name gets its policy key)."""
+    names = [v.requirement.name for v in verdicts]
+    return [n if names.count(n) == 1 else f"{n} ({v.requirement.key})" for n, v in zip(names, verdicts)]
+
+
+# ------------------------------------------------------------------ Markdown
+
+def gate_markdown(result: GateResult) -> str:
+    """A Markdown report for a CI job summary (GitHub's ``$GITHUB_STEP_SUMMARY``)."""
+    mark = {"PASS": "✅", "FAIL": "❌", "n/a": "➖"}
+    head = "✅ passed" if result.passed else f"❌ failed ({len(result.failed)} of {len(result.verdicts)})"
+    lines = [f"## wrobust gate: {head}", "", _md(context(result)), "",
+             "| | " + " | ".join(HEADERS[:-1]) + " |", "|---" * len(HEADERS) + "|"]
+    lines += [f"| {mark[r[-1]]} | " + " | ".join(_md(x) for x in r[:-1]) + " |" for r in table_rows(result)]
+    if result.notes:
+        lines += ["", "Notes:", *(f"- {_md(n)}" for n in result.notes)]
+    return "\n".join(lines) + "\n"
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+# ------------------------------------------------------------------ JSON and files
+
+def gate_document(result: GateResult) -> dict:
+    """The ``-o`` JSON: the sweep results file (meta, rows, summary) plus the verdicts under ``gate``."""
+    reqs = [{"name": v.requirement.name, "key": v.requirement.key, "distortion": v.requirement.distortion.spec,
+             "strength": v.requirement.strength, "judge": v.requirement.judge, "limits": v.requirement.limits,
+             "max_regression": v.requirement.max_regression, "passed": v.passed,
+             "checks": [{"limit": c.limit, "threshold": c.threshold, "value": c.value, "mean": c.mean,
+                         "judged_on": c.judged_on, "passed": c.passed, "note": c.note} for c in v.checks]}
+            for v in result.verdicts]
+    gate = {"passed": result.passed, "policy": result.policy.to_dict(), "baseline": result.baseline,
+            "requirements": reqs, "notes": result.notes}
+    return {"meta": jsonable(result.meta), "rows": records(result.rows), "summary": records(result.summary),
+            "gate": jsonable(gate)}
+
+
+def write_gate_files(result: GateResult, output: Path | None = None, junit: Path | None = None,
+                     summary: Path | None = None) -> list[Path]:
+    """Write the files asked for, each atomically; return the paths written."""
+    written = []
+    if output is not None:
+        text = json.dumps(gate_document(result), indent=1) + "\n"
+        written.append(atomic_write(output, lambda p: p.write_text(text, encoding="utf-8")))
+    if junit is not None:
+        tree = junit_xml(result)
+        written.append(atomic_write(junit, lambda p: tree.write(p, encoding="utf-8", xml_declaration=True)))
+    if summary is not None:
+        text = gate_markdown(result)
+        written.append(atomic_write(summary, lambda p: p.write_text(text, encoding="utf-8")))
+    return written

@@ -1,0 +1,327 @@
+"""Gate policies: read a TOML file (or ``[tool.wrobust.gate]`` in ``pyproject.toml``), validate it whole.
+
+A policy names the evaluation (dataset, data root, limit, trials, seed, targets) and a list of
+requirements, each at one distortion and strength with one or more limits::
+
+    [gate]
+    dataset = "digits"
+    trials = 5
+
+    [[gate.require]]
+    distortion = "noise"
+    strength = 0.1
+    max_error = 0.15
+
+Everything is checked before any model is loaded, so that a typo costs nothing. Every error names the
+key that is wrong, as a path: ``gate.require[2].strength: expected a number`` (``require`` entries count
+from 0). See docs/gate.md for the reference of every key.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .distortions import Distortion, get_distortion
+from .errors import InputFileError, InvalidValueError, WrobustError
+
+try:  # Python 3.11+
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10 needs the tomli backport
+    try:
+        import tomli as tomllib
+    except ModuleNotFoundError:
+        tomllib = None
+
+JUDGES = ("mean", "ci")
+DEFAULT_JUDGE = "ci"
+DEFAULT_TRIALS = 5
+DEFAULT_MAX_REGRESSION = 0.01
+
+
+@dataclass(frozen=True)
+class LimitKind:
+    """One kind of limit: which measure it bounds, from which side, and the values a limit may take."""
+
+    key: str
+    measure: str  # error, drop, agreement, bits
+    upper: bool  # True: measured <= limit; False: measured >= limit
+    low: float = 0.0
+    high: float = math.inf
+
+
+LIMIT_KINDS = {k.key: k for k in (
+    LimitKind("max_error", "error", True, 0.0, 1.0),
+    LimitKind("max_drop", "drop", True, 0.0, 1.0),
+    LimitKind("min_agreement", "agreement", False, 0.0, 1.0),
+    LimitKind("max_bits", "bits", True, 0.0, 64.0),
+)}
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One point (distortion, strength) and the limits it must meet."""
+
+    index: int
+    key: str  # where it was written: "gate.require[0]"
+    name: str
+    distortion: Distortion  # without a fixed strength: the strength is in ``strength``
+    strength: float  # nan for a parameterless distortion
+    limits: dict[str, float]
+    judge: str
+    max_regression: float
+
+    @property
+    def point(self) -> tuple[str, float]:
+        """What identifies the measured point: canonical spec and strength."""
+        return self.distortion.spec, self.strength
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A validated gate policy."""
+
+    source: str  # the file it came from
+    requirements: tuple[Requirement, ...]
+    dataset: str | None = None
+    data_root: str | None = None
+    limit: int | None = None
+    trials: int = DEFAULT_TRIALS
+    seed: int = 0
+    judge: str = DEFAULT_JUDGE
+    max_regression: float = DEFAULT_MAX_REGRESSION
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    table: str = "gate"  # the key of the [gate] table in its file
+
+    def load_options(self) -> dict:
+        """Options for ``inputs.load_inputs`` (the dataset is passed on its own)."""
+        return {"limit": self.limit, "seed": self.seed, "data_root": self.data_root}
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "dataset": self.dataset, "data_root": self.data_root, "limit": self.limit,
+                "trials": self.trials, "seed": self.seed, "judge": self.judge, "max_regression": self.max_regression,
+                "include": list(self.include), "exclude": list(self.exclude)}
+
+
+# ------------------------------------------------------------------ reading files
+
+def read_toml(path: Path) -> dict:
+    """The parsed TOML document at ``path``; unreadable or invalid files are input errors."""
+    if tomllib is None:
+        raise InvalidValueError("reading TOML on Python 3.10 needs the tomli package: pip install tomli")
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except OSError as exc:
+        raise InputFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputFileError(f"{path}: not valid TOML: {exc}") from None
+
+
+def load_policy(path: Path | None = None, project: Path = Path("pyproject.toml")) -> Policy:
+    """The policy in ``path`` (a ``[gate]`` table, or ``[tool.wrobust.gate]``), else in ``project``."""
+    if path is None:
+        if not project.is_file():
+            raise InputFileError(f"no policy: pass --policy FILE.toml, or add [tool.wrobust.gate] to {project} "
+                                 f"(there is no {project} here)")
+        table = _tool_table(read_toml(project))
+        if table is None:
+            raise InputFileError(f"no policy: pass --policy FILE.toml, or add [tool.wrobust.gate] to {project}")
+        return parse_policy(table, str(project), "tool.wrobust.gate", base=project.parent)
+    doc = read_toml(path)
+    if "gate" in doc:
+        _no_unknown(doc, {"gate"}, "", f"{path}: ")
+        return parse_policy(doc["gate"], str(path), "gate", base=path.parent)
+    table = _tool_table(doc)
+    if table is None:
+        raise InputFileError(f"{path}: no [gate] table (nor [tool.wrobust.gate]): not a wrobust gate policy")
+    return parse_policy(table, str(path), "tool.wrobust.gate", base=path.parent)
+
+
+def _tool_table(doc: dict) -> object | None:
+    tool = doc.get("tool")
+    wrobust = tool.get("wrobust") if isinstance(tool, dict) else None
+    return wrobust.get("gate") if isinstance(wrobust, dict) else None
+
+
+# ------------------------------------------------------------------ validation
+
+GATE_KEYS = {"dataset", "data_root", "limit", "trials", "seed", "judge", "max_regression", "include", "exclude",
+             "require"}
+REQUIRE_KEYS = {"distortion", "strength", "name", "judge", "max_regression", *LIMIT_KINDS}
+
+
+def parse_policy(table: object, source: str = "<policy>", key: str = "gate", base: Path | None = None) -> Policy:
+    """Validate a policy table (the content of ``[gate]``) and return the :class:`Policy`.
+
+    ``base`` is the folder relative ``data_root`` paths are resolved against (the policy file's folder).
+    """
+    t = _table(table, key)
+    _no_unknown(t, GATE_KEYS, key)
+    root = _data_root(_opt(t, "data_root", key, _string), base)
+    common = dict(
+        source=source, table=key, dataset=_opt(t, "dataset", key, _string), data_root=root,
+        limit=_opt(t, "limit", key, _count), trials=_opt(t, "trials", key, _count, DEFAULT_TRIALS),
+        seed=_opt(t, "seed", key, _integer, 0), judge=_opt(t, "judge", key, _judge, DEFAULT_JUDGE),
+        max_regression=_opt(t, "max_regression", key, _fraction, DEFAULT_MAX_REGRESSION),
+        include=tuple(_opt(t, "include", key, _strings, ())), exclude=tuple(_opt(t, "exclude", key, _strings, ())),
+    )
+    entries = t.get("require")
+    if not isinstance(entries, list) or not entries:
+        raise InvalidValueError(f"{key}.require: expected at least one [[{key}.require]] table")
+    reqs = tuple(parse_requirement(e, i, f"{key}.require[{i}]", common) for i, e in enumerate(entries))
+    return Policy(requirements=reqs, **common)
+
+
+def parse_requirement(entry: object, index: int, key: str, common: dict) -> Requirement:
+    """Validate one ``[[gate.require]]`` table; ``common`` holds the validated [gate] settings."""
+    t = _table(entry, key)
+    _no_unknown(t, REQUIRE_KEYS, key)
+    if "distortion" not in t:
+        raise InvalidValueError(f"{key}.distortion: missing (every requirement names a distortion)")
+    dist = _distortion(t["distortion"], f"{key}.distortion")
+    strength = _strength(t, dist, key)
+    dist = dist.with_strength(None)
+    limits = {k: _limit(t[k], LIMIT_KINDS[k], f"{key}.{k}") for k in LIMIT_KINDS if k in t}
+    if not limits:
+        raise InvalidValueError(f"{key}: no limit (give at least one of {', '.join(LIMIT_KINDS)})")
+    judge = _opt(t, "judge", key, _judge, common["judge"])
+    if judge == "ci" and common["trials"] < 2 and dist.is_random_at(strength):
+        raise InvalidValueError(f"{key}.judge: 'ci' needs trials >= 2 for the random distortion {dist.name} "
+                                f"(trials = {common['trials']}); raise trials or use judge = 'mean'")
+    name = _opt(t, "name", key, _string) or point_name(dist, strength)
+    return Requirement(index, key, name, dist, strength, limits, judge,
+                       _opt(t, "max_regression", key, _fraction, common["max_regression"]))
+
+
+def _data_root(root: str | None, base: Path | None) -> str | None:
+    """``$VARIABLES`` and ``~`` expanded; a relative path is taken from the policy file's folder."""
+    if root is None:
+        return None
+    path = Path(os.path.expandvars(root)).expanduser()
+    return str(path if path.is_absolute() or base is None else base / path)
+
+
+def point_name(dist: Distortion, strength: float) -> str:
+    """A readable name for a point: ``addnorm sigma=0.1``, ``sign``."""
+    return dist.spec if math.isnan(strength) else f"{dist.spec} {dist.info.strength}={strength:g}"
+
+
+def _distortion(value: object, key: str) -> Distortion:
+    spec = _string(value, key)
+    try:
+        return get_distortion(spec)
+    except WrobustError as exc:
+        raise type(exc)(f"{key}: {exc}") from None
+
+
+def _strength(t: dict, dist: Distortion, key: str) -> float:
+    """The requirement's strength: given, or fixed by the spec; nan for a parameterless distortion."""
+    info = dist.info
+    given = _opt(t, "strength", key, _number)
+    if info.parameterless:
+        if given is not None:
+            raise InvalidValueError(f"{key}.strength: {info.name} takes no strength")
+        return math.nan
+    fixed = dist.fixed_strength
+    if given is not None and fixed is not None and given != fixed:
+        raise InvalidValueError(f"{key}.strength: {given:g} conflicts with {info.strength}={fixed:g} in the spec")
+    value = given if given is not None else fixed
+    if value is None:
+        raise InvalidValueError(f"{key}.strength: missing ({info.name} needs its {info.strength}, "
+                                f"valid range {info.valid})")
+    try:
+        dist.check_strength(value)
+    except InvalidValueError as exc:
+        raise InvalidValueError(f"{key}.strength: {exc}") from None
+    return float(value)
+
+
+def _limit(value: object, kind: LimitKind, key: str) -> float:
+    x = _number(value, key)
+    if not kind.low <= x <= kind.high:
+        high = "inf" if math.isinf(kind.high) else f"{kind.high:g}"
+        raise InvalidValueError(f"{key}: {x:g} is outside [{kind.low:g}, {high}]")
+    return x
+
+
+# ------------------------------------------------------------------ typed values
+
+def _opt(t: dict, name: str, key: str, check: Callable[[object, str], object], default: object = None):
+    return check(t[name], f"{key}.{name}") if name in t else default
+
+
+def _table(value: object, key: str) -> dict:
+    if not isinstance(value, dict):
+        raise InvalidValueError(f"{key}: expected a table, not {_kind(value)}")
+    return value
+
+
+def _no_unknown(t: dict, allowed: set[str], key: str, prefix: str = "") -> None:
+    from .registry import close_matches
+
+    for name in t:
+        if name not in allowed:
+            close = close_matches(name, allowed, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            where = f"{key}.{name}" if key else name
+            raise InvalidValueError(f"{prefix}{where}: unknown key{hint} (keys: {', '.join(sorted(allowed))})")
+
+
+def _kind(value: object) -> str:
+    names = {bool: "a boolean", str: "a string", list: "an array", dict: "a table"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _number(value: object, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise InvalidValueError(f"{key}: expected a number, not {_kind(value)} {value!r}")
+    return float(value)
+
+
+def _integer(value: object, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidValueError(f"{key}: expected an integer, not {_kind(value)} {value!r}")
+    return value
+
+
+def _count(value: object, key: str) -> int:
+    n = _integer(value, key)
+    if n < 1:
+        raise InvalidValueError(f"{key}: must be at least 1, not {n}")
+    return n
+
+
+def _fraction(value: object, key: str) -> float:
+    x = _number(value, key)
+    if not 0.0 <= x <= 1.0:
+        raise InvalidValueError(f"{key}: {x:g} is outside [0, 1]")
+    return x
+
+
+def _string(value: object, key: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidValueError(f"{key}: expected a non-empty string, not {_kind(value)} {value!r}")
+    return value.strip()
+
+
+def _strings(value: object, key: str) -> list[str]:
+    if isinstance(value, str):
+        return [_string(value, key)]
+    if not isinstance(value, list):
+        raise InvalidValueError(f"{key}: expected a string or an array of strings, not {_kind(value)}")
+    return [_string(v, f"{key}[{i}]") for i, v in enumerate(value)]
+
+
+def _judge(value: object, key: str) -> str:
+    s = _string(value, key).lower()
+    if s not in JUDGES:
+        raise InvalidValueError(f"{key}: expected one of {', '.join(repr(j) for j in JUDGES)}, not {value!r}")
+    return s
+
+
+__all__ = ["LIMIT_KINDS", "LimitKind", "Policy", "Requirement", "load_policy", "parse_policy"]

@@ -1,0 +1,370 @@
+"""Training with weight projections (BinaryConnect-style), as in Merolla et al. 2016 (arXiv:1606.01981).
+
+Each targeted tensor (the conv and linear weights, the same default targets as a sweep:
+:func:`robustbench_w.targets.select_targets`) keeps full-precision *hidden* weights ``w``. One step of a
+rule with projection ``P`` and clip bound ``C``::
+
+    w_p  = P(w)                  re-drawn every step for a random rule (stoch, stochm)
+    loss = L(f(x; w_p))          the forward and the backward pass see w_p
+    w   <- w - step(dL/dw_p)     straight-through: dL/dw := dL/dw_p; the derivative of P itself (zero almost
+                                 everywhere for sign) is ignored (BinaryConnect, Courbariaux et al. 2015,
+                                 arXiv:1511.00363); no gradient cancellation is needed since |w| <= C
+    w   <- clamp(w, -C, C)       after every step, for every rule except ``none``
+
+Rules: ``none`` (ordinary training, no clipping), ``clip`` (no projection, clipping only), or any registered
+distortion spec (``sign``, ``round``, ``stoch``, ``power:beta=0.5``, ``stochm:gamma=0.5``, ...): the same
+functions as the test-time registry. As a *training rule* the name ``clip`` means "no projection, clip the
+hidden weights to [-C, C]"; the ``clip`` *distortion* (strength c) is not a training rule.
+
+Scale: a projection uses ``a = C`` by default, the paper's setting (alpha = 1 on hidden weights clipped to
+[-1, 1]: sign gives +-1, stoch has p = (w + 1)/2, BinaryConnect's hard sigmoid). A per-layer ``max|w|``
+would make the projected values depend on one outlier weight and, while the hidden weights are small, turn
+stoch into a fair coin. A spec that names its own scale (``sign:scale=max``) uses the registry's rule.
+The hidden weights start uniform in [-C, C] (``init="uniform"``) so that they fill the clip range.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import EvalSet, load_dataset
+from .distortions import Distortion, get_distortion, parse_spec
+from .errors import InvalidValueError
+from .evaluate import Evaluator, resolve_device
+from .seeding import derive_seed
+from .targets import select_targets
+
+RULE_NONE, RULE_CLIP = "none", "clip"
+OPTIMIZERS = ("adam", "sgd")
+INITS = ("uniform", "default")
+SCHEDULES = ("constant", "cosine")
+
+
+@dataclass(frozen=True)
+class TrainingRule:
+    """A training rule: the projection ``P`` (None: none) and the clip bound ``C`` (None: no clipping)."""
+
+    name: str
+    projection: Distortion | None = None
+    clip: float | None = None
+    own_scale: bool = False  # True: the projection's own scale rule; False: a = C
+
+    @property
+    def scale(self) -> str:
+        if self.projection is None:
+            return "-"
+        return self.projection.scale if self.own_scale else "clip"
+
+    def project(self, w: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``P(w)``, a new tensor (``w`` itself when the rule has no projection)."""
+        if self.projection is None:
+            return w
+        scale = None if self.own_scale else torch.full((1, 1), float(self.clip), device=w.device)
+        return self.projection(w, generator=generator, scale=scale)
+
+
+def parse_rule(spec: str, clip: float = 1.0) -> TrainingRule:
+    """The rule named by ``spec`` (``none``, ``clip`` or a distortion spec carrying its strength)."""
+    if not (isinstance(clip, (int, float)) and math.isfinite(clip) and clip > 0):
+        raise InvalidValueError(f"--clip must be a positive number, not {clip}")
+    name, opts = parse_spec(spec)
+    if name in (RULE_NONE, RULE_CLIP):
+        if opts:
+            raise InvalidValueError(f"training rule {name!r} takes no options (the clip bound is --clip)")
+        return TrainingRule(name, None, None if name == RULE_NONE else float(clip))
+    dist = get_distortion(spec)
+    info = dist.info
+    if not info.parameterless and dist.fixed_strength is None:
+        raise InvalidValueError(
+            f"projection {info.name!r} needs its strength: --projection {info.name}:{info.strength}=VALUE "
+            f"({info.strength} in {info.valid})")
+    own = "scale" in opts
+    label = dist.spec
+    if own and "scale=" not in label:  # the default rule (max) is left out of the canonical spec: name it
+        label += ("," if ":" in label else ":") + "scale=max"
+    return TrainingRule(label, dist, float(clip), own_scale=own)
+
+
+class Projector:
+    """The targeted parameters of a model (holding the hidden weights) and the switch to their projections."""
+
+    def __init__(self, targets: list[tuple[str, torch.Tensor]], rule: TrainingRule):
+        self.targets = targets
+        self.rule = rule
+        self._hidden = [torch.empty_like(p) for _, p in targets] if rule.projection is not None else []
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self.targets]
+
+    @contextmanager
+    def projected(self, generator: torch.Generator | None = None) -> Iterator[None]:
+        """Inside the block the parameters hold ``P(w)``; on exit, also by an exception, they hold ``w`` again.
+
+        Gradients computed inside are ``dL/dP(w)`` and stay in ``.grad``; an optimizer step taken after the
+        block applies them to the hidden weights: the straight-through estimator.
+        """
+        saved = 0
+        try:
+            with torch.no_grad():
+                for (_, p), hidden in zip(self.targets, self._hidden):
+                    hidden.copy_(p)
+                    saved += 1
+                    p.copy_(self.rule.project(hidden, generator))
+            yield
+        finally:
+            with torch.no_grad():
+                for (_, p), hidden in zip(self.targets[:saved], self._hidden):
+                    p.copy_(hidden)
+
+    def clip_(self) -> None:
+        """``w <- clamp(w, -C, C)`` (nothing for rule ``none``)."""
+        if self.rule.clip is None:
+            return
+        with torch.no_grad():
+            for _, p in self.targets:
+                p.clamp_(-self.rule.clip, self.rule.clip)
+
+    def init_uniform_(self, bound: float, seed: int) -> None:
+        """Hidden weights ``~ U(-bound, bound)``, drawn on the CPU (the same values on every device)."""
+        gen = torch.Generator().manual_seed(derive_seed(seed, "init-uniform"))
+        with torch.no_grad():
+            for _, p in self.targets:
+                p.copy_(torch.empty(p.shape, dtype=p.dtype).uniform_(-bound, bound, generator=gen))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What ``wrobust train`` does. ``arch_kwargs`` override the architecture's training defaults;
+    ``data_options`` go to the dataset loader (``data_root``, ...)."""
+
+    dataset: str = "digits"
+    arch: str = "mlp"
+    projection: str = RULE_NONE
+    clip: float = 1.0
+    epochs: int = 20
+    lr: float = 1e-2
+    batch_size: int = 64
+    optimizer: str = "adam"
+    seed: int = 0
+    init: str = "uniform"
+    schedule: str = "constant"
+    weight_decay: float = 0.0
+    arch_kwargs: dict = field(default_factory=dict)
+    data_options: dict = field(default_factory=dict)
+    device: str = "auto"
+
+    def check(self) -> None:
+        _choice("--optimizer", self.optimizer, OPTIMIZERS)
+        _choice("--init", self.init, INITS)
+        _choice("--schedule", self.schedule, SCHEDULES)
+        for flag, value, low in (("--epochs", self.epochs, 1), ("--batch-size", self.batch_size, 1)):
+            if int(value) < low:
+                raise InvalidValueError(f"{flag} must be at least {low}, not {value}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise InvalidValueError(f"--lr must be a positive number, not {self.lr}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise InvalidValueError(f"--weight-decay must be a number >= 0, not {self.weight_decay}")
+
+
+def _choice(flag: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise InvalidValueError(f"{flag} must be one of {', '.join(choices)}, not {value!r}")
+
+
+@dataclass
+class TrainResult:
+    """The trained model (hidden weights, eval mode), how to rebuild it, and the training record."""
+
+    model: nn.Module
+    arch: str
+    arch_kwargs: dict
+    test: EvalSet
+    record: dict
+    elapsed_s: float
+
+    def save(self, path: str | Path) -> Path:
+        """Write wrobust's own checkpoint format (``sweep``, ``bits`` and ``gate`` load it as is)."""
+        from .checkpoints import save_checkpoint
+
+        return save_checkpoint(path, self.model, self.arch, self.arch_kwargs, dataset=self.test.name,
+                               num_classes=self.test.num_classes, input_shape=self.test.input_shape,
+                               normalization=self.test.normalization, train=self.record)
+
+
+class TrainProgress:
+    """Callbacks of a training run (and of a grid of runs); the default does nothing (the CLI draws bars)."""
+
+    def rule_start(self, rule: str, index: int, total: int) -> None: ...
+
+    def epoch_start(self, epoch: int, epochs: int, steps: int) -> None: ...
+
+    def step(self, epoch: int, done: int, steps: int) -> None: ...
+
+    def epoch_end(self, epoch: int, loss: float, test_error: float) -> None: ...
+
+
+def train(config: TrainConfig, progress: TrainProgress | None = None) -> TrainResult:
+    """Train ``config.arch`` on ``config.dataset`` under ``config.projection``; see the module docstring."""
+    config.check()
+    rule = parse_rule(config.projection, config.clip)
+    device = resolve_device(config.device)
+    train_set = load_dataset(config.dataset, split="train", **config.data_options)
+    test_set = load_dataset(config.dataset, split="test", **config.data_options)
+    started = time.perf_counter()
+    with deterministic(config.seed, device):
+        model, arch, arch_kwargs = build_for(config.arch, train_set, config.arch_kwargs)
+        model.to(device)
+        projector = Projector(select_targets(model), rule)
+        if config.init == "uniform":
+            projector.init_uniform_(config.clip, config.seed)
+        history = fit(model, projector, train_set, test_set, config, device, progress or TrainProgress())
+    model.eval()
+    record = {**_arguments(config), "rule": rule.name, "clip": rule.clip, "scale": rule.scale, **history,
+              "targets": projector.names, "device": device.type, "torch": str(torch.__version__)}
+    return TrainResult(model, arch, arch_kwargs, test_set, record, time.perf_counter() - started)
+
+
+def _arguments(config: TrainConfig) -> dict:
+    args = asdict(config)
+    args.pop("device")
+    args["data_options"] = {k: str(v) for k, v in config.data_options.items()}
+    return args
+
+
+@contextmanager
+def deterministic(seed: int, device: torch.device) -> Iterator[None]:
+    """Seed torch's global generators (restored afterwards) and ask for deterministic algorithms."""
+    was = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    devices = [torch.cuda.current_device() if device.index is None else device.index] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(derive_seed(seed, "torch-global"))
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        try:
+            yield
+        finally:
+            torch.use_deterministic_algorithms(was[0], warn_only=was[1])
+
+
+def build_for(arch: str, data: EvalSet, given: dict) -> tuple[nn.Module, str, dict]:
+    """Build ``arch`` for ``data``: the architecture's training defaults, fitted to the input shape and
+    number of classes, then ``given``. Returns the model, the canonical name and the keyword arguments."""
+    from .models import ARCHS, build_model
+
+    kwargs: dict = {}
+    if ":" not in arch and arch in ARCHS:
+        definition = ARCHS.get(arch)
+        arch = definition.name
+        kwargs.update(definition.train_defaults)
+        kwargs.update(definition.fit(data.input_shape) if definition.fit else {})
+    if data.num_classes is not None:
+        kwargs["num_classes"] = data.num_classes
+    kwargs.update(given)
+    try:
+        model = build_model(arch, **kwargs)
+    except TypeError as exc:
+        raise InvalidValueError(f"--arch {arch}: {exc}") from exc
+    check_fits(model, arch, data)
+    return model, arch, kwargs
+
+
+def check_fits(model: nn.Module, arch: str, data: EvalSet) -> None:
+    """One forward pass on two examples: a model that does not fit the inputs is a usage error."""
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(data.normalization.apply(data.x[:2]))
+    except RuntimeError as exc:
+        raise InvalidValueError(f"--arch {arch} does not fit {data.name} inputs of shape {data.input_shape}: "
+                                f"{str(exc).splitlines()[0][:160]}") from exc
+    if data.num_classes is not None and (out.dim() != 2 or out.shape[1] != data.num_classes):
+        raise InvalidValueError(f"--arch {arch}: outputs of shape {tuple(out.shape[1:])}, "
+                                f"expected {data.num_classes} classes")
+    model.train()
+
+
+def fit(model: nn.Module, projector: Projector, train_set: EvalSet, test_set: EvalSet, config: TrainConfig,
+        device: torch.device, progress: TrainProgress) -> dict:
+    """The epochs: per-epoch mean training loss and test error (of the hidden weights)."""
+    x = train_set.normalization.apply(train_set.x).to(device)
+    y = train_set.y.to(device)
+    evaluator = Evaluator(model, test_set, 1024, device)
+    opt = make_optimizer(config, model)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, config.epochs) if config.schedule == "cosine" else None
+    shuffle = torch.Generator().manual_seed(derive_seed(config.seed, "shuffle"))
+    draws = torch.Generator(device=device).manual_seed(derive_seed(config.seed, "projection"))
+    losses, errors = [], []
+    for epoch in range(config.epochs):
+        batches = batch_indices(len(x), config.batch_size, shuffle)
+        progress.epoch_start(epoch, config.epochs, len(batches))
+        losses.append(run_epoch(model, projector, opt, x, y, batches, draws, lambda i: progress.step(epoch, i, len(batches))))
+        errors.append(test_error(model, evaluator))
+        progress.epoch_end(epoch, losses[-1], errors[-1])
+        if sched is not None:
+            sched.step()
+    projected = test_error(model, evaluator, projector, torch.Generator(device=device).manual_seed(
+        derive_seed(config.seed, "test-projection")))
+    return {"loss": losses, "epoch_test_error": errors, "test_error": errors[-1], "test_error_projected": projected}
+
+
+def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+def batch_indices(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """A seeded shuffle cut into batches; a last batch of one example is dropped (batch norm needs two)."""
+    batches = list(torch.randperm(n, generator=generator).split(batch_size))
+    return batches[:-1] if len(batches) > 1 and len(batches[-1]) == 1 else batches
+
+
+def run_epoch(model: nn.Module, projector: Projector, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+              batches: list[torch.Tensor], draws: torch.Generator, report=None) -> float:
+    """One pass over the batches; returns the mean training loss (of the projected model)."""
+    model.train()
+    total = torch.zeros((), device=x.device, dtype=torch.float64)
+    count = 0
+    for i, idx in enumerate(batches):
+        idx = idx.to(x.device)
+        total += train_step(model, projector, opt, x[idx], y[idx], draws) * len(idx)
+        count += len(idx)
+        if report is not None:
+            report(i + 1)
+    return float(total) / max(count, 1)
+
+
+def train_step(model: nn.Module, projector: Projector, opt: torch.optim.Optimizer, xb: torch.Tensor,
+               yb: torch.Tensor, draws: torch.Generator | None = None) -> torch.Tensor:
+    """One straight-through step: loss and gradients at ``P(w)``, update of ``w``, then ``clamp(w, -C, C)``."""
+    with projector.projected(draws):
+        loss = F.cross_entropy(model(xb), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+    opt.step()
+    projector.clip_()
+    return loss.detach()
+
+
+def test_error(model: nn.Module, evaluator: Evaluator, projector: Projector | None = None,
+               draws: torch.Generator | None = None) -> float:
+    """Test error of the hidden weights, or of one projection of them (``nan`` for a rule without one)."""
+    if projector is not None and projector.rule.projection is None:
+        return math.nan
+    model.eval()
+    try:
+        if projector is None:
+            return evaluator.run().error
+        with projector.projected(draws):
+            return evaluator.run().error
+    finally:
+        model.train()

@@ -1,0 +1,18 @@
+"""The examples run as a user would run them."""
+
+import runpy
+from pathlib import Path
+
+import pytest
+
+from robustbench_w.distortions import DISTORTIONS
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.mark.parametrize("name", ["quickstart.py", "custom_distortion.py"])
+def test_example_runs(name, capsys):
+    with DISTORTIONS.isolated():
+        runpy.run_path(str(EXAMPLES / name), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "error" in out
