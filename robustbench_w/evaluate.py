@@ -10,9 +10,10 @@ Where the inputs live is decided once, by size (``Evaluator.mode``):
 - ``stream``: otherwise the raw inputs stay in host memory and each batch is moved to the device when it is
   used (a set too large for the GPU; labels and clean predictions, which are small, stay on the device).
 
-All counts stay on the device and are read once per pass. An input whose outputs are not all finite counts
-as an error and as a disagreement; the loss is averaged over the inputs with finite outputs (``nan`` when
-there are none).
+All counts stay on the device and are read once per pass. A pass does what a plain loop does (forward,
+argmax, summed loss, correct count) plus one sum of the outputs per batch; only when that sum is not finite
+is the pass redone row by row: an input whose outputs are not all finite counts as an error and as a
+disagreement, and the loss is averaged over the inputs with finite outputs (``nan`` when there are none).
 """
 
 from __future__ import annotations
@@ -101,6 +102,26 @@ class Evaluator:
         return self.norm.apply(xb.to(self.device, non_blocking=True) if self.mode == "stream" else xb)
 
     @torch.inference_mode()
+    def fast_predict(self) -> tuple[torch.Tensor, list[float]]:
+        """Predictions and ``[loss, correct, sum of all outputs]`` with no per-row checks: the plain loop's
+        work. A non-finite sum of outputs means some output was NaN or Inf: :meth:`run` then redoes the pass
+        with :meth:`predict`."""
+        preds, losses, corrects, totals = [], [], [], []
+        for xb, yb in self._batches:
+            logits = self.model(self._inputs(xb)).float()
+            preds.append(logits.argmax(dim=1))
+            totals.append(logits.sum())
+            if yb is not None:
+                losses.append(F.cross_entropy(logits, yb, reduction="sum"))
+                corrects.append((preds[-1] == yb).sum())
+        pred = torch.cat(preds)
+        zero = torch.zeros((), device=self.device)
+        parts = [torch.stack(v).sum().double() if v else zero.double() for v in (losses, corrects, totals)]
+        if self.clean is not None:
+            parts.append((pred == self.clean).sum().double())
+        return pred, torch.stack(parts).tolist()
+
+    @torch.inference_mode()
     def predict(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Predictions (-1 where outputs are not finite) and the sums ``[loss, correct, non-finite]``."""
         preds, sums = [], torch.zeros(3, device=self.device, dtype=torch.float64)
@@ -118,10 +139,16 @@ class Evaluator:
 
     def run(self) -> PassResult:
         """One pass; the first pass on a model defines the clean predictions that agreement compares with."""
-        pred, sums = self.predict()
+        pred, values = self.fast_predict()
+        if math.isfinite(values[2]):
+            loss_v, correct_v, bad_v = values[0], values[1], 0.0
+            agree_v = values[3] if self.clean is not None else self.n
+        else:  # some outputs are NaN or Inf: count them, row by row
+            pred, sums = self.predict()
+            loss_v, correct_v, bad_v = sums.tolist()
+            agree_v = (pred == self.clean).sum().item() if self.clean is not None else self.n
         if self.clean is None:
             self.clean = pred
-        loss_v, correct_v, bad_v, agree_v = torch.cat([sums, (pred == self.clean).sum().reshape(1)]).tolist()
         finite_n = self.n - int(bad_v)
         acc = correct_v / self.n if self.has_labels else math.nan
         return PassResult(
