@@ -112,8 +112,10 @@ def save_checkpoint(path: str | Path, model: nn.Module, arch: str, arch_kwargs: 
         "train": train or {},
     }
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
+    buffer = io.BytesIO()  # saved through a buffer, the archive's root name does not depend on the file name,
+    torch.save(payload, buffer)  # so the same training gives the same bytes wherever it is written
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(buffer.getvalue())
     tmp.replace(path)
     return path
 

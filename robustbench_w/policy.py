@@ -123,6 +123,15 @@ def read_toml(path: Path) -> dict:
 
 
 def load_policy(path: Path | None = None, project: Path = Path("pyproject.toml")) -> Policy:
+    """The policy in ``path`` or ``project``; a malformed one raises an error that names the file and key."""
+    try:
+        return _load_policy(path, project)
+    except InvalidValueError as exc:
+        source = path if path is not None else project
+        raise InvalidValueError(f"{source}: {exc}") from exc
+
+
+def _load_policy(path: Path | None, project: Path) -> Policy:
     """The policy in ``path`` (a ``[gate]`` table, or ``[tool.wrobust.gate]``), else in ``project``."""
     if path is None:
         if not project.is_file():

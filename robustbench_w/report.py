@@ -7,6 +7,7 @@ write leaves any earlier file of that name as it was.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -36,6 +37,8 @@ def check_output_path(path: Path, suffixes: tuple[str, ...] = OUTPUT_SUFFIXES) -
         raise InputFileError(f"{path}: is a directory")
     if not os.access(folder, os.W_OK):
         raise InputFileError(f"{path}: folder {folder} is not writable")
+    if path.suffix.lower() == ".parquet" and importlib.util.find_spec("pyarrow") is None:
+        raise InvalidValueError(f"{path}: writing .parquet needs pyarrow: pip install 'robustbench_w[parquet]'")
     return path
 
 

@@ -91,6 +91,8 @@ def test_failed_run_leaves_an_existing_output_file_alone(run_cli, tmp_path):
 
 @pytest.mark.parametrize("suffix", [".json", ".jsonl", ".md", ".parquet"])
 def test_output_formats(run_cli, tmp_path, suffix):
+    if suffix == ".parquet":
+        pytest.importorskip("pyarrow")
     out = tmp_path / f"r{suffix}"
     code, _, err = run_cli("sweep", MODEL, "-d", "sign", "-d", "noise", "-s", "0.1", "--trials", "2", "-q", "-o", out)
     assert code == 0, err
@@ -106,8 +108,21 @@ def test_output_formats(run_cli, tmp_path, suffix):
         text = out.read_text()
         assert "## sign" in text and "## addnorm" in text and "| sigma |" in text
     else:
-        pytest.importorskip("pyarrow")
         assert len(pd.read_parquet(out)) == 4
+
+
+def test_parquet_without_pyarrow_fails_before_any_work(run_cli, tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pyarrow" else real(name, *a))
+    code, out, err = run_cli("sweep", MODEL, "-d", "sign", "-o", tmp_path / "r.parquet")
+    assert code == 2 and "needs pyarrow" in err and out == ""
+
+
+def test_strengths_and_a_spec_strength_together_is_a_usage_error(run_cli):
+    code, _, err = run_cli("sweep", MODEL, "-d", "power:beta=0.5", "-s", "0.3")
+    assert code == 2 and "give the strength once" in err
 
 
 def test_quiet_prints_nothing(run_cli, tmp_path):

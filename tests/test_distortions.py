@@ -203,7 +203,7 @@ def test_spec_options_and_fixed_strength():
     ("power:gamma=1", "unknown option 'gamma'"),
     ("power:beta", "expected KEY=VALUE"),
     ("noise:scale=median", "scale must be one of max, mean, std"),
-    ("quantize:bits=3.5", "integers in"),
+    ("quantize:bits=3.5", r"\[2, 16\] \(integers\)"),
     ("multunif:gamma=0", r"\(0, 1\]"),
 ])
 def test_bad_specs_raise_user_errors(spec, match):

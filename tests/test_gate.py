@@ -90,9 +90,10 @@ def test_quiet_still_prints_failures_and_verdict(run_cli, tmp_path):
 
 def test_malformed_policy_exits_2_naming_the_key(run_cli, tmp_path):
     bad = PASSING.replace("strength = 0.5", 'strength = "0.5"')
-    code, out, err = run_cli("gate", MODEL, "--policy", write(tmp_path, bad))
+    policy = write(tmp_path, bad)
+    code, out, err = run_cli("gate", MODEL, "--policy", policy)
     assert code == 2 and out == ""
-    assert err.strip() == "wrobust: error: gate.require[2].strength: expected a number, not a string '0.5'"
+    assert err.strip() == f"wrobust: error: {policy}: gate.require[2].strength: expected a number, not a string '0.5'"
 
 
 def test_policy_from_pyproject_and_missing_policy(run_cli, tmp_path, monkeypatch):

@@ -168,10 +168,10 @@ def test_clipping_holds_after_every_step(monkeypatch):
 def test_training_is_deterministic_and_writes_a_checkpoint_every_command_loads(tmp_path):
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
     runs = [train(TrainConfig(projection="stoch", seed=3, **FAST)) for _ in range(2)]
-    paths = [r.save(tmp_path / d / "m.pt") for r, d in zip(runs, "ab")]
+    paths = [r.save(tmp_path / d / name) for r, d, name in zip(runs, "ab", ("m.pt", "other-name.pt"))]
     a, b = (r.model.state_dict() for r in runs)
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert paths[0].read_bytes() == paths[1].read_bytes()
+    assert paths[0].read_bytes() == paths[1].read_bytes()  # whatever the file is called
     other = train(TrainConfig(projection="stoch", seed=4, **FAST)).model.state_dict()
     assert not all(torch.equal(a[k], other[k]) for k in a)
 

@@ -25,7 +25,8 @@ from .options import model_argument, model_options, output_option, quiet_option,
               metavar="N", help="A tensor with more distinct values than N is continuous (measured at --resolution).")
 @model_options
 @target_options
-@output_option("Write the figures: .json (meta, layers, total), .csv (one row per tensor), .md (the table).")
+@output_option("Write the figures: .json (meta, layers, total), .csv (one row per tensor), .md (the table).",
+               BITS_SUFFIXES)
 @quiet_option
 def bits(model: str, distortion: str | None, strength: float | None, seed: int, resolution: int, max_distinct: int,
          output: Path | None, quiet: bool, **options) -> None:
@@ -34,8 +35,6 @@ def bits(model: str, distortion: str | None, strength: float | None, seed: int, 
     One row per targeted tensor and a total (the count-weighted mean, total bits / total weights). With
     -d, the figures are those of the distorted weights (the sweep's trial 0 for the same --seed).
     """
-    if output is not None:
-        check_output_path(output, BITS_SUFFIXES)
     frame = effective_bits(model, distortion, strength, seed=seed, resolution=resolution, max_distinct=max_distinct,
                            **options)
     if output is not None:

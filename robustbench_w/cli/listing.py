@@ -53,9 +53,15 @@ def _datasets(include, exclude) -> Table:
 
 
 def _archs(include, exclude) -> Table:
+    from torchvision import models as tvm
+
     table = Table("name", "description", title="architectures", title_justify="left")
     for name in ARCHS.names(include, exclude):
-        table.add_row(name, ARCHS.get(name).description)
+        table.add_row(name, escape(ARCHS.get(name).description))
+    names = tvm.list_models(module=tvm)
+    table.add_row("<torchvision name>", escape(f"any of torchvision's {len(names)} classification models by name "
+                                               f"({', '.join(names[:4])}, ...), with --num-classes"))
+    table.add_row("<file.py:fn>", "your own code: package.module:callable or path/to/file.py:callable")
     return table
 
 

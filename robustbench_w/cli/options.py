@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ..report import check_output_path
+from ..report import OUTPUT_SUFFIXES, check_output_path
 
 
 class FloatList(click.ParamType):
@@ -45,8 +45,11 @@ class IntList(click.ParamType):
         return values
 
 
-def _check_output(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
-    return None if value is None else check_output_path(value)
+def _check_output(suffixes: tuple[str, ...]) -> Callable:
+    def check(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+        return None if value is None else check_output_path(value, suffixes)
+
+    return check
 
 
 def compose(*decorators: Callable) -> Callable:
@@ -105,6 +108,7 @@ seed_option = click.option("--seed", type=int, default=0, show_default=True, hel
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar and no report on the terminal.")
 
 
-def output_option(help_text: str):
+def output_option(help_text: str, suffixes: tuple[str, ...] = OUTPUT_SUFFIXES):
+    """``-o/--output FILE``, checked (suffix, folder, writer) before any work is done."""
     return click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), default=None,
-                        callback=_check_output, metavar="FILE", help=help_text)
+                        callback=_check_output(suffixes), metavar="FILE", help=help_text)

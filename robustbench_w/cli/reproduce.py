@@ -54,7 +54,8 @@ class SpecList(click.ParamType):
 @seed_option
 @data_source_options
 @click.option("-o", "--output", type=click.Path(path_type=Path, file_okay=False), default=None, metavar="DIR",
-              help="Write DIR/results.csv, summary.csv, report.md, figure.png and the checkpoints in DIR/models/.")
+              help="Write DIR/results.csv, summary.csv, report.md, the checkpoints in DIR/models/ and, with "
+                   "matplotlib installed, figure.png.")
 @quiet_option
 def reproduce(output: Path | None, quiet: bool, data_root: Path | None, download: bool, **options) -> None:
     """Train one model per rule and sweep each under the paper's test-time distortions
@@ -70,3 +71,6 @@ def reproduce(output: Path | None, quiet: bool, data_root: Path | None, download
         render_grid(result, console)
         for path in written:
             console.print(f"wrote {path}", markup=False, highlight=False)
+        if output is not None and not any(p.name == "figure.png" for p in written):
+            console.print("no figure: matplotlib is not installed (pip install 'robustbench_w[plot]')",
+                          markup=False, highlight=False)

@@ -41,8 +41,8 @@ class Range:
     def __str__(self) -> str:
         lo = "(" if self.low_open or self.low == -math.inf else "["
         hi = ")" if self.high_open or self.high == math.inf else "]"
-        kind = "integers in " if self.integer else ""
-        return f"{kind}{lo}{_num(self.low)}, {_num(self.high)}{hi}"
+        text = f"{lo}{_num(self.low)}, {_num(self.high)}{hi}"
+        return f"{text} (integers)" if self.integer else text
 
 
 def _num(x: float) -> str:
@@ -136,10 +136,14 @@ class Distortion:
     def strengths(self, override: tuple[float, ...] | list[float] | None = None) -> list[float]:
         """The strengths to sweep: ``override``, else the fixed strength, else the default grid.
 
-        A parameterless distortion has the single strength ``nan``.
+        A parameterless distortion has the single strength ``nan`` (``override`` does not apply to it); an
+        ``override`` for a spec that fixes its strength is an error.
         """
         if self.info.parameterless:
             return [math.nan]
+        if override is not None and self.fixed_strength is not None:
+            raise InvalidValueError(f"{self.spec} fixes {self.info.strength}; give the strength once "
+                                    f"(in the spec or with --strengths, not both)")
         if override is not None:
             values = [float(s) for s in override]
         elif self.fixed_strength is not None:
