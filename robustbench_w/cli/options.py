@@ -11,38 +11,26 @@ import click
 from ..report import OUTPUT_SUFFIXES, check_output_path
 
 
-class FloatList(click.ParamType):
-    """A comma-separated list of numbers: ``0,0.1,0.2`` (``inf`` allowed)."""
+class NumberList(click.ParamType):
+    """A comma-separated list of numbers of one kind: ``0,0.1,0.2`` (floats, ``inf`` allowed) or ``3,32,32``."""
 
-    name = "LIST"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, (list, tuple)):
-            return tuple(value)
-        try:
-            values = tuple(float(v) for v in str(value).split(",") if v.strip())
-        except ValueError:
-            self.fail(f"{value!r} is not a comma-separated list of numbers", param, ctx)
-        if not values or any(math.isnan(v) for v in values):
-            self.fail(f"{value!r} is not a comma-separated list of numbers", param, ctx)
-        return values
-
-
-class IntList(click.ParamType):
-    """A comma-separated list of positive integers: ``3,32,32``."""
-
-    name = "C,H,W"
+    def __init__(self, kind: type = float, name: str = "LIST", what: str = "numbers",
+                 valid: Callable[[float], bool] = lambda v: not math.isnan(v)):
+        self.kind, self.name, self.what, self.valid = kind, name, what, valid
 
     def convert(self, value, param, ctx):
         if isinstance(value, (list, tuple)):
             return tuple(value)
         try:
-            values = tuple(int(v) for v in str(value).split(",") if v.strip())
+            values = tuple(self.kind(v) for v in str(value).split(",") if v.strip())
         except ValueError:
             values = ()
-        if not values or any(v < 1 for v in values):
-            self.fail(f"{value!r} is not a comma-separated list of positive integers", param, ctx)
+        if not values or not all(self.valid(v) for v in values):
+            self.fail(f"{value!r} is not a comma-separated list of {self.what}", param, ctx)
         return values
+
+
+SHAPE = NumberList(int, "C,H,W", "positive integers", lambda v: v >= 1)
 
 
 def _check_output(suffixes: tuple[str, ...]) -> Callable:
@@ -74,23 +62,27 @@ model_options = compose(
                       "runs code from the file. Only for files you trust."),
 )
 
-data_options = compose(
-    click.option("--dataset", metavar="NAME", default=None,
-                 help="Evaluation dataset (default: the one the checkpoint names): digits, mnist, fashion-mnist, "
-                      "cifar10, cifar100, svhn, imagefolder:PATH, tensors:FILE, synthetic. See: wrobust list datasets."),
-    click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True),
+data_root_options = compose(
     click.option("--data-root", type=click.Path(path_type=Path, file_okay=False), default=None, metavar="DIR",
                  help="Folder of the torchvision datasets, in torchvision's layout "
                       "(default: $WROBUST_DATA or ~/.cache/wrobust/data)."),
     click.option("--download", is_flag=True, default=False,
                  help="Fetch a missing torchvision dataset into --data-root (nothing is fetched without it)."),
+)
+
+data_options = compose(
+    click.option("--dataset", metavar="NAME", default=None,
+                 help="Evaluation dataset (default: the one the checkpoint names): digits, mnist, fashion-mnist, "
+                      "cifar10, cifar100, svhn, imagefolder:PATH, tensors:FILE, synthetic. See: wrobust list datasets."),
+    click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True),
+    data_root_options,
     click.option("--image-size", type=click.IntRange(min=1), default=None, metavar="N",
                  help="imagefolder: resize to N/0.875 and centre-crop to N (default 224)."),
-    click.option("--input-shape", type=IntList(), default=None,
+    click.option("--input-shape", type=SHAPE, default=None,
                  help="synthetic: the model's input shape without batch, e.g. 3,32,32 (if the checkpoint lacks it)."),
-    click.option("--mean", type=FloatList(), default=None, metavar="LIST",
+    click.option("--mean", type=NumberList(), default=None, metavar="LIST",
                  help="Normalisation mean, one value or one per channel (overrides the preset and the checkpoint)."),
-    click.option("--std", type=FloatList(), default=None, metavar="LIST",
+    click.option("--std", type=NumberList(), default=None, metavar="LIST",
                  help="Normalisation std, one value or one per channel (overrides the preset and the checkpoint)."),
     click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
                  help="Evaluate on a seeded, class-balanced subset of N examples."),

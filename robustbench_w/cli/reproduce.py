@@ -10,8 +10,8 @@ from ..grid_report import prepare_dir, render_grid, write_grid
 from ..reproduce import DEFAULT_RULES, GRID_DISTORTIONS, GridConfig, reproduce as run_grid, with_overrides
 from ..report import stdout_console
 from . import cli
-from .options import quiet_option, seed_option
-from .train import data_source, data_source_options, train_bars
+from .options import data_root_options, quiet_option, seed_option
+from .train import data_source, train_bars
 
 
 class SpecList(click.ParamType):
@@ -52,7 +52,7 @@ class SpecList(click.ParamType):
 @click.option("--clip", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True, metavar="C")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @seed_option
-@data_source_options
+@data_root_options
 @click.option("-o", "--output", type=click.Path(path_type=Path, file_okay=False), default=None, metavar="DIR",
               help="Write DIR/results.csv, summary.csv, report.md, the checkpoints in DIR/models/ and, with "
                    "matplotlib installed, figure.png.")

@@ -13,7 +13,7 @@ from ..report import (lowest_bits_lines, lowest_bits_markdown, progress_bar, rec
                       summary_markdown, write_results)
 from ..stats import summarize
 from . import cli
-from .options import FloatList, data_options, model_argument, model_options, output_option, quiet_option, seed_option, target_options
+from .options import NumberList, data_options, model_argument, model_options, output_option, quiet_option, seed_option, target_options
 
 DEMO_MODEL = "builtin:digits-mlp"
 DEMO_DISTORTIONS = ("noise", "multunif", "power", "sign", "round")
@@ -41,7 +41,7 @@ class ErrorRate(click.ParamType):
 @model_argument
 @click.option("-d", "--distortion", "distortions", multiple=True, metavar="SPEC",
               help=f"NAME[:KEY=VALUE,...], repeatable (default: {', '.join(DEFAULT_DISTORTIONS)}).")
-@click.option("-s", "--strengths", type=FloatList(), default=None,
+@click.option("-s", "--strengths", type=NumberList(), default=None,
               help="Comma-separated strengths for every -d (default: each distortion's own grid).")
 @click.option("--trials", type=click.IntRange(min=1), default=3, show_default=True,
               help="Draws per strength of a random distortion (deterministic points run once).")

@@ -13,7 +13,7 @@ import click
 from ..report import check_output_path, pct, stderr_console, stdout_console
 from ..train import INITS, OPTIMIZERS, SCHEDULES, TrainConfig, TrainProgress, train as run_train
 from . import cli
-from .options import compose, quiet_option, seed_option
+from .options import compose, data_root_options, quiet_option, seed_option
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
 
@@ -35,12 +35,6 @@ def _arch_options(ctx: click.Context, param: click.Parameter, values: tuple[str,
             out[key.strip()] = raw
     return out
 
-
-data_source_options = compose(
-    click.option("--data-root", type=click.Path(path_type=Path, file_okay=False), default=None, metavar="DIR",
-                 help="Where torchvision datasets (mnist, cifar10, ...) live (default: $WROBUST_DATA)."),
-    click.option("--download", is_flag=True, help="Fetch a torchvision dataset that is missing."),
-)
 
 training_options = compose(
     click.option("--clip", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True, metavar="C",
@@ -71,7 +65,7 @@ training_options = compose(
 @click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True, metavar="N")
 @training_options
 @seed_option
-@data_source_options
+@data_root_options
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
               callback=_check_checkpoint_path, metavar="FILE", help="Checkpoint to write (.pt).")
 @quiet_option
