@@ -18,10 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robustbench_w.checkpoints import LoadedModel
-from robustbench_w.data import EvalSet
+from robustbench_w.datasets.base import EvalSet
 from robustbench_w.distortions import get_distortion
-from robustbench_w.sweep import SweepRunner, plan
+from robustbench_w.engine.sweep import SweepRunner, plan
+from robustbench_w.load.checkpoints import LoadedModel
 
 SIGMAS = [0.05, 0.1, 0.2, 0.3]
 TRIALS = 3

@@ -5,25 +5,58 @@ Python API (everything returns plain objects or pandas DataFrames)::
     import robustbench_w as rw
     rows = rw.sweep("builtin:digits-mlp", distortions=["noise", "sign"], trials=3)
     summary = rw.summarize(rows)
+    bits = rw.effective_bits("builtin:digits-mlp", "sign")
+    result = rw.gate("model.pt", "robustness.toml")         # verdicts of a CI policy
+    trained = rw.train(dataset="digits", projection="stoch")  # BinaryConnect-style training
+
+The package is laid out in wings, one per stage of the data flow (SPEC section 4): :mod:`.distortions`,
+:mod:`.datasets`, :mod:`.load`, :mod:`.engine`, :mod:`.bits`, :mod:`.report`, :mod:`.gate`, :mod:`.paper`
+and :mod:`.cli`. The names below are imported on first use, so that ``import robustbench_w`` (and the
+command line's start-up) does not import torch.
 """
+
+import importlib
+import importlib.abc
+import importlib.util
+import sys
+import warnings
+
+from .registry import lazy_exports
 
 __version__ = "0.1.0"
 
-from .bits import effective_bits
-from .checkpoints import load_model
-from .data import load_dataset
-from .distortions import get_distortion, list_distortions, register_distortion
-from .stats import summarize
-from .sweep import sweep
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "bits": ("effective_bits",),
+    "load.checkpoints": ("load_model",),
+    "datasets.base": ("load_dataset",),
+    "distortions": ("get_distortion", "list_distortions", "register_distortion"),
+    "engine.stats": ("summarize",),
+    "engine.sweep": ("sweep",),
+    "paper.train": ("train",),
+    "paper.reproduce": ("reproduce",),
+    "gate": ("gate",),
+})
+__all__ = ["__version__", *__all__]
 
-__all__ = [
-    "__version__",
-    "effective_bits",
-    "get_distortion",
-    "list_distortions",
-    "load_dataset",
-    "load_model",
-    "register_distortion",
-    "summarize",
-    "sweep",
-]
+# Import paths that the documentation of 0.1 showed, before the modules moved into wings.
+MOVED = {f"{__name__}.data": f"{__name__}.datasets.base", f"{__name__}.checkpoints": f"{__name__}.load.checkpoints"}
+
+
+class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Imports ``robustbench_w.data`` and ``robustbench_w.checkpoints`` as modules that hold the public names of
+    their new homes, with a ``DeprecationWarning`` that names the new path."""
+
+    def find_spec(self, name, path=None, target=None):
+        return importlib.util.spec_from_loader(name, self) if name in MOVED else None
+
+    def create_module(self, spec):
+        return None  # the default: a fresh module
+
+    def exec_module(self, module) -> None:
+        new = MOVED[module.__name__]
+        warnings.warn(f"{module.__name__} moved to {new}", DeprecationWarning, stacklevel=2)
+        home = importlib.import_module(new)
+        module.__dict__.update({k: v for k, v in vars(home).items() if not k.startswith("__")})
+
+
+sys.meta_path.append(_MovedModules())

@@ -31,9 +31,9 @@ import torch
 from torch import nn
 
 from .distortions import Distortion, get_distortion
+from .engine.perturb import WeightPatch
+from .engine.targets import select_targets
 from .errors import InvalidValueError
-from .perturb import WeightPatch
-from .targets import select_targets
 
 DEFAULT_RESOLUTION = 8
 MAX_RESOLUTION = 24
@@ -243,9 +243,9 @@ def resolve_distortion(distortion: str | Distortion | None, strength: float | No
 
 def _load(model, load_options: dict):
     """A loaded model; a module given directly is used where it is (not moved, not put in eval mode)."""
-    from .checkpoints import LoadedModel
-    from .evaluate import resolve_device
-    from .inputs import as_loaded, split_options
+    from .load.checkpoints import LoadedModel
+    from .load.device import resolve_device
+    from .load.inputs import as_loaded, split_options
 
     if isinstance(model, LoadedModel):
         return model

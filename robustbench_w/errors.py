@@ -32,3 +32,7 @@ class InvalidValueError(WrobustError, ValueError):
 
 class InputFileError(WrobustError, OSError):
     """A file that is missing, unreadable, corrupt or of the wrong content."""
+
+
+class UntrustedCheckpointError(InputFileError):
+    """The file holds pickled Python objects; loading them needs ``--trust-checkpoint``."""

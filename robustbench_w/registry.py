@@ -1,4 +1,5 @@
-"""A small typed registry, used for distortions, datasets and architectures.
+"""A small typed registry, used for distortions, datasets and architectures; and the lazy export map of
+the package's wings.
 
 Names are lower-cased on the way in and on the way out. Registering a name twice raises ``ValueError``,
 an entry of the wrong type raises ``TypeError``, and an unknown name raises :class:`UnknownNameError`
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import importlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Generic, TypeVar
@@ -114,3 +116,29 @@ class Registry(Generic[T]):
             yield self
         finally:
             self._entries, self._aliases = entries, aliases
+
+
+def lazy_exports(package: str, exports: dict[str, tuple[str, ...]]):
+    """``(__all__, __getattr__, __dir__)`` for a package that exports the names in ``exports`` (submodule,
+    relative to ``package`` -> its public names) and imports a submodule only when one of its names is first
+    used.
+
+    Wings import nothing at import time: ``import robustbench_w`` and the command line's start-up stay
+    free of torch and pandas, and two wings on one level may use each other's files without an import
+    cycle through their ``__init__``. A name equal to its submodule's name (``"gate": ("gate",)``) stands
+    for the submodule itself.
+    """
+    where = {name: module for module, names in exports.items() for name in names}
+
+    def __getattr__(name: str) -> object:
+        if name not in where:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        module = importlib.import_module(f"{package}.{where[name]}")
+        return module if where[name] == name else getattr(module, name)
+
+    def __dir__() -> list[str]:
+        import sys
+
+        return sorted(set(where) | set(vars(sys.modules[package])))
+
+    return sorted(where), __getattr__, __dir__

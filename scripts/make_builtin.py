@@ -14,9 +14,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from robustbench_w.checkpoints import save_checkpoint
-from robustbench_w.data import load_dataset
-from robustbench_w.models import build_arch
+from robustbench_w.datasets.base import load_dataset
+from robustbench_w.load.archspec import build_arch
+from robustbench_w.load.checkpoints import save_checkpoint
 
 ARCH_KWARGS = {"in_features": 64, "hidden": [128, 128], "num_classes": 10}
 EPOCHS, BATCH, LR, SEED = 60, 64, 1e-3, 0

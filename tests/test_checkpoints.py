@@ -16,11 +16,10 @@ import torch
 import torchvision
 from torch import nn
 
-from robustbench_w.archspec import build, resolve_arch
-from robustbench_w.checkpoints import fit_prefixes, load_model, save_checkpoint, sniff
+from robustbench_w.engine.targets import select_targets
 from robustbench_w.errors import InputFileError, InvalidValueError, UnknownNameError
-from robustbench_w.models import build_model
-from robustbench_w.targets import select_targets
+from robustbench_w.load.archspec import build, build_model, resolve_arch
+from robustbench_w.load.checkpoints import fit_prefixes, load_model, save_checkpoint, sniff
 
 SWEEP_SIGN = ("-d", "sign", "--device", "cpu", "-q")
 

@@ -14,12 +14,12 @@ import pytest
 import torch
 from torch import nn
 
-from robustbench_w.checkpoints import LoadedModel, save_checkpoint
-from robustbench_w.data import DATASETS, EvalSet, Normalization, limit_subset, load_dataset
+from robustbench_w.datasets.base import DATASETS, EvalSet, Normalization, limit_subset, load_dataset
+from robustbench_w.engine.evaluate import Evaluator
 from robustbench_w.errors import InputFileError, InvalidValueError, UnknownNameError
-from robustbench_w.evaluate import Evaluator
-from robustbench_w.inputs import load_inputs
-from robustbench_w.models import build_model
+from robustbench_w.load.archspec import build_model
+from robustbench_w.load.checkpoints import LoadedModel, save_checkpoint
+from robustbench_w.load.inputs import load_inputs
 
 SWEEP_SIGN = ("-d", "sign", "--device", "cpu", "-q")
 

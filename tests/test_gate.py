@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from robustbench_w.errors import InputFileError, InvalidValueError, UnknownNameError
-from robustbench_w.gate import bits_available, load_baseline, run_gate
-from robustbench_w.gate_report import gate_markdown, junit_xml
-from robustbench_w.policy import load_policy, parse_policy
+from robustbench_w.gate.policy import load_policy, parse_policy
+from robustbench_w.gate.report import gate_markdown, junit_xml
+from robustbench_w.gate.verdict import bits_available, load_baseline, run_gate
 
 MODEL = "builtin:digits-mlp"
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "ci"
@@ -56,7 +56,7 @@ def write(tmp_path: Path, text: str, name: str = "policy.toml") -> Path:
 
 
 def policy_of(text: str):
-    from robustbench_w.policy import tomllib  # tomllib, or tomli on Python 3.10
+    from robustbench_w.gate.policy import tomllib  # tomllib, or tomli on Python 3.10
 
     return parse_policy(tomllib.loads(text)["gate"])
 

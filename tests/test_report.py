@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 from rich.console import Console
 
+from robustbench_w.engine.stats import summarize
 from robustbench_w.report import render_sweep, summary_markdown
-from robustbench_w.stats import summarize
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 

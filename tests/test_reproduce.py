@@ -10,8 +10,8 @@ import pytest
 from robustbench_w import load_model
 from robustbench_w.cli.reproduce import SpecList
 from robustbench_w.errors import InvalidValueError, WrobustError
-from robustbench_w.grid_report import compare, findings, grid_markdown, grid_table, write_grid
-from robustbench_w.reproduce import DEFAULT_RULES, GridConfig, GridResult, check_grid, representative, reproduce
+from robustbench_w.paper.report import compare, findings, grid_markdown, grid_table, write_grid
+from robustbench_w.paper.reproduce import DEFAULT_RULES, GridConfig, GridResult, check_grid, representative, reproduce
 
 SMALL = dict(epochs=2, device="cpu", trials=2)
 

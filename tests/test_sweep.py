@@ -10,14 +10,14 @@ import torch
 from torch import nn
 
 from robustbench_w import summarize, sweep
-from robustbench_w.checkpoints import LoadedModel
-from robustbench_w.data import EvalSet
+from robustbench_w.datasets.base import EvalSet
 from robustbench_w.distortions import DISTORTIONS, get_distortion, register_distortion
 from robustbench_w.distortions.base import Range
+from robustbench_w.engine.perturb import WeightPatch
+from robustbench_w.engine.sweep import SweepRunner, plan
+from robustbench_w.engine.targets import select_targets
 from robustbench_w.errors import InvalidValueError
-from robustbench_w.perturb import WeightPatch
-from robustbench_w.sweep import SweepRunner, plan
-from robustbench_w.targets import select_targets
+from robustbench_w.load.checkpoints import LoadedModel
 
 SPEC_COLUMNS = ["model", "dataset", "distortion", "spec", "strength", "trial", "seed", "n", "accuracy", "error",
                 "loss", "agreement", "weight_change"]

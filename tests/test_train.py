@@ -12,10 +12,11 @@ from torch import nn
 
 from robustbench_w import load_model, sweep
 from robustbench_w.distortions import DISTORTIONS, register_distortion
+from robustbench_w.engine.targets import select_targets
 from robustbench_w.errors import InvalidValueError, WrobustError
-from robustbench_w.models import ARCHS, build_arch
-from robustbench_w.targets import select_targets
-from robustbench_w.train import Projector, TrainConfig, deterministic, parse_rule, train, train_step
+from robustbench_w.load.architectures import ARCHS
+from robustbench_w.load.archspec import build_arch
+from robustbench_w.paper.train import Projector, TrainConfig, deterministic, parse_rule, train, train_step
 
 FAST = dict(epochs=2, device="cpu")
 
@@ -144,7 +145,7 @@ def test_random_projection_is_redrawn_every_step():
 
 
 def test_clipping_holds_after_every_step(monkeypatch):
-    import robustbench_w.train as tr
+    import robustbench_w.paper.train as tr
 
     seen, original = [], tr.train_step
 
@@ -280,7 +281,7 @@ def test_cli_train_arch_option(tmp_path, run_cli):
 def test_checkpoint_of_a_torchvision_architecture_loads(tmp_path):
     import torchvision
 
-    from robustbench_w.checkpoints import save_checkpoint
+    from robustbench_w.load.checkpoints import save_checkpoint
 
     model = torchvision.models.resnet18(num_classes=4)
     save_checkpoint(tmp_path / "tv.pt", model, "resnet18", {"num_classes": 4}, input_shape=(3, 16, 16))

@@ -1,7 +1,7 @@
 """The ``wrobust`` command line: parse, call the library, render. No logic of its own.
 
-Each command lives in its own module of this package and registers itself on the ``cli`` group; every
-module here except ``options`` is imported at start-up. :func:`main` maps errors
+The ``wrobust`` group lives in :mod:`.app`; each command lives in its own module of this package and
+registers itself on that group; every module here except ``app`` and ``options`` is imported at start-up. :func:`main` maps errors
 to exit codes: 0 success or pass; 1 gate failed; 2 usage or input error; 3 internal error; 130
 interrupted. Errors are one line on stderr; ``--debug`` (anywhere on the line) or ``WROBUST_DEBUG=1``
 shows the traceback.
@@ -15,22 +15,8 @@ import traceback
 
 import click
 
-from .. import __version__
 from ..errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, WrobustError
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, "-V", "--version", prog_name="wrobust")
-def cli() -> None:
-    """How robust is a trained network to distortions of its weights, and how few bits does it need?
-
-    \b
-    Start with:   wrobust demo
-    Your model:   wrobust sweep model.pt -d noise -o results.csv
-    What exists:  wrobust list distortions
-
-    Add --debug anywhere to see the traceback of an error.
-    """
+from .app import cli
 
 
 def _pop_debug(args: list[str]) -> bool:
@@ -86,7 +72,7 @@ def _load_commands() -> None:
     import pkgutil
 
     for info in pkgutil.iter_modules(__path__):
-        if not info.name.startswith("_") and info.name != "options":
+        if not info.name.startswith("_") and info.name not in ("app", "options"):
             importlib.import_module(f"{__name__}.{info.name}")
 
 

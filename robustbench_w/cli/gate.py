@@ -7,11 +7,11 @@ from pathlib import Path
 import click
 
 from ..errors import EXIT_FAILED
-from ..gate import run_gate
-from ..gate_report import render_gate, write_gate_files
-from ..policy import load_policy
+from ..gate.policy import load_policy
+from ..gate.report import render_gate, write_gate_files
+from ..gate.verdict import run_gate
 from ..report import check_output_path, progress_bar, stdout_console
-from . import cli
+from .app import cli
 from .options import model_argument, model_options
 
 

@@ -6,12 +6,12 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from ..checkpoints import builtin_names
-from ..data import DATASETS
+from ..datasets.base import DATASETS
 from ..distortions import list_distortions
-from ..models import ARCHS
+from ..load.architectures import ARCHS
+from ..load.checkpoints import builtin_names
 from ..report import stdout_console
-from . import cli
+from .app import cli
 
 KINDS = ("distortions", "datasets", "archs", "models")
 

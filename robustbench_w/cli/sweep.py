@@ -6,14 +6,31 @@ from pathlib import Path
 
 import click
 
-from ..sweep import DEFAULT_DISTORTIONS
-from ..sweep import sweep as run_sweep
 from ..bits import lowest_bits
-from ..report import (lowest_bits_lines, lowest_bits_markdown, progress_bar, records, render_sweep, stdout_console,
-                      summary_markdown, write_results)
-from ..stats import summarize
-from . import cli
-from .options import NumberList, data_options, model_argument, model_options, output_option, quiet_option, seed_option, target_options
+from ..engine.stats import summarize
+from ..engine.sweep import DEFAULT_DISTORTIONS
+from ..engine.sweep import sweep as run_sweep
+from ..report import (
+    lowest_bits_lines,
+    lowest_bits_markdown,
+    progress_bar,
+    records,
+    render_sweep,
+    stdout_console,
+    summary_markdown,
+    write_results,
+)
+from .app import cli
+from .options import (
+    NumberList,
+    data_options,
+    model_argument,
+    model_options,
+    output_option,
+    quiet_option,
+    seed_option,
+    target_options,
+)
 
 DEMO_MODEL = "builtin:digits-mlp"
 DEMO_DISTORTIONS = ("noise", "multunif", "power", "sign", "round")

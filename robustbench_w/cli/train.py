@@ -10,9 +10,10 @@ from pathlib import Path
 
 import click
 
+from ..paper.train import INITS, OPTIMIZERS, SCHEDULES, TrainConfig, TrainProgress
+from ..paper.train import train as run_train
 from ..report import check_output_path, pct, stderr_console, stdout_console
-from ..train import INITS, OPTIMIZERS, SCHEDULES, TrainConfig, TrainProgress, train as run_train
-from . import cli
+from .app import cli
 from .options import compose, data_root_options, quiet_option, seed_option
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth")

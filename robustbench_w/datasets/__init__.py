@@ -1,6 +1,11 @@
-"""Dataset loaders beyond the built-in ``digits``, one file per kind; each registers into ``data.DATASETS``
-on import (``robustbench_w.data`` imports this package).
+"""Datasets: evaluation sets held in memory as tensors (wing ``datasets``).
 
+In: a dataset name (``digits``, ``cifar10``, ``imagefolder:PATH``, ``tensors:FILE``, ...) and data options.
+Out: an :class:`EvalSet` (raw inputs, labels, the normalisation that makes them model input).
+:mod:`.base` holds the evaluation set, the normalisation and the registry; each other file is one loader
+that registers itself on import:
+
+- :mod:`.digits`: ``digits``, scikit-learn's 8x8 digits (built in, nothing downloaded);
 - :mod:`.torchvision_sets`: ``mnist``, ``fashion-mnist``, ``cifar10``, ``cifar100``, ``svhn`` from
   ``--data-root`` in torchvision's own layout (``--download`` is the only way anything is fetched);
 - :mod:`.imagefolder`: ``imagefolder:PATH``, ImageNet-style class folders of images;
@@ -8,4 +13,17 @@ on import (``robustbench_w.data`` imports this package).
 - :mod:`.synthetic`: ``synthetic``, seeded random inputs without labels (only agreement is measured).
 """
 
-from . import imagefolder, synthetic, tensors, torchvision_sets  # noqa: F401
+from . import digits, imagefolder, synthetic, tensors, torchvision_sets  # noqa: F401  (they register)
+from .base import (
+                   DATASETS,
+                   DatasetDef,
+                   EvalSet,
+                   Normalization,
+                   limit_subset,
+                   load_dataset,
+                   register_dataset,
+                   subset_index,
+)
+
+__all__ = ["DATASETS", "DatasetDef", "EvalSet", "Normalization", "limit_subset", "load_dataset",
+           "register_dataset", "subset_index"]

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from ..data import EvalSet, Normalization, register_dataset, subset_index
 from ..errors import InputFileError, InvalidValueError
+from .base import EvalSet, Normalization, register_dataset, subset_index
 
 IMAGENET_NORMALIZATION = Normalization(255.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 DEFAULT_IMAGE_SIZE = 224

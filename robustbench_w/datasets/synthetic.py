@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from ..data import EvalSet, Normalization, register_dataset
 from ..errors import InvalidValueError
+from .base import EvalSet, Normalization, register_dataset
 
 DEFAULT_SIZE = 1024
 

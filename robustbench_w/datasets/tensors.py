@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-from ..data import EvalSet, Normalization, register_dataset
 from ..errors import InputFileError
+from .base import EvalSet, Normalization, register_dataset
 
 
 @register_dataset("tensors", "a .pt file of inputs and labels: {'x': ..., 'y': ...} or (x, y); "

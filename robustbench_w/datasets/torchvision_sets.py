@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import EvalSet, Normalization, register_dataset
 from ..errors import InputFileError
+from .base import EvalSet, Normalization, register_dataset
 
 DATA_ROOT_ENV = "WROBUST_DATA"
 

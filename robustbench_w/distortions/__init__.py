@@ -1,95 +1,24 @@
-"""The distortion registry.
+"""Distortions of weight tensors (wing ``distortions``): one family per file, registered by name.
 
-Each family lives in its own module and registers its members where they are defined::
+In: a spec string ``NAME[:KEY=VALUE,...]`` (``"noise"``, ``"power:beta=0.5"``). Out: a :class:`Distortion`,
+a pure function ``(tensor, strength, generator) -> tensor`` with frozen metadata (formula, valid strengths,
+default grid, identity point, values). :mod:`.base` is the contract, :mod:`.catalog` the registry; the
+families register on import::
 
     @register_distortion("power", strength="beta", valid=Range(0), grid=(...), identity=1.0, ...)
     def power(w, beta, a, generator): ...
 
-Look-ups go through :func:`get_distortion`, which takes a spec string ``NAME[:KEY=VALUE,...]``. Third-party
-packages add distortions through the entry-point group ``robustbench_w.distortions`` (an entry point names a
-module that registers on import, or a :class:`DistortionDef`).
+Third-party packages add distortions through the entry-point group ``robustbench_w.distortions``.
 """
 
-from __future__ import annotations
-
-import warnings
-from collections.abc import Callable
-from importlib.metadata import entry_points
-
-from ..registry import Registry
-from .base import Distortion, DistortionDef, DistortionInfo, Fn, Range
+from . import faults, noise, projections, quantize  # noqa: F401  (the built-in families register on import)
+from .base import Distortion, DistortionDef, DistortionInfo, Range
+from .catalog import DISTORTIONS, ENTRY_POINT_GROUP, get_distortion, list_distortions, register_distortion
 from .spec import parse_spec
-
-ENTRY_POINT_GROUP = "robustbench_w.distortions"
-
-DISTORTIONS: Registry[DistortionDef] = Registry("distortion", DistortionDef)
-
-
-def register_distortion(name: str, **info) -> Callable[[Fn], Fn]:
-    """Decorator: register ``fn`` as distortion ``name`` with the metadata in ``info`` (see DistortionInfo)."""
-
-    def decorate(fn: Fn) -> Fn:
-        aliases = tuple(a.lower() for a in info.pop("aliases", ()))
-        meta = DistortionInfo(name=name.lower(), aliases=aliases, **info)
-        DISTORTIONS.register(meta.name, DistortionDef(meta, fn), aliases=aliases)
-        return fn
-
-    return decorate
-
-
-def get_distortion(spec: str | Distortion, **options) -> Distortion:
-    """A distortion by spec string (``"noise"``, ``"power:beta=0.5"``, ``"quantize:granularity=channel"``)."""
-    if isinstance(spec, Distortion):
-        return spec
-    name, opts = parse_spec(spec)
-    opts.update(options)
-    definition = DISTORTIONS.get(name)
-    return _bind(definition, opts)
-
-
-def _bind(definition: DistortionDef, opts: dict[str, str]) -> Distortion:
-    from ..errors import InvalidValueError
-
-    info = definition.info
-    scale = opts.pop("scale", "max")
-    granularity = opts.pop("granularity", "tensor")
-    fixed = None
-    if info.strength is not None and info.strength in opts:
-        raw = opts.pop(info.strength)
-        try:
-            fixed = float(raw)
-        except ValueError:
-            raise InvalidValueError(f"{info.name}: {info.strength}={raw!r} is not a number") from None
-    if opts:
-        keys = ["scale", "granularity"] + ([info.strength] if info.strength else [])
-        raise InvalidValueError(
-            f"{info.name}: unknown option {next(iter(opts))!r} (options: {', '.join(keys)})"
-        )
-    return Distortion(definition, scale=str(scale).lower(), granularity=str(granularity).lower(), fixed_strength=fixed)
-
-
-def list_distortions(include: str | None = None, exclude: str | None = None) -> list[DistortionInfo]:
-    """Metadata of every registered distortion, sorted by name, filtered by wildcards."""
-    return [DISTORTIONS.get(n).info for n in DISTORTIONS.names(include, exclude)]
-
-
-def _load_plugins() -> None:
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            obj = ep.load()
-            if isinstance(obj, DistortionDef):
-                DISTORTIONS.register(obj.info.name, obj, aliases=obj.info.aliases)
-        except Exception as exc:  # a broken plug-in must not break the tool
-            warnings.warn(f"distortion plug-in {ep.name!r} failed to load: {exc}", stacklevel=2)
-
-
-DISTORTIONS.set_loader(_load_plugins)
-
-# The built-in families register on import.
-from . import faults, noise, projections, quantize  # noqa: E402,F401
 
 __all__ = [
     "DISTORTIONS",
+    "ENTRY_POINT_GROUP",
     "Distortion",
     "DistortionDef",
     "DistortionInfo",

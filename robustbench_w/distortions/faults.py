@@ -6,7 +6,7 @@ import torch
 
 from ._random import uniform
 from .base import Range
-from . import register_distortion
+from .catalog import register_distortion
 
 FRACTION = Range(0.0, 1.0)
 

@@ -10,7 +10,7 @@ import torch
 
 from ._random import normal, uniform
 from .base import Range
-from . import register_distortion
+from .catalog import register_distortion
 
 MEROLLA = "Merolla et al. 2016, arXiv:1606.01981"
 SIGMA_GRID = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)

@@ -1,7 +1,7 @@
 """Deterministic and stochastic projections of Merolla et al. 2016, plus ternarization and clipping.
 
 Notation: ``a`` is the scale of the row (default ``max|w|``), ``u = w / a``. Every function sees a 2-D view
-(one row per scale group) and returns a new tensor. Used as training projections (see ``train.py``) the
+(one row per scale group) and returns a new tensor. Used as training projections (see ``paper/train.py``) the
 gradient is straight-through: ``dL/dw := dL/dP(w)``, as in BinaryConnect (Courbariaux et al. 2015).
 """
 
@@ -13,7 +13,7 @@ import torch
 
 from ._random import uniform
 from .base import Range
-from . import register_distortion
+from .catalog import register_distortion
 
 MEROLLA = "Merolla et al. 2016, arXiv:1606.01981"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .base import Range
-from . import register_distortion
+from .catalog import register_distortion
 
 
 @register_distortion(

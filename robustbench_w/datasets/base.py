@@ -7,8 +7,8 @@ else. Datasets are registered by name in ``DATASETS``; a loader is ``(split, **o
 A dataset that takes an argument is named ``PREFIX:ARGUMENT`` (``imagefolder:PATH``, ``tensors:FILE``); the
 prefix is looked up in the registry and the argument reaches the loader as ``source``. Loaders receive every
 data option (``data_root``, ``download``, ``image_size``, ``input_shape``, ``limit``, ``seed``, ...) and
-ignore those they do not use. The loaders beyond ``digits`` live in :mod:`robustbench_w.datasets`, one
-file per kind, and register themselves when this module is imported.
+ignore those they do not use. The loaders live beside this file, one file per kind, and register themselves
+when the package :mod:`robustbench_w.datasets` is imported.
 """
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-import numpy as np
 import torch
 
-from .errors import InvalidValueError
-from .registry import Registry
+from ..errors import InvalidValueError
+from ..registry import Registry
 
 
 @dataclass(frozen=True)
@@ -178,39 +177,3 @@ def limit_subset(data: EvalSet, limit: int, seed: int = 0) -> EvalSet:
     if limit >= len(data):
         return data
     return data.subset(subset_index(data.y, len(data), limit, seed))
-
-
-# ---------------------------------------------------------------- built-in: digits
-
-DIGITS_NORMALIZATION = Normalization(divisor=16.0, mean=(0.3058,), std=(0.3764,))
-
-
-@register_dataset("digits", "8x8 handwritten digits shipped with scikit-learn (1,797 images, 10 classes)")
-def load_digits_set(split: str = "test", **_: object) -> EvalSet:
-    """The 8x8 digits of scikit-learn (no download), as uint8 images of shape (1, 8, 8), values 0-16.
-
-    Split (fixed, stratified, no randomness): within each class, in scikit-learn's order, every fifth image
-    (positions 4, 9, 14, ...) is ``test`` (355 images); the other 1,442 are ``train``.
-    """
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    images = np.asarray(bunch.images, dtype=np.uint8)
-    target = np.asarray(bunch.target, dtype=np.int64)
-    test = digits_test_mask(target)
-    keep = test if split == "test" else ~test
-    x = torch.from_numpy(images[keep]).unsqueeze(1)
-    y = torch.from_numpy(target[keep])
-    return EvalSet("digits", x, y, 10, DIGITS_NORMALIZATION, split)
-
-
-def digits_test_mask(target: np.ndarray) -> np.ndarray:
-    """True for every fifth image of each class (positions 4, 9, 14, ... within the class)."""
-    mask = np.zeros(len(target), dtype=bool)
-    for c in np.unique(target):
-        members = np.flatnonzero(target == c)
-        mask[members[4::5]] = True
-    return mask
-
-
-from . import datasets as _datasets  # noqa: E402,F401  (registers the other loaders)

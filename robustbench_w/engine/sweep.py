@@ -18,13 +18,13 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .bits import discrete_bits
-from .checkpoints import LoadedModel
-from .data import EvalSet
-from .distortions import Distortion, get_distortion
-from .errors import InvalidValueError
+from ..bits import discrete_bits
+from ..datasets.base import EvalSet
+from ..distortions import Distortion, get_distortion
+from ..errors import InvalidValueError
+from ..load.checkpoints import LoadedModel
+from ..load.inputs import load_inputs
 from .evaluate import Evaluator, PassResult
-from .inputs import load_inputs
 from .perturb import WeightPatch
 from .targets import select_targets
 
@@ -138,7 +138,7 @@ def sweep(
 
     ``dataset`` defaults to the one the checkpoint was trained on; other keyword ``options`` go to the
     model and dataset loaders (``arch``, ``num_classes``, ``data_root``, ...; see ``inputs.load_inputs``). The returned frame carries a ``meta``
-    dict in ``.attrs`` (versions, device, seed, model hash, targets, timing). ``stats.summarize`` gives
+    dict in ``.attrs`` (versions, device, seed, model hash, targets, timing). ``engine.stats.summarize`` gives
     the summary rows.
     """
     started = time.perf_counter()
@@ -156,7 +156,7 @@ def run_meta(model: LoadedModel, data: EvalSet, runner: SweepRunner, device: tor
     import platform
     import sys
 
-    from . import __version__
+    from .. import __version__
 
     return {
         "package": "robustbench_w", "version": __version__, "torch": torch.__version__,

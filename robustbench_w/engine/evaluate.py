@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import EvalSet, Normalization
+from ..datasets.base import EvalSet, Normalization
 
 PREPARE_BUDGET = 1 << 30  # bytes of normalised float inputs kept ready on the device
 GPU_FRACTION = 0.25  # of a GPU's free memory, for the raw evaluation set (the rest is for the model)
@@ -40,20 +40,6 @@ class PassResult:
     loss: float
     agreement: float  # fraction of predictions equal to the clean model's (1.0 for the clean pass)
     nonfinite: int  # inputs whose outputs were not all finite
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    from .errors import InvalidValueError
-
-    name = str(device or "auto")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InvalidValueError("--device cuda: no CUDA device is available here (use --device cpu or auto)")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise InvalidValueError(f"unknown device {name!r} (use auto, cpu or cuda)") from None
 
 
 def device_budget(device: torch.device) -> int:

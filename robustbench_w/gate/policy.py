@@ -25,8 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .distortions import Distortion, get_distortion
-from .errors import InputFileError, InvalidValueError, WrobustError
+from ..distortions import Distortion, get_distortion
+from ..errors import InputFileError, InvalidValueError, WrobustError
 
 try:  # Python 3.11+
     import tomllib
@@ -271,7 +271,7 @@ def _table(value: object, key: str) -> dict:
 
 
 def _no_unknown(t: dict, allowed: set[str], key: str, prefix: str = "") -> None:
-    from .registry import close_matches
+    from ..registry import close_matches
 
     for name in t:
         if name not in allowed:

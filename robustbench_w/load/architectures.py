@@ -1,7 +1,8 @@
-"""Built-in architectures, by name (``wrobust list archs``).
+"""Built-in architectures, by name (``wrobust list archs``): the registry ``ARCHS`` and its entries.
 
 An architecture is a factory ``(num_classes=..., **kwargs) -> nn.Module`` registered with
 :func:`register_arch`. Checkpoints in wrobust's own format record the name and the keyword arguments.
+Names are resolved (built-in, torchvision, user code) by :mod:`.archspec`, which consults this registry.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from .registry import Registry
+from ..errors import InvalidValueError
+from ..registry import Registry
 
 
 @dataclass(frozen=True)
@@ -37,16 +39,6 @@ def register_arch(name: str, description: str, input_shape: tuple[int, ...] | No
         return factory
 
     return decorate
-
-
-def build_arch(name: str, **kwargs) -> nn.Module:
-    """Instantiate a registered architecture, or a torchvision model by name (checkpoints written by
-    ``wrobust train --arch resnet18``); never user code (``module:callable``), which needs an explicit --arch."""
-    if ":" not in name and name not in ARCHS:
-        from .archspec import resolve_arch
-
-        return resolve_arch(name)(**kwargs)  # torchvision, else UnknownNameError with close matches
-    return ARCHS.get(name).factory(**kwargs)
 
 
 @register_arch("mlp", "multi-layer perceptron: flatten, then Linear-(BatchNorm)-ReLU blocks, then Linear",
@@ -74,8 +66,6 @@ def mlp(
 
 def _image_fit(shape: tuple[int, ...]) -> dict:
     if len(shape) != 3:
-        from .errors import InvalidValueError
-
         raise InvalidValueError(f"a convolutional network needs images (C, H, W), not inputs of shape {tuple(shape)}")
     return {"in_channels": shape[0], "image_size": shape[1]}
 
@@ -114,15 +104,3 @@ def resnet18_cifar(in_channels: int = 3, num_classes: int = 10) -> nn.Module:
     model.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
     model.maxpool = nn.Identity()
     return model
-
-
-def build_model(name: str, num_classes: int | None = None, **kwargs) -> nn.Module:
-    """Any architecture by name: a built-in one, else a torchvision classification model
-    (``torchvision.models.get_model``), else user code as ``package.module:callable`` or
-    ``path/to/file.py:callable``. ``num_classes`` is passed on when given."""
-    from .archspec import resolve_arch
-
-    extra = dict(kwargs)
-    if num_classes is not None:
-        extra["num_classes"] = num_classes
-    return resolve_arch(name)(**extra)

@@ -1,7 +1,7 @@
 """The experiment grid of Merolla et al. 2016 (arXiv:1606.01981): training rule x test-time distortion.
 
 One model is trained per rule (:mod:`robustbench_w.train`), each is swept under the paper's test-time
-distortions over their default grids (:class:`robustbench_w.sweep.SweepRunner`), and the rows are
+distortions over their default grids (:class:`robustbench_w.engine.sweep.SweepRunner`), and the rows are
 gathered with a ``rule`` column. :mod:`robustbench_w.grid_report` renders the table and states, from the
 numbers, whether the paper's claims show on the dataset; nothing here is tuned per rule: every rule gets
 the same architecture, initialisation, optimiser, epochs and seed.
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .checkpoints import LoadedModel
-from .errors import InvalidValueError
-from .stats import summarize
-from .sweep import SweepRunner, parse_distortions, plan
+from ..engine.stats import summarize
+from ..engine.sweep import SweepRunner, parse_distortions, plan
+from ..errors import InvalidValueError
+from ..load.checkpoints import LoadedModel
 from .train import TrainConfig, TrainProgress, TrainResult, parse_rule, train
 
 # The paper's training rules; power and stochm are trained at one strength each (a rule carries its strength).
@@ -112,8 +112,11 @@ def check_grid(config: GridConfig) -> tuple[list[str], list]:
     return rules, parse_distortions(config.distortions)
 
 
-def reproduce(config: GridConfig, out_dir: Path | None = None, progress: TrainProgress | None = None) -> GridResult:
-    """Train one model per rule, sweep each; checkpoints go to ``out_dir/models/RULE.pt`` when given."""
+def reproduce(config: GridConfig | None = None, out_dir: Path | None = None, progress: TrainProgress | None = None,
+              **options) -> GridResult:
+    """Train one model per rule, sweep each; checkpoints go to ``out_dir/models/RULE.pt`` when given.
+    Without a ``config``, keyword ``options`` are its fields (``rw.reproduce(quick=True)``)."""
+    config = GridConfig(**options) if config is None else replace(config, **options)
     started = time.perf_counter()
     rules, distortions = check_grid(config)
     points = plan(distortions, None, config.n_trials)
@@ -151,7 +154,7 @@ def sweep_trained(result: TrainResult, rule: str, points: list, config: GridConf
 
 
 def summarize_grid(rows: pd.DataFrame) -> pd.DataFrame:
-    """:func:`stats.summarize` per rule, with a ``rule`` column first (the rule is also the model name)."""
+    """:func:`..engine.stats.summarize` per rule, with a ``rule`` column first (the rule is also the model name)."""
     parts = []
     for rule, g in rows.groupby("rule", sort=False):
         s = summarize(g.drop(columns=["rule"]))
@@ -165,7 +168,7 @@ def grid_meta(config: GridConfig, rules: list[str], distortions: list, rows: pd.
 
     import torch
 
-    from . import __version__
+    from .. import __version__
 
     tc = config.train_config(rules[0])
     return {

@@ -1,7 +1,7 @@
 """Training with weight projections (BinaryConnect-style), as in Merolla et al. 2016 (arXiv:1606.01981).
 
 Each targeted tensor (the conv and linear weights, the same default targets as a sweep:
-:func:`robustbench_w.targets.select_targets`) keeps full-precision *hidden* weights ``w``. One step of a
+:func:`robustbench_w.engine.targets.select_targets`) keeps full-precision *hidden* weights ``w``. One step of a
 rule with projection ``P`` and clip bound ``C``::
 
     w_p  = P(w)                  re-drawn every step for a random rule (stoch, stochm)
@@ -29,19 +29,20 @@ import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import EvalSet, load_dataset
-from .distortions import Distortion, get_distortion, parse_spec
-from .errors import InvalidValueError
-from .evaluate import Evaluator, resolve_device
-from .seeding import derive_seed
-from .targets import select_targets
+from ..datasets.base import EvalSet, load_dataset
+from ..distortions import Distortion, get_distortion, parse_spec
+from ..engine.evaluate import Evaluator
+from ..engine.seeding import derive_seed
+from ..engine.targets import select_targets
+from ..errors import InvalidValueError
+from ..load.device import resolve_device
 
 RULE_NONE, RULE_CLIP = "none", "clip"
 OPTIMIZERS = ("adam", "sgd")
@@ -194,7 +195,7 @@ class TrainResult:
 
     def save(self, path: str | Path) -> Path:
         """Write wrobust's own checkpoint format (``sweep``, ``bits`` and ``gate`` load it as is)."""
-        from .checkpoints import save_checkpoint
+        from ..load.checkpoints import save_checkpoint
 
         return save_checkpoint(path, self.model, self.arch, self.arch_kwargs, dataset=self.test.name,
                                num_classes=self.test.num_classes, input_shape=self.test.input_shape,
@@ -213,8 +214,10 @@ class TrainProgress:
     def epoch_end(self, epoch: int, loss: float, test_error: float) -> None: ...
 
 
-def train(config: TrainConfig, progress: TrainProgress | None = None) -> TrainResult:
-    """Train ``config.arch`` on ``config.dataset`` under ``config.projection``; see the module docstring."""
+def train(config: TrainConfig | None = None, progress: TrainProgress | None = None, **options) -> TrainResult:
+    """Train ``config.arch`` on ``config.dataset`` under ``config.projection``; see the module docstring.
+    Without a ``config``, keyword ``options`` are its fields (``rw.train(projection="stoch", epochs=5)``)."""
+    config = TrainConfig(**options) if config is None else replace(config, **options)
     config.check()
     rule = parse_rule(config.projection, config.clip)
     device = resolve_device(config.device)
@@ -258,7 +261,8 @@ def deterministic(seed: int, device: torch.device) -> Iterator[None]:
 def build_for(arch: str, data: EvalSet, given: dict) -> tuple[nn.Module, str, dict]:
     """Build ``arch`` for ``data``: the architecture's training defaults, fitted to the input shape and
     number of classes, then ``given``. Returns the model, the canonical name and the keyword arguments."""
-    from .models import ARCHS, build_model
+    from ..load.architectures import ARCHS
+    from ..load.archspec import build_model
 
     kwargs: dict = {}
     if ":" not in arch and arch in ARCHS:

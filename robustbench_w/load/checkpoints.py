@@ -5,7 +5,7 @@ Kinds (``LoadedModel.format``), told apart by the file's bytes, never by its suf
 - ``wrobust``: wrobust's own format, a plain dict (loads with ``torch.load(weights_only=True)``)::
 
       {"format": "wrobust", "version": 1,
-       "arch": "mlp", "arch_kwargs": {...},          # rebuilt with models.build_arch
+       "arch": "mlp", "arch_kwargs": {...},          # rebuilt with archspec.build_arch
        "state_dict": {...},
        "dataset": "digits", "num_classes": 10, "input_shape": [1, 8, 8],
        "normalization": {"divisor": 16.0, "mean": [...], "std": [...]},
@@ -40,11 +40,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .archspec import arch_input_shape, build
-from .data import Normalization
-from .errors import InputFileError, InvalidValueError, UnknownNameError
-from .models import build_arch
-from .registry import close_matches
+from ..datasets.base import Normalization
+from ..errors import InputFileError, InvalidValueError, UnknownNameError, UntrustedCheckpointError
+from ..registry import close_matches
+from .archspec import arch_input_shape, build, build_arch
 
 FORMAT = "wrobust"
 VERSION = 1
@@ -168,10 +167,6 @@ def _ends_with_directory(path: Path) -> bool:
 
 
 # ------------------------------------------------------------------ torch.save files
-
-class UntrustedCheckpointError(InputFileError):
-    """The file holds pickled Python objects; loading them needs ``--trust-checkpoint``."""
-
 
 def is_wrobust_checkpoint(obj: object) -> bool:
     return isinstance(obj, dict) and obj.get("format") == FORMAT
@@ -346,14 +341,14 @@ def _load_safetensors(path: Path, name: str, opts: LoadOptions) -> LoadedModel:
 
 
 def _load_torchscript(path: Path, name: str, opts: LoadOptions) -> LoadedModel:
-    from .exported import load_torchscript
+    from .compiled import load_torchscript
 
     module = load_torchscript(path, opts.trust_checkpoint)
     return LoadedModel(module=module, name=name, num_classes=opts.num_classes, format="torchscript")
 
 
 def _load_export(path: Path, name: str, opts: LoadOptions) -> LoadedModel:
-    from .exported import load_exported
+    from .compiled import load_exported
 
     module, shape = load_exported(path, opts.trust_checkpoint)
     return LoadedModel(module=module, name=name, num_classes=opts.num_classes, input_shape=shape, format="export")

@@ -15,8 +15,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .gate import Check, GateResult, Verdict
-from .report import atomic_write, jsonable, records
+from ..report import atomic_write, jsonable, records
+from .verdict import Check, GateResult, Verdict
 
 MEASURES = {"max_error": "error", "max_drop": "error drop", "min_agreement": "agreement",
             "max_bits": "bits/weight", "max_regression": "error rise vs baseline"}

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .distortions import Distortion
+from ..distortions import Distortion
 from .seeding import point_generator
 
 

@@ -13,19 +13,8 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from .errors import InvalidValueError
-
-WEIGHT_LAYERS = (nn.Linear, nn.Bilinear, nn.modules.conv._ConvNd)
-# Type names of the same layers, for modules whose Python type is lost (TorchScript, torch.export).
-WEIGHT_LAYER_NAMES = frozenset(
-    {"Linear", "Bilinear", "LazyLinear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"}
-)
-
-
-def _is_weight_layer(module: nn.Module) -> bool:
-    if isinstance(module, WEIGHT_LAYERS):
-        return True
-    return getattr(module, "original_name", type(module).__name__) in WEIGHT_LAYER_NAMES
+from ..errors import InvalidValueError
+from ..load.layers import is_weight_layer
 
 
 def default_targets(model: nn.Module) -> list[str]:
@@ -33,7 +22,7 @@ def default_targets(model: nn.Module) -> list[str]:
     names = []
     for mod_name, module in model.named_modules():
         weight = getattr(module, "weight", None)
-        if isinstance(weight, torch.Tensor) and _is_weight_layer(module):
+        if isinstance(weight, torch.Tensor) and is_weight_layer(module):
             names.append(f"{mod_name}.weight" if mod_name else "weight")
     return names
 

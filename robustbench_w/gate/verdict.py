@@ -2,7 +2,7 @@
 
 The model and data are loaded once; every distinct (distortion, strength) point of the policy is evaluated
 with ``policy.trials`` trials (deterministic points once) by one :class:`SweepRunner`, and summarised with
-:func:`stats.summarize`. A limit is judged on the mean over trials (``judge = "mean"``) or on the
+:func:`..engine.stats.summarize`. A limit is judged on the mean over trials (``judge = "mean"``) or on the
 conservative end of the 95% confidence interval of the mean (``judge = "ci"``, the default): the upper end
 for ``max_error``, ``max_drop`` and ``max_bits``, the lower end for ``min_agreement``. A deterministic point
 is exact, so both rules give the same value there.
@@ -26,13 +26,13 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .checkpoints import LoadedModel
-from .distortions import get_distortion
-from .errors import InputFileError, InvalidValueError, WrobustError
-from .inputs import Inputs, load_inputs
-from .policy import LIMIT_KINDS, Policy, Requirement, point_name
-from .stats import summarize, t_interval
-from .sweep import ROW_COLUMNS, Point, Progress, SweepRunner, plan, run_meta
+from ..distortions import get_distortion
+from ..engine.stats import summarize, t_interval
+from ..engine.sweep import ROW_COLUMNS, Point, Progress, SweepRunner, plan, run_meta
+from ..errors import InputFileError, InvalidValueError, WrobustError
+from ..load.checkpoints import LoadedModel
+from ..load.inputs import Inputs, load_inputs
+from .policy import LIMIT_KINDS, Policy, Requirement, load_policy, point_name
 
 TOLERANCE = 1e-9  # a value equal to its limit passes, whatever the rounding of k/n
 Key = tuple[str, float]  # (canonical spec without a fixed strength, strength or nan)
@@ -93,10 +93,12 @@ class GateResult:
         return [v for v in self.verdicts if not v.passed]
 
 
-def run_gate(model: str | LoadedModel | nn.Module, policy: Policy, baseline: Path | str | None = None, *,
+def run_gate(model: str | LoadedModel | nn.Module, policy: Policy | str | Path, baseline: Path | str | None = None, *,
              device: str | torch.device = "auto", batch_size: int = 1024, progress: Progress | None = None,
              **model_options) -> GateResult:
-    """Evaluate ``model`` against ``policy`` (and ``baseline``, if given) and return the verdicts."""
+    """Evaluate ``model`` against ``policy`` (a :class:`Policy` or a policy file; and ``baseline``, if given)
+    and return the verdicts."""
+    policy = policy if isinstance(policy, Policy) else load_policy(Path(policy))
     check_supported(policy)
     base = load_baseline(Path(baseline)) if baseline is not None else None
     started = time.perf_counter()
@@ -243,7 +245,7 @@ def bits_from_rows(rows: pd.DataFrame, key: Key) -> tuple[float, float, float, i
 
 
 def bits_from_module(policy: Policy, inputs: Inputs, r: Requirement) -> tuple[float, float, float, int]:
-    from .bits import effective_bits
+    from ..bits import effective_bits
 
     strength = None if math.isnan(r.strength) else r.strength
     spec = None if r.distortion.name == "none" else r.distortion.spec

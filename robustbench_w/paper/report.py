@@ -18,9 +18,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .distortions import get_distortion
-from .errors import InputFileError
-from .report import atomic_write, pct
+from ..distortions import get_distortion
+from ..errors import InputFileError
+from ..report import atomic_write, pct
 from .reproduce import GridResult, representative
 from .train import RULE_CLIP, RULE_NONE
 
@@ -239,7 +239,7 @@ def write_grid(result: GridResult, out_dir: Path) -> list[Path]:
     out_dir = prepare_dir(out_dir)
     written = [atomic_write(out_dir / "results.csv", lambda p: result.rows.to_csv(p, index=False)),
                atomic_write(out_dir / "summary.csv", lambda p: result.summary.to_csv(p, index=False))]
-    from .plot import plot_grid
+    from .figure import plot_grid
 
     figure = plot_grid(result.summary, out_dir / "figure.png")
     if figure is not None:

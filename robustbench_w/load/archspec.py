@@ -19,14 +19,13 @@ from pathlib import Path
 
 from torch import nn
 
-from .errors import InputFileError, InvalidValueError, UnknownNameError
-from .registry import close_matches
+from ..errors import InputFileError, InvalidValueError, UnknownNameError
+from ..registry import close_matches
+from .architectures import ARCHS
 
 
 def resolve_arch(name: str) -> Callable[..., nn.Module]:
     """A factory for ``name``: built-in, torchvision model, or ``module:callable`` / ``file.py:callable``."""
-    from .models import ARCHS
-
     if ":" in name:
         return _user_callable(name)
     if name in ARCHS:
@@ -56,8 +55,6 @@ def build(name: str, num_classes: int | None = None, **kwargs) -> nn.Module:
 
 def arch_input_shape(name: str) -> tuple[int, ...] | None:
     """The fixed input shape of a built-in architecture (without batch), else None."""
-    from .models import ARCHS
-
     return ARCHS.get(name).input_shape if ":" not in name and name in ARCHS else None
 
 
@@ -94,8 +91,6 @@ def _torchvision(name: str) -> Callable[..., nn.Module] | None:
 
 
 def _unknown_message(name: str) -> str:
-    from .models import ARCHS
-
     close = close_matches(name.lower(), [*ARCHS.names(), *_torchvision_names()])
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     return (f"unknown architecture {name!r}{hint} (built-in: {', '.join(ARCHS.names())}; or any torchvision "
@@ -141,3 +136,21 @@ def _import_file(path: Path, spec: str):
     finally:
         sys.path.remove(str(resolved.parent))
     return module
+
+
+def build_arch(name: str, **kwargs) -> nn.Module:
+    """Instantiate a registered architecture, or a torchvision model by name (checkpoints written by
+    ``wrobust train --arch resnet18``); never user code (``module:callable``), which needs an explicit --arch."""
+    if ":" not in name and name not in ARCHS:
+        return resolve_arch(name)(**kwargs)  # torchvision, else UnknownNameError with close matches
+    return ARCHS.get(name).factory(**kwargs)
+
+
+def build_model(name: str, num_classes: int | None = None, **kwargs) -> nn.Module:
+    """Any architecture by name: a built-in one, else a torchvision classification model
+    (``torchvision.models.get_model``), else user code as ``package.module:callable`` or
+    ``path/to/file.py:callable``. ``num_classes`` is passed on when given."""
+    extra = dict(kwargs)
+    if num_classes is not None:
+        extra["num_classes"] = num_classes
+    return resolve_arch(name)(**extra)

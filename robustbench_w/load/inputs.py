@@ -17,10 +17,10 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
+from ..datasets.base import EvalSet, limit_subset, load_dataset
+from ..errors import InvalidValueError
 from .checkpoints import LoadedModel, load_model
-from .data import EvalSet, limit_subset, load_dataset
-from .errors import InvalidValueError
-from .evaluate import resolve_device
+from .device import resolve_device
 
 # Option names that belong to checkpoint loading; every other option goes to the dataset loader.
 MODEL_OPTIONS = frozenset({"arch", "num_classes", "trust_checkpoint"})

@@ -1,0 +1,19 @@
+"""The sweep engine (wing ``engine``): which tensors, seeds, perturbing in place, one evaluation pass, the grid.
+
+In: a loaded model and an evaluation set (from :mod:`..load`), distortions (from :mod:`..distortions`).
+Out: tidy result rows (one per distortion x strength x trial) and their summary with confidence intervals.
+Files: :mod:`.targets` (which parameters), :mod:`.seeding` (one generator per point and tensor),
+:mod:`.perturb` (write distorted values in place, restore), :mod:`.evaluate` (one pass over the set),
+:mod:`.sweep` (the grid of points), :mod:`.stats` (intervals and summary rows).
+"""
+
+from ..registry import lazy_exports
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "targets": ("select_targets", "default_targets"),
+    "seeding": ("derive_seed", "point_generator"),
+    "perturb": ("WeightPatch",),
+    "evaluate": ("Evaluator", "PassResult"),
+    "sweep": ("sweep", "SweepRunner", "Point", "plan", "parse_distortions", "ROW_COLUMNS", "DEFAULT_DISTORTIONS"),
+    "stats": ("summarize", "t_interval"),
+})
