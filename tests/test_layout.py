@@ -70,7 +70,7 @@ def level(module: str) -> int:
 
 def test_only_the_named_files_stand_at_the_top():
     assert {p.name for p in PACKAGE.glob("*.py")} <= TOP_LEVEL_FILES
-    for wing in ("engine", "load", "gate", "paper", "datasets", "distortions", "cli"):
+    for wing in ("engine", "load", "gate", "paper", "datasets", "distortions", "report", "cli"):
         assert (PACKAGE / wing / "__init__.py").is_file()
 
 
@@ -127,7 +127,7 @@ def test_wings_and_public_api_import():
                  "register_distortion", "summarize", "sweep", "train", "reproduce", "gate", "__version__"):
         assert name in rw.__all__ and getattr(rw, name) is not None
     assert callable(rw.gate) and callable(rw.train) and callable(rw.reproduce)
-    for wing in ("engine", "load", "gate", "paper"):
+    for wing in ("engine", "load", "gate", "paper", "report"):
         module = importlib.import_module(f"{ROOT}.{wing}")
         assert module.__doc__ and len(module.__doc__.splitlines()) >= 3
         for name in module.__all__:

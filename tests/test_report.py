@@ -10,7 +10,7 @@ import pandas as pd
 from rich.console import Console
 
 from robustbench_w.engine.stats import summarize
-from robustbench_w.report import render_sweep, summary_markdown
+from robustbench_w.report.sweep import render_sweep, summary_markdown
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 

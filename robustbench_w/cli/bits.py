@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from ..bits import DEFAULT_MAX_DISTINCT, DEFAULT_RESOLUTION, MAX_RESOLUTION, effective_bits
-from ..report import BITS_SUFFIXES, render_bits, stdout_console, write_bits
+from ..report.bits import BITS_SUFFIXES, render_bits, write_bits
+from ..report.console import stdout_console
 from .app import cli
 from .options import model_argument, model_options, output_option, quiet_option, seed_option, target_options
 

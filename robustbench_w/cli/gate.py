@@ -10,7 +10,8 @@ from ..errors import EXIT_FAILED
 from ..gate.policy import load_policy
 from ..gate.report import render_gate, write_gate_files
 from ..gate.verdict import run_gate
-from ..report import check_output_path, progress_bar, stdout_console
+from ..report.console import progress_bar, stdout_console
+from ..report.files import check_output_path
 from .app import cli
 from .options import model_argument, model_options
 

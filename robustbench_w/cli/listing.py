@@ -10,7 +10,7 @@ from ..datasets.base import DATASETS
 from ..distortions import list_distortions
 from ..load.architectures import ARCHS
 from ..load.checkpoints import builtin_names
-from ..report import stdout_console
+from ..report.console import stdout_console
 from .app import cli
 
 KINDS = ("distortions", "datasets", "archs", "models")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ..report import OUTPUT_SUFFIXES, check_output_path
+from ..report.files import OUTPUT_SUFFIXES, check_output_path
 
 
 class NumberList(click.ParamType):

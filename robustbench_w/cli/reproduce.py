@@ -9,7 +9,7 @@ import click
 from ..paper.report import prepare_dir, render_grid, write_grid
 from ..paper.reproduce import DEFAULT_RULES, GRID_DISTORTIONS, GridConfig, with_overrides
 from ..paper.reproduce import reproduce as run_grid
-from ..report import stdout_console
+from ..report.console import stdout_console
 from .app import cli
 from .options import data_root_options, quiet_option, seed_option
 from .train import data_source, train_bars

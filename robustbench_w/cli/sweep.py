@@ -10,16 +10,9 @@ from ..bits import lowest_bits
 from ..engine.stats import summarize
 from ..engine.sweep import DEFAULT_DISTORTIONS
 from ..engine.sweep import sweep as run_sweep
-from ..report import (
-    lowest_bits_lines,
-    lowest_bits_markdown,
-    progress_bar,
-    records,
-    render_sweep,
-    stdout_console,
-    summary_markdown,
-    write_results,
-)
+from ..report.console import progress_bar, stdout_console
+from ..report.files import records, write_results
+from ..report.sweep import lowest_bits_lines, lowest_bits_markdown, render_sweep, summary_markdown
 from .app import cli
 from .options import (
     NumberList,

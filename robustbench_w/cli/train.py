@@ -12,7 +12,9 @@ import click
 
 from ..paper.train import INITS, OPTIMIZERS, SCHEDULES, TrainConfig, TrainProgress
 from ..paper.train import train as run_train
-from ..report import check_output_path, pct, stderr_console, stdout_console
+from ..report.console import stderr_console, stdout_console
+from ..report.files import check_output_path
+from ..report.text import pct
 from .app import cli
 from .options import compose, data_root_options, quiet_option, seed_option
 

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..report import atomic_write, jsonable, records
+from ..report.files import atomic_write, jsonable, records
 from .verdict import Check, GateResult, Verdict
 
 MEASURES = {"max_error": "error", "max_drop": "error drop", "min_agreement": "agreement",

@@ -20,7 +20,8 @@ from rich.table import Table
 
 from ..distortions import get_distortion
 from ..errors import InputFileError
-from ..report import atomic_write, pct
+from ..report.files import atomic_write
+from ..report.text import pct
 from .reproduce import GridResult, representative
 from .train import RULE_CLIP, RULE_NONE
 

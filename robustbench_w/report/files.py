@@ -1,0 +1,89 @@
+"""Writing results to files by suffix, atomically.
+
+Writers: ``.csv`` and ``.jsonl`` (the rows), ``.parquet`` (the rows; needs pyarrow), ``.json``
+(``{"meta", "rows", "summary"}``), ``.md`` (the summary tables). Files are written atomically: a failed
+write leaves any earlier file of that name as it was.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import InputFileError, InvalidValueError
+from .sweep import summary_markdown
+
+OUTPUT_SUFFIXES = (".csv", ".json", ".jsonl", ".parquet", ".md")
+
+
+def check_output_path(path: Path, suffixes: tuple[str, ...] = OUTPUT_SUFFIXES) -> Path:
+    """Validate an output path before any work is done: known suffix, existing writable folder."""
+    if path.suffix.lower() not in suffixes:
+        raise InvalidValueError(f"{path}: unknown output format {path.suffix or '(no suffix)'!r} (use {', '.join(suffixes)})")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise InputFileError(f"{path}: folder {folder} does not exist")
+    if path.is_dir():
+        raise InputFileError(f"{path}: is a directory")
+    if not os.access(folder, os.W_OK):
+        raise InputFileError(f"{path}: folder {folder} is not writable")
+    if path.suffix.lower() == ".parquet" and importlib.util.find_spec("pyarrow") is None:
+        raise InvalidValueError(f"{path}: writing .parquet needs pyarrow: pip install 'robustbench_w[parquet]'")
+    return path
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp)`` then move ``tmp`` over ``path``; on failure ``path`` is untouched."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def jsonable(value: object) -> object:
+    """NaN and infinities become null; numpy scalars become Python numbers."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def records(frame: pd.DataFrame) -> list[dict]:
+    return [jsonable(r) for r in frame.to_dict(orient="records")]
+
+
+def write_results(path: Path, rows: pd.DataFrame, summary: pd.DataFrame, meta: dict, markdown: str | None = None) -> Path:
+    """Write sweep results to ``path``, in the format its suffix names."""
+    suffix = path.suffix.lower()
+    check_output_path(path)
+    if suffix == ".csv":
+        return atomic_write(path, lambda p: rows.to_csv(p, index=False))
+    if suffix == ".jsonl":
+        return atomic_write(path, lambda p: p.write_text("".join(json.dumps(r) + "\n" for r in records(rows))))
+    if suffix == ".parquet":
+        return atomic_write(path, lambda p: _to_parquet(rows, p))
+    if suffix == ".md":
+        return atomic_write(path, lambda p: p.write_text(markdown or summary_markdown(summary)))
+    doc = {"meta": jsonable(meta), "rows": records(rows), "summary": records(summary)}
+    return atomic_write(path, lambda p: p.write_text(json.dumps(doc, indent=1) + "\n"))
+
+
+def _to_parquet(rows: pd.DataFrame, path: Path) -> None:
+    try:
+        rows.to_parquet(path, index=False)
+    except ImportError:
+        raise InvalidValueError("writing .parquet needs pyarrow: pip install 'robustbench_w[parquet]'") from None
