@@ -17,6 +17,12 @@ entropy, so its entropy is computed after uniform quantisation to ``2^B`` levels
 
 For additive Gaussian noise (``addnorm``) the capacity of a Gaussian channel,
 ``0.5 * log2(1 + var(w) / (sigma * a)^2)``, is offered as a separate, labelled estimate.
+
+NaN and Inf are not values: they are left out of the counts (``weights`` counts the finite values; a
+``nonfinite`` column and a note say how many were left out), and a model with non-finite weights is
+reported in one warning line before anything is measured. A plain state dict or safetensors file needs no
+architecture here: its targets are then chosen by shape (``engine.targets.select_tensors``), and the output
+says so.
 """
 
 from __future__ import annotations
@@ -31,8 +37,9 @@ import torch
 from torch import nn
 
 from .distortions import Distortion, get_distortion
+from .engine.health import Health, nonfinite_counts, warn_if_broken
 from .engine.perturb import WeightPatch
-from .engine.targets import select_targets
+from .engine.targets import select_targets, select_tensors
 from .errors import InvalidValueError
 
 DEFAULT_RESOLUTION = 8
@@ -199,18 +206,36 @@ def effective_bits(model: str | nn.Module, distortion: str | Distortion | None =
     started = time.perf_counter()
     resolution = check_resolution(resolution)
     dist, strength = resolve_distortion(distortion, strength)
-    loaded = _load(model, load_options)
-    targets = select_targets(loaded.module, include, exclude)
+    loaded, by_shape = _load(model, load_options)  # by_shape: a bare state dict, no module
+    targets = select_tensors(loaded.tensors, include, exclude) if by_shape else select_targets(loaded.module, include, exclude)
+    health = Health(nonfinite_counts(targets))
+    warn_if_broken(health, "non-finite values are left out of the counts")
     rows = [_row(name, w, resolution, max_distinct) for name, w in _weights(targets, dist, strength, seed)]
-    frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame = pd.DataFrame(rows, columns=COLUMNS + (["nonfinite"] if any(r["nonfinite"] for r in rows) else []))
     frame["resolution"] = pd.Series([r["resolution"] for r in rows], dtype=object)
     estimate = CHANNEL_ESTIMATES.get(dist.name) if dist is not None else None
     if estimate is not None:
         frame[CHANNEL_COLUMN] = [estimate(p.detach(), dist.scale_of(p.detach()), strength) for _, p in targets]
     frame.attrs["total"] = totals(frame)
-    frame.attrs["meta"] = _meta(loaded, dist, strength, seed, resolution, max_distinct, frame,
-                                time.perf_counter() - started)
+    frame.attrs["meta"] = {**_meta(loaded, dist, strength, seed, resolution, max_distinct, frame,
+                                   time.perf_counter() - started), **health.to_meta(),
+                           "targets_chosen_by": "shape" if by_shape else "layer type",
+                           "notes": _notes(loaded, by_shape, frame)}
     return frame
+
+
+def _notes(loaded, by_shape: bool, frame: pd.DataFrame) -> list[str]:
+    """What the reader of the figures must know: how the targets were chosen, values left out, loading notes."""
+    notes = list(getattr(loaded, "notes", []))
+    if by_shape:
+        notes.append(f"no --arch: the targets are the floating-point tensors with 2 or more dimensions (matrix and "
+                     f"convolution weights) of {loaded.name}, chosen by shape and named by their keys")
+    if "nonfinite" in frame:
+        bad = frame[frame["nonfinite"] > 0]
+        count = int(bad["nonfinite"].sum())
+        notes.append(f"{count:,} non-finite value{'s' * (count != 1)} (NaN/Inf) in {len(bad)} tensor(s) left out of the "
+                     f"counts: 'weights' counts the finite values")
+    return notes
 
 
 def check_resolution(resolution: int) -> int:
@@ -230,7 +255,7 @@ def resolve_distortion(distortion: str | Distortion | None, strength: float | No
     info = dist.info
     if info.parameterless:
         if strength is not None:
-            raise InvalidValueError(f"{dist.name} takes no strength (got --strength {strength:g})")
+            raise dist.no_strength(f"--strength {strength:g}")
         return dist, math.nan
     value = float(strength) if strength is not None else dist.fixed_strength
     if value is None:
@@ -241,18 +266,23 @@ def resolve_distortion(distortion: str | Distortion | None, strength: float | No
     return dist, value
 
 
-def _load(model, load_options: dict):
-    """A loaded model; a module given directly is used where it is (not moved, not put in eval mode)."""
-    from .load.checkpoints import LoadedModel
+def _load(model, load_options: dict) -> tuple[object, bool]:
+    """``(a loaded model, False)``; a module given directly is used where it is (not moved, not put in eval
+    mode). A plain state dict without ``--arch`` gives ``(its tensors alone, True)``: a ``TensorsOnly``."""
+    from .load.checkpoints import LoadedModel, NeedsArchitecture, file_sha256
     from .load.device import resolve_device
     from .load.inputs import as_loaded, split_options
 
     if isinstance(model, LoadedModel):
-        return model
+        return model, False
     if isinstance(model, nn.Module):
-        return LoadedModel(module=model, name=type(model).__name__)
+        return LoadedModel(module=model, name=type(model).__name__), False
     model_options, _ = split_options(load_options)
-    return as_loaded(model, resolve_device(load_options.get("device") or "cpu"), **model_options)
+    try:
+        return as_loaded(model, resolve_device(load_options.get("device") or "cpu"), **model_options), False
+    except NeedsArchitecture as exc:  # effective bits need only the tensors
+        exc.file.sha256 = file_sha256(exc.file.path)
+        return exc.file, True
 
 
 def _weights(targets: list[tuple[str, torch.Tensor]], dist: Distortion | None, strength: float,
@@ -263,11 +293,13 @@ def _weights(targets: list[tuple[str, torch.Tensor]], dist: Distortion | None, s
 
 
 def _row(name: str, w: torch.Tensor, resolution: int, max_distinct: int | None) -> dict:
-    t = tensor_bits(w, resolution, max_distinct)
+    finite = torch.isfinite(w)
+    bad = int(finite.numel() - finite.sum())  # NaN and Inf are not values: left out of the counts
+    t = tensor_bits(w[finite] if bad else w, resolution, max_distinct)
     storage = w.element_size() * 8
     return {"name": name, "shape": tuple(w.shape), "weights": t.weights, "distinct": t.distinct,
             "bits_per_weight": t.bits, "resolution": t.resolution, "storage_bits": storage,
-            "compression": storage / t.bits if t.bits > 0 else math.inf}
+            "compression": storage / t.bits if t.bits > 0 else math.inf, "nonfinite": bad}
 
 
 def totals(frame: pd.DataFrame) -> dict:

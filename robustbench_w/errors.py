@@ -36,3 +36,29 @@ class InputFileError(WrobustError, OSError):
 
 class UntrustedCheckpointError(InputFileError):
     """The file holds pickled Python objects; loading them needs ``--trust-checkpoint``."""
+
+
+class PermissionDeniedError(InputFileError):
+    """A file or folder the user named cannot be read (or written) with the user's permissions."""
+
+
+class UserCodeError(WrobustError):
+    """The user's own code (an ``--arch`` callable, the class of a trusted pickle) raised while it ran."""
+
+
+class WrobustWarning(UserWarning):
+    """Something about the user's input that the results depend on (a broken model, a --limit larger than the
+    set, an option that does not apply). The CLI prints it as one line, ``wrobust: warning: ...``."""
+
+    label = "warning"
+
+
+class WrobustNote(WrobustWarning):
+    """A harmless adjustment made to the input, said once (``wrobust: note: ...``)."""
+
+    label = "note"
+
+
+def permission_denied(path: object, what: str = "") -> PermissionDeniedError:
+    """The one-line error for a path the user may not read: ``PATH: permission denied (WHAT)``."""
+    return PermissionDeniedError(f"{path}: permission denied" + (f" ({what})" if what else ""))

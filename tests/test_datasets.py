@@ -16,7 +16,7 @@ from torch import nn
 
 from robustbench_w.datasets.base import DATASETS, EvalSet, Normalization, limit_subset, load_dataset
 from robustbench_w.engine.evaluate import Evaluator
-from robustbench_w.errors import InputFileError, InvalidValueError, UnknownNameError
+from robustbench_w.errors import InputFileError, InvalidValueError, UnknownNameError, WrobustWarning
 from robustbench_w.load.archspec import build_model
 from robustbench_w.load.checkpoints import LoadedModel, save_checkpoint
 from robustbench_w.load.inputs import load_inputs
@@ -307,4 +307,5 @@ def test_evalset_without_labels_subsets_by_seed_in_order():
     data = EvalSet("u", torch.arange(20).reshape(20, 1), None, None)
     picked = [limit_subset(data, 5, seed).x.flatten().tolist() for seed in (0, 0, 1)]
     assert picked[0] == picked[1] == sorted(picked[0]) and len(picked[0]) == 5 and picked[0] != picked[2]
-    assert limit_subset(data, 50) is data
+    with pytest.warns(WrobustWarning, match="--limit 50 is more than the 20 examples"):
+        assert limit_subset(data, 50) is data

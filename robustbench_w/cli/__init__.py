@@ -4,7 +4,9 @@ The ``wrobust`` group lives in :mod:`.app`; each command lives in its own module
 registers itself on that group; every module here except ``app`` and ``options`` is imported at start-up. :func:`main` maps errors
 to exit codes: 0 success or pass; 1 gate failed; 2 usage or input error; 3 internal error; 130
 interrupted. Errors are one line on stderr; ``--debug`` (anywhere on the line) or ``WROBUST_DEBUG=1``
-shows the traceback.
+shows the traceback. wrobust's own warnings (:class:`..errors.WrobustWarning`) are one line each on stderr
+(``wrobust: warning: ...``); other libraries' warnings (torch's pickle and deprecation warnings) are shown only
+with ``--debug``. A ``PermissionError`` that no loader turned into a message is still a user error (exit 2).
 """
 
 from __future__ import annotations
@@ -12,10 +14,20 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+import warnings
 
 import click
 
-from ..errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, WrobustError
+from ..errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    WrobustError,
+    WrobustWarning,
+    permission_denied,
+)
+from ..load.usercode import user_code_error
 from .app import cli
 
 
@@ -36,6 +48,27 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``wrobust`` script; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = _pop_debug(args) or os.environ.get("WROBUST_DEBUG", "") not in ("", "0")
+    with warnings.catch_warnings():
+        route_warnings(debug)
+        return _run(args, debug)
+
+
+def route_warnings(debug: bool) -> None:
+    """wrobust's warnings: one line each on stderr, every time; every other warning only with ``--debug``."""
+    warnings.simplefilter("default" if debug else "ignore")
+    warnings.simplefilter("always", WrobustWarning)
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, WrobustWarning):
+            click.echo(f"wrobust: {category.label}: {message}", err=True)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
+def _run(args: list[str], debug: bool) -> int:
     try:
         result = cli.main(args=args, prog_name="wrobust", standalone_mode=False)
         return result if isinstance(result, int) else EXIT_OK
@@ -52,11 +85,17 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, click.Abort):
         click.echo("wrobust: interrupted", err=True)
         return EXIT_INTERRUPTED
+    except PermissionError as exc:  # a file the user named, and no loader said which it is
+        _debug(debug)
+        return _fail(str(permission_denied(exc.filename or exc)), EXIT_USAGE)
     except BrokenPipeError:
         sys.stderr.close()  # the reader went away (| head): not an error
         return EXIT_OK
-    except Exception as exc:  # a bug: say so, briefly
+    except Exception as exc:  # the user's own model code raised; else a bug: say so, briefly
         _debug(debug)
+        mine = user_code_error(exc)
+        if mine is not None:
+            return _fail(str(mine), mine.exit_code)
         hint = "" if debug else " (run with --debug for the traceback)"
         return _fail(f"internal error: {type(exc).__name__}: {exc}{hint}", EXIT_INTERNAL)
 

@@ -30,7 +30,7 @@ from .options import model_argument, model_options, output_option, quiet_option,
                BITS_SUFFIXES)
 @quiet_option
 def bits(model: str, distortion: str | None, strength: float | None, seed: int, resolution: int, max_distinct: int,
-         output: Path | None, quiet: bool, **options) -> None:
+         outputs: tuple[Path, ...], quiet: bool, **options) -> None:
     """Effective bits per weight of MODEL: the Shannon entropy of each tensor's values.
 
     One row per targeted tensor and a total (the count-weighted mean, total bits / total weights). With
@@ -38,10 +38,10 @@ def bits(model: str, distortion: str | None, strength: float | None, seed: int, 
     """
     frame = effective_bits(model, distortion, strength, seed=seed, resolution=resolution, max_distinct=max_distinct,
                            **options)
-    if output is not None:
-        write_bits(output, frame)
+    for path in outputs:
+        write_bits(path, frame)
     if not quiet:
         console = stdout_console()
         render_bits(frame, console)
-        if output is not None:
-            console.print(f"wrote {output}", markup=False, highlight=False)
+        for path in outputs:
+            console.print(f"wrote {path}", markup=False, highlight=False)

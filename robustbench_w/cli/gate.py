@@ -13,7 +13,7 @@ from ..gate.verdict import run_gate
 from ..report.console import progress_bar, stdout_console
 from ..report.files import check_output_path
 from .app import cli
-from .options import model_argument, model_options
+from .options import model_argument, model_options, output_option
 
 
 def _output(suffixes: tuple[str, ...] | None):
@@ -34,21 +34,20 @@ def _file_option(*names: str, suffixes: tuple[str, ...] | None, help: str):
 
 @cli.command()
 @model_argument
-@click.option("--policy", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+@click.option("--policy", type=click.Path(path_type=Path, exists=True, dir_okay=False, readable=False), default=None,
               metavar="FILE.toml", help="The policy (default: [tool.wrobust.gate] in ./pyproject.toml).")
-@click.option("--baseline", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+@click.option("--baseline", type=click.Path(path_type=Path, exists=True, dir_okay=False, readable=False), default=None,
               metavar="RESULTS.json", help="Also fail a point whose error rose over this earlier gate/sweep JSON.")
 @_file_option("--junit", suffixes=(".xml",), help="Write JUnit XML: one test case per requirement.")
 @_file_option("--summary", suffixes=None, help="Write a Markdown summary (for $GITHUB_STEP_SUMMARY).")
-@_file_option("-o", "--output", suffixes=(".json",),
-              help="Write JSON: verdicts and measured rows (a later --baseline).")
+@output_option("Write JSON: verdicts and measured rows (a later --baseline).", (".json",))
 @model_options
 @click.option("--batch-size", type=click.IntRange(min=1), default=1024, show_default=True, metavar="N")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no table; only the failures and the verdict.")
 @click.pass_context
 def gate(ctx: click.Context, model: str, policy: Path | None, baseline: Path | None, junit: Path | None,
-         summary: Path | None, output: Path | None, quiet: bool, **options) -> None:
+         summary: Path | None, outputs: tuple[Path, ...], quiet: bool, **options) -> None:
     """Check MODEL against the robustness requirements of a policy; exit 0 if all pass, 1 if any fails.
 
     The policy names the evaluation (dataset, trials, seed) and the requirements: at a distortion and
@@ -58,7 +57,8 @@ def gate(ctx: click.Context, model: str, policy: Path | None, baseline: Path | N
     rules = load_policy(policy)
     with progress_bar(quiet, "gate") as progress:
         result = run_gate(model, rules, baseline, progress=progress, **options)
-    written = write_gate_files(result, output=output, junit=junit, summary=summary)
+    written = [p for out in outputs for p in write_gate_files(result, output=out)]
+    written += write_gate_files(result, junit=junit, summary=summary)
     console = stdout_console()
     render_gate(result, console, table=not quiet)
     if not quiet:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+
 import click
 from rich.markup import escape
 from rich.table import Table
 
 from ..datasets.base import DATASETS
 from ..distortions import list_distortions
+from ..errors import WrobustWarning
 from ..load.architectures import ARCHS
 from ..load.checkpoints import builtin_names
 from ..report.console import stdout_console
@@ -23,6 +26,10 @@ KINDS = ("distortions", "datasets", "archs", "models")
 def list_cmd(kind: str, include: str | None, exclude: str | None) -> None:
     """List registered distortions, datasets, architectures or built-in models."""
     table = {"distortions": _distortions, "datasets": _datasets, "archs": _archs, "models": _models}[kind](include, exclude)
+    if table.row_count == 0:  # only filters can empty a list: say so rather than print an empty table
+        filters = " ".join(f"--{k} {v!r}" for k, v in (("include", include), ("exclude", exclude)) if v is not None)
+        warnings.warn(f"no {kind} match {filters} (wrobust list {kind} shows them all)", WrobustWarning, stacklevel=1)
+        return
     stdout_console().print(table)
 
 
@@ -58,7 +65,11 @@ def _archs(include, exclude) -> Table:
     table = Table("name", "description", title="architectures", title_justify="left")
     for name in ARCHS.names(include, exclude):
         table.add_row(name, escape(ARCHS.get(name).description))
-    names = tvm.list_models(module=tvm)
+    names = tvm.list_models(module=tvm, include=include, exclude=exclude)
+    if include is not None:  # a filter lists the torchvision models it matches, by name
+        for name in names:
+            table.add_row(name, "torchvision classification model (built without weights; with --num-classes)")
+        return table
     table.add_row("<torchvision name>", escape(f"any of torchvision's {len(names)} classification models by name "
                                                f"({', '.join(names[:4])}, ...), with --num-classes"))
     table.add_row("<file.py:fn>", "your own code: package.module:callable or path/to/file.py:callable")

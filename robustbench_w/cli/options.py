@@ -21,8 +21,9 @@ class NumberList(click.ParamType):
     def convert(self, value, param, ctx):
         if isinstance(value, (list, tuple)):
             return tuple(value)
+        items = list_items(value, self, param, ctx)
         try:
-            values = tuple(self.kind(v) for v in str(value).split(",") if v.strip())
+            values = tuple(self.kind(v) for v in items)
         except ValueError:
             values = ()
         if not values or not all(self.valid(v) for v in values):
@@ -30,12 +31,24 @@ class NumberList(click.ParamType):
         return values
 
 
+def list_items(value: object, kind: click.ParamType, param, ctx) -> list[str]:
+    """The comma-separated items of ``value``, stripped; an empty item (``3,,64``, ``1,``) is a usage error."""
+    items = [v.strip() for v in str(value).split(",")]
+    if not any(items):
+        kind.fail(f"{value!r} names nothing", param, ctx)
+    if not all(items):
+        kind.fail(f"{value!r} has an empty item (two commas in a row, or one at an end)", param, ctx)
+    return items
+
+
 SHAPE = NumberList(int, "C,H,W", "positive integers", lambda v: v >= 1)
 
 
-def _check_output(suffixes: tuple[str, ...]) -> Callable:
-    def check(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
-        return None if value is None else check_output_path(value, suffixes)
+def _check_outputs(suffixes: tuple[str, ...] | None) -> Callable:
+    """Each path checked (``None``: folders, checked when made); a path given twice counts once."""
+    def check(ctx: click.Context, param: click.Parameter, values: tuple[Path, ...]) -> tuple[Path, ...]:
+        paths = values if suffixes is None else [check_output_path(v, suffixes) for v in values]
+        return tuple(dict.fromkeys(paths))
 
     return check
 
@@ -60,6 +73,9 @@ model_options = compose(
     click.option("--trust-checkpoint", is_flag=True, default=False,
                  help="Allow a whole pickled module (torch.save(model)) or a TorchScript archive: loading them "
                       "runs code from the file. Only for files you trust."),
+    click.option("--strict", is_flag=True, default=False,
+                 help="A state dict must have exactly the architecture's keys (by default buffers it does not "
+                      "load, such as position_ids, are ignored and missing buffers keep their values, with a note)."),
 )
 
 data_root_options = compose(
@@ -100,7 +116,11 @@ seed_option = click.option("--seed", type=int, default=0, show_default=True, hel
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar and no report on the terminal.")
 
 
-def output_option(help_text: str, suffixes: tuple[str, ...] = OUTPUT_SUFFIXES):
-    """``-o/--output FILE``, checked (suffix, folder, writer) before any work is done."""
-    return click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), default=None,
-                        callback=_check_output(suffixes), metavar="FILE", help=help_text)
+def output_option(help_text: str, suffixes: tuple[str, ...] | None = OUTPUT_SUFFIXES, *, required: bool = False,
+                  folder: bool = False):
+    """``-o/--output FILE`` (``DIR`` with ``folder``), repeatable: the command gets ``outputs``, a tuple, and
+    writes every one. Each file is checked (suffix, folder, writer) before any work is done."""
+    return click.option("-o", "--output", "outputs", multiple=True, required=required,
+                        type=click.Path(path_type=Path, dir_okay=folder, file_okay=not folder),
+                        callback=_check_outputs(suffixes), metavar="DIR" if folder else "FILE",
+                        help=f"{help_text} Repeatable: each one is written.")

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
-from ..paper.report import prepare_dir, render_grid, write_grid
+from ..paper.report import copy_models, output_dirs, render_grid, write_grid
 from ..paper.reproduce import DEFAULT_RULES, GRID_DISTORTIONS, GridConfig, with_overrides
 from ..paper.reproduce import reproduce as run_grid
 from ..report.console import stdout_console
 from .app import cli
-from .options import data_root_options, quiet_option, seed_option
+from .options import data_root_options, list_items, output_option, quiet_option, seed_option
 from .train import data_source, train_bars
 
 
@@ -25,15 +25,11 @@ class SpecList(click.ParamType):
         if isinstance(value, (list, tuple)):
             return tuple(value)
         specs: list[str] = []
-        for piece in (p.strip() for p in str(value).split(",")):
-            if not piece:
-                continue
+        for piece in list_items(value, self, param, ctx):
             if "=" in piece and ":" not in piece and specs:
                 specs[-1] += ("," if ":" in specs[-1] else ":") + piece
             else:
                 specs.append(piece)
-        if not specs:
-            self.fail(f"{value!r} names nothing", param, ctx)
         return tuple(specs)
 
 
@@ -54,24 +50,22 @@ class SpecList(click.ParamType):
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @seed_option
 @data_root_options
-@click.option("-o", "--output", type=click.Path(path_type=Path, file_okay=False), default=None, metavar="DIR",
-              help="Write DIR/results.csv, summary.csv, report.md, the checkpoints in DIR/models/ and, with "
-                   "matplotlib installed, figure.png.")
+@output_option("Write DIR/results.csv, summary.csv, report.md, the checkpoints in DIR/models/ and, with "
+               "matplotlib installed, figure.png.", None, folder=True)
 @quiet_option
-def reproduce(output: Path | None, quiet: bool, data_root: Path | None, download: bool, **options) -> None:
+def reproduce(outputs: tuple[Path, ...], quiet: bool, data_root: Path | None, download: bool, **options) -> None:
     """Train one model per rule and sweep each under the paper's test-time distortions
     (Merolla et al. 2016): a table of rule x distortion, and what it shows."""
     config = with_overrides(GridConfig(data_options=data_source(data_root, download)), **options)
-    if output is not None:
-        prepare_dir(output)
-    with train_bars(quiet, keep=False) as bars:
-        result = run_grid(config, output, bars)
-    written = write_grid(result, output) if output is not None else []
+    with output_dirs(outputs) as dirs, train_bars(quiet, keep=False) as bars:
+        result = run_grid(config, dirs[0] if dirs else None, bars)
+        written = [p for d in dirs for p in write_grid(result, d)]
+        copy_models(dirs)
     if not quiet:
         console = stdout_console()
         render_grid(result, console)
         for path in written:
             console.print(f"wrote {path}", markup=False, highlight=False)
-        if output is not None and not any(p.name == "figure.png" for p in written):
+        if outputs and not any(p.name == "figure.png" for p in written):
             console.print("no figure: matplotlib is not installed (pip install 'robustbench_w[plot]')",
                           markup=False, highlight=False)

@@ -52,7 +52,8 @@ class ErrorRate(click.ParamType):
 @click.option("-d", "--distortion", "distortions", multiple=True, metavar="SPEC",
               help=f"NAME[:KEY=VALUE,...], repeatable (default: {', '.join(DEFAULT_DISTORTIONS)}).")
 @click.option("-s", "--strengths", type=NumberList(), default=None,
-              help="Comma-separated strengths for every -d (default: each distortion's own grid).")
+              help="Comma-separated strengths for every -d that takes one (default: each distortion's own grid); "
+                   "an error when none of them does.")
 @click.option("--trials", type=click.IntRange(min=1), default=3, show_default=True,
               help="Draws per strength of a random distortion (deterministic points run once).")
 @seed_option
@@ -65,13 +66,13 @@ class ErrorRate(click.ParamType):
 @output_option("Write results: .csv/.jsonl/.parquet (rows), .json (meta, rows, summary), .md (summary).")
 @quiet_option
 def sweep(model: str, distortions: tuple[str, ...], strengths, trials: int, seed: int, target_error: float | None,
-          output: Path | None, quiet: bool, **options) -> None:
+          outputs: tuple[Path, ...], quiet: bool, **options) -> None:
     """Evaluate MODEL (a checkpoint path or builtin:NAME) under weight distortions.
 
     One row per distortion x strength x trial, plus the clean model; the report gives the mean error with
     its 95% confidence interval over trials, and the agreement with the clean model's predictions.
     """
-    run_and_report(model, distortions or None, strengths, trials, seed, output, quiet, target_error=target_error,
+    run_and_report(model, distortions or None, strengths, trials, seed, outputs, quiet, target_error=target_error,
                    **options)
 
 
@@ -80,12 +81,12 @@ def sweep(model: str, distortions: tuple[str, ...], strengths, trials: int, seed
 @seed_option
 @output_option("Also write the results to FILE (.csv, .json, .jsonl, .parquet, .md).")
 @quiet_option
-def demo(trials: int, seed: int, output: Path | None, quiet: bool) -> None:
+def demo(trials: int, seed: int, outputs: tuple[Path, ...], quiet: bool) -> None:
     """The main job end to end: sweep the built-in digits MLP over the paper's test-time distortions."""
-    run_and_report(DEMO_MODEL, DEMO_DISTORTIONS, None, trials, seed, output, quiet, device="cpu")
+    run_and_report(DEMO_MODEL, DEMO_DISTORTIONS, None, trials, seed, outputs, quiet, device="cpu")
 
 
-def run_and_report(model, distortions, strengths, trials, seed, output, quiet, target_error=None, **options) -> None:
+def run_and_report(model, distortions, strengths, trials, seed, outputs, quiet, target_error=None, **options) -> None:
     with progress_bar(quiet) as progress:
         rows = run_sweep(model, options.pop("dataset", None), distortions, strengths, trials, seed,
                             progress=progress, **options)
@@ -95,12 +96,12 @@ def run_and_report(model, distortions, strengths, trials, seed, output, quiet, t
         lowest = lowest_bits(summary, target_error)
         meta = {**meta, "target_error": target_error, "lowest_bits": records(lowest)}
         lines, markdown = lowest_bits_lines(lowest, target_error), lowest_bits_markdown(lowest, target_error)
-    if output is not None:
-        write_results(output, rows, summary, meta, summary_markdown(summary, meta) + (markdown or ""))
+    for path in outputs:
+        write_results(path, rows, summary, meta, summary_markdown(summary, meta) + (markdown or ""))
     if not quiet:
         console = stdout_console()
         render_sweep(summary, meta, console)
         for line in lines:
             console.print(line, markup=False, highlight=False)
-        if output is not None:
-            console.print(f"wrote {output}", markup=False, highlight=False)
+        for path in outputs:
+            console.print(f"wrote {path}", markup=False, highlight=False)

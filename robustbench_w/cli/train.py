@@ -13,16 +13,11 @@ import click
 from ..paper.train import INITS, OPTIMIZERS, SCHEDULES, TrainConfig, TrainProgress
 from ..paper.train import train as run_train
 from ..report.console import stderr_console, stdout_console
-from ..report.files import check_output_path
 from ..report.text import pct
 from .app import cli
-from .options import compose, data_root_options, quiet_option, seed_option
+from .options import compose, data_root_options, output_option, quiet_option, seed_option
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
-
-
-def _check_checkpoint_path(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
-    return None if value is None else check_output_path(value, CHECKPOINT_SUFFIXES)
 
 
 def _arch_options(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict:
@@ -69,10 +64,9 @@ training_options = compose(
 @training_options
 @seed_option
 @data_root_options
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
-              callback=_check_checkpoint_path, metavar="FILE", help="Checkpoint to write (.pt).")
+@output_option("Checkpoint to write (.pt).", CHECKPOINT_SUFFIXES, required=True)
 @quiet_option
-def train(output: Path, quiet: bool, data_root: Path | None, download: bool, **options) -> None:
+def train(outputs: tuple[Path, ...], quiet: bool, data_root: Path | None, download: bool, **options) -> None:
     """Train with hidden full-precision weights and a weight projection (BinaryConnect-style).
 
     \b
@@ -83,14 +77,16 @@ def train(output: Path, quiet: bool, data_root: Path | None, download: bool, **o
     config = TrainConfig(**options, data_options=data_source(data_root, download))
     with train_bars(quiet, keep=True) as bars:
         result = run_train(config, bars)
-    result.save(output)
+    for path in outputs:
+        result.save(path)
     if not quiet:
         rec = result.record
         projected = "" if rec["test_error_projected"] != rec["test_error_projected"] else (
             f"; {pct(rec['test_error_projected'])}% with the projection {rec['rule']}")
         stdout_console().print(
             f"{result.arch} on {config.dataset}, rule {rec['rule']}, {config.epochs} epochs: test error "
-            f"{pct(rec['test_error'])}% (hidden weights){projected}; {result.elapsed_s:.1f} s; wrote {output}",
+            f"{pct(rec['test_error'])}% (hidden weights){projected}; {result.elapsed_s:.1f} s; wrote "
+            f"{', '.join(map(str, outputs))}",
             markup=False, highlight=False)
 
 

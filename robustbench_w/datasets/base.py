@@ -13,12 +13,13 @@ when the package :mod:`robustbench_w.datasets` is imported.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import torch
 
-from ..errors import InvalidValueError
+from ..errors import InvalidValueError, WrobustWarning
 from ..registry import Registry
 
 
@@ -171,9 +172,13 @@ def subset_index(y: torch.Tensor | None, n: int, limit: int, seed: int = 0) -> t
 
 def limit_subset(data: EvalSet, limit: int, seed: int = 0) -> EvalSet:
     """A seeded subset of ``limit`` examples, balanced over classes when there are labels.
-    The subset keeps the original order; a set no larger than ``limit`` is returned as it is."""
+    The subset keeps the original order; a set no larger than ``limit`` is returned as it is (with a
+    warning when it is smaller: the run is not on the ``limit`` examples that were asked for)."""
     if limit <= 0:
         raise InvalidValueError(f"--limit must be a positive number, not {limit}")
+    if limit > len(data):
+        warnings.warn(f"--limit {limit:,} is more than the {len(data):,} examples of {data.name} ({data.split}): "
+                      f"using all {len(data):,}", WrobustWarning, stacklevel=2)
     if limit >= len(data):
         return data
     return data.subset(subset_index(data.y, len(data), limit, seed))

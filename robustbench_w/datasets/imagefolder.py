@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import InputFileError, InvalidValueError
+from ..errors import InputFileError, InvalidValueError, permission_denied
 from .base import EvalSet, Normalization, register_dataset, subset_index
 
 IMAGENET_NORMALIZATION = Normalization(255.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
@@ -49,6 +49,8 @@ def open_folder(source: str, split: str, image_size: int):
     folder = split_folder(root, split)
     try:
         return ImageFolder(str(folder), transform=transform, loader=_read_image)
+    except PermissionError as exc:  # a class folder the user may not list
+        raise permission_denied(exc.filename or folder, "cannot list the image folder") from None
     except FileNotFoundError as exc:  # no class folders, or no image files in them
         raise InputFileError(f"{folder}: {_last_line(exc)} (expected one sub-folder of images per class)") from exc
 
@@ -60,6 +62,8 @@ def _read_image(path: str):
     try:
         with open(path, "rb") as f:
             return Image.open(f).convert("RGB")
+    except PermissionError:
+        raise permission_denied(path, "cannot read the image") from None
     except (OSError, ValueError) as exc:
         raise InputFileError(f"{path}: cannot read the image: {_last_line(exc)}") from exc
 

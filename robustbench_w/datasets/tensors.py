@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import InputFileError
+from ..errors import InputFileError, permission_denied
 from .base import EvalSet, Normalization, register_dataset
 
 
@@ -37,6 +37,8 @@ def load_tensors(split: str = "test", source: str = "", **_: object) -> EvalSet:
 def read(path: Path) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
+    except PermissionError:
+        raise permission_denied(path, "cannot read the tensors:FILE dataset") from None
     except pickle.UnpicklingError as exc:
         raise InputFileError(f"{path}: holds Python objects beyond tensors; save plain tensors "
                              f"(a dict of x and y)") from exc

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import InputFileError
+from ..errors import InputFileError, permission_denied
 from .base import EvalSet, Normalization, register_dataset
 
 DATA_ROOT_ENV = "WROBUST_DATA"
@@ -69,6 +69,8 @@ def load_torchvision_set(spec: TorchvisionSet, split: str = "test", data_root: s
     try:
         dataset = spec.open(root, split, download)
         x, y = spec.arrays(dataset)
+    except PermissionError as exc:
+        raise permission_denied(exc.filename or root, f"dataset {spec.name}") from None
     except Exception as exc:  # anything torchvision raises while fetching or reading the user's files
         what = "download failed" if missing else f"cannot read {root}"
         raise InputFileError(f"dataset {spec.name} ({split}): {what}: {_describe(exc)}") from exc

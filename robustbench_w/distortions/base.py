@@ -154,6 +154,10 @@ class Distortion:
             self.check_strength(s)
         return values
 
+    def no_strength(self, given: str) -> InvalidValueError:
+        """The error for a strength given to a parameterless distortion (the same words in every command)."""
+        return InvalidValueError(f"{self.name} takes no strength (got {given}): leave the strength out")
+
     def check_strength(self, strength: float) -> None:
         info = self.info
         if info.parameterless:

@@ -16,7 +16,10 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
     if not name:
         raise InvalidValueError(f"empty distortion name in spec {spec!r}")
     opts: dict[str, str] = {}
-    for part in filter(None, (p.strip() for p in rest.split(","))):
+    parts = [p.strip() for p in rest.split(",")] if rest.strip() else []
+    if not all(parts):
+        raise InvalidValueError(f"empty option in spec {spec!r} (two commas in a row, or one at an end)")
+    for part in parts:
         key, eq, value = part.partition("=")
         key = key.strip().lower()
         if not eq or not key or not value.strip():

@@ -38,7 +38,7 @@ class PassResult:
     accuracy: float  # nan without labels
     error: float
     loss: float
-    agreement: float  # fraction of predictions equal to the clean model's (1.0 for the clean pass)
+    agreement: float  # fraction of predictions equal to the clean model's (1.0 for a finite clean pass)
     nonfinite: int  # inputs whose outputs were not all finite
 
 
@@ -132,7 +132,7 @@ class Evaluator:
         else:  # some outputs are NaN or Inf: count them, row by row
             pred, sums = self.predict()
             loss_v, correct_v, bad_v = sums.tolist()
-            agree_v = (pred == self.clean).sum().item() if self.clean is not None else self.n
+            agree_v = agreements(pred, self.clean) if self.clean is not None else self.n - bad_v
         if self.clean is None:
             self.clean = pred
         finite_n = self.n - int(bad_v)
@@ -142,6 +142,11 @@ class Evaluator:
             loss=loss_v / finite_n if self.has_labels and finite_n > 0 else math.nan,
             agreement=agree_v / self.n, nonfinite=int(bad_v),
         )
+
+
+def agreements(pred: torch.Tensor, clean: torch.Tensor) -> int:
+    """Inputs whose prediction equals the clean one; a non-finite row (-1, in either pass) never agrees."""
+    return int(((pred == clean) & (pred >= 0)).sum())
 
 
 def _split(data: EvalSet, batch_size: int):

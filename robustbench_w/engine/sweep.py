@@ -25,6 +25,7 @@ from ..errors import InvalidValueError
 from ..load.checkpoints import LoadedModel
 from ..load.inputs import load_inputs
 from .evaluate import Evaluator, PassResult
+from .health import check_model, warn_if_broken
 from .perturb import WeightPatch
 from .targets import select_targets
 
@@ -52,6 +53,8 @@ def plan(distortions: Sequence[Distortion], strengths: Sequence[float] | None = 
     """Every point to evaluate, in order: distortion, strength, trial."""
     if trials < 1:
         raise InvalidValueError(f"--trials must be at least 1, not {trials}")
+    if strengths is not None and distortions and all(d.info.parameterless for d in distortions):
+        raise distortions[0].no_strength("-s " + ",".join(f"{s:g}" for s in strengths))  # else -s would be ignored
     points = []
     for dist in distortions:
         for s in dist.strengths(strengths):
@@ -80,6 +83,7 @@ class SweepRunner:
         self.patch = WeightPatch(select_targets(model.module, include, exclude))
         self.evaluator = Evaluator(model.module, data, batch_size, self.device, model.normalization)
         self.clean = self.evaluator.run()
+        self.health = check_model(model.module, self.clean)  # non-finite weights or clean outputs
 
     def evaluate(self, point: Point, seed: int) -> dict:
         with self.patch.applied(point.dist, point.strength, seed, point.trial) as applied:
@@ -146,6 +150,7 @@ def sweep(
     inputs = load_inputs(model, dataset, device=device, limit=limit, seed=seed, **options)
     runner = SweepRunner(inputs.model, inputs.data, include=include, exclude=exclude, batch_size=batch_size,
                          device=inputs.device)
+    warn_if_broken(runner.health)
     rows = pd.DataFrame(runner.run(points, seed, progress))
     rows = rows[ROW_COLUMNS + [c for c in rows.columns if c not in ROW_COLUMNS]]
     rows.attrs["meta"] = run_meta(inputs.model, inputs.data, runner, inputs.device, seed, time.perf_counter() - started)
@@ -165,4 +170,5 @@ def run_meta(model: LoadedModel, data: EvalSet, runner: SweepRunner, device: tor
         "seed": seed, "command": " ".join(["wrobust", *sys.argv[1:]] if sys.argv[0].endswith("wrobust") else sys.argv), "model": model.name,
         "model_sha256": model.sha256, "dataset": data.name, "split": data.split, "n": len(data),
         "targets": runner.patch.names, "target_weights": runner.patch.numel, "elapsed_s": round(elapsed, 3),
+        **runner.health.to_meta(), "notes": list(model.notes),
     }

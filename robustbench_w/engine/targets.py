@@ -3,6 +3,10 @@
 Default: the weights of convolution and linear layers (not biases, not normalisation layers). ``include``
 globs (on parameter names such as ``features.0.weight``) replace the default with every parameter they
 match; ``exclude`` globs remove parameters from the selection. Shared (tied) parameters count once.
+
+Without a model (a state dict read without ``--arch``, for effective bits), :func:`select_tensors` chooses
+by shape: the default targets are the floating-point tensors with two or more dimensions (matrix and
+convolution weights), named by their keys; ``include`` and ``exclude`` work the same way.
 """
 
 from __future__ import annotations
@@ -31,15 +35,31 @@ def select_targets(
     model: nn.Module, include: Iterable[str] = (), exclude: Iterable[str] = ()
 ) -> list[tuple[str, torch.Tensor]]:
     """``(name, parameter)`` pairs to distort, in the model's order; raises if nothing is selected."""
-    include, exclude = list(include), list(exclude)
     params = dict(_unique_named_parameters(model))
-    chosen = [n for n in params if any(fnmatch.fnmatchcase(n, p) for p in include)] if include else [
-        n for n in default_targets(model) if n in params
-    ]
+    return _choose(params, [n for n in default_targets(model) if n in params], include, exclude,
+                   "the default (conv and linear weights)")
+
+
+def shape_targets(tensors: dict[str, torch.Tensor]) -> list[str]:
+    """Without an architecture: the floating-point tensors with two or more dimensions."""
+    return [n for n, t in tensors.items() if t.is_floating_point() and t.dim() >= 2]
+
+
+def select_tensors(tensors: dict[str, torch.Tensor], include: Iterable[str] = (),
+                   exclude: Iterable[str] = ()) -> list[tuple[str, torch.Tensor]]:
+    """``(key, tensor)`` pairs of a bare state dict, chosen by shape (see the module docstring)."""
+    return _choose(tensors, shape_targets(tensors), include, exclude,
+                   "shape (floating-point tensors with 2 or more dimensions)")
+
+
+def _choose(params: dict[str, torch.Tensor], default: list[str], include: Iterable[str], exclude: Iterable[str],
+            what_default: str) -> list[tuple[str, torch.Tensor]]:
+    include, exclude = list(include), list(exclude)
+    chosen = [n for n in params if any(fnmatch.fnmatchcase(n, p) for p in include)] if include else default
     chosen = [n for n in chosen if not any(fnmatch.fnmatchcase(n, p) for p in exclude)]
     chosen = [n for n in chosen if params[n].is_floating_point()]
     if not chosen:
-        what = f"--include {' '.join(include)}" if include else "the default (conv and linear weights)"
+        what = f"--include {' '.join(include)}" if include else what_default
         raise InvalidValueError(f"no parameters selected by {what}" + (f" minus --exclude {' '.join(exclude)}" if exclude else ""))
     return [(n, params[n]) for n in chosen]
 

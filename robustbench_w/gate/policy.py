@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..distortions import Distortion, get_distortion
-from ..errors import InputFileError, InvalidValueError, WrobustError
+from ..errors import InputFileError, InvalidValueError, WrobustError, permission_denied
 
 try:  # Python 3.11+
     import tomllib
@@ -116,6 +116,8 @@ def read_toml(path: Path) -> dict:
     try:
         with open(path, "rb") as f:
             return tomllib.load(f)
+    except PermissionError:
+        raise permission_denied(path, "cannot read the policy") from None
     except OSError as exc:
         raise InputFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
@@ -234,7 +236,7 @@ def _strength(t: dict, dist: Distortion, key: str) -> float:
     given = _opt(t, "strength", key, _number)
     if info.parameterless:
         if given is not None:
-            raise InvalidValueError(f"{key}.strength: {info.name} takes no strength")
+            raise InvalidValueError(f"{key}.strength: {dist.no_strength(f'{given:g}')}")
         return math.nan
     fixed = dist.fixed_strength
     if given is not None and fixed is not None and given != fixed:

@@ -55,6 +55,7 @@ def check_line(v: Verdict, c: Check) -> str:
 def verdict_line(result: GateResult) -> str:
     total, failed = len(result.verdicts), len(result.failed)
     head = (f"gate passed: {total} of {total} requirements met" if result.passed
+            else f"gate FAILED: {result.broken}" if result.broken
             else f"gate FAILED: {failed} of {total} requirements not met")
     return f"{head} ({context(result)})"
 
@@ -96,6 +97,8 @@ def render_gate(result: GateResult, console: Console, table: bool = True) -> Non
             style = {"PASS": "green", "FAIL": "bold red"}.get(row[-1])
             t.add_row(*map(escape, row[:-1]), f"[{style}]{row[-1]}[/]" if style else row[-1])
         console.print(t)
+    if result.broken:
+        console.print(f"FAIL {result.broken}", markup=False, highlight=False, soft_wrap=True)
     for v in result.failed:
         for c in v.failures:
             console.print(check_line(v, c), markup=False, highlight=False, soft_wrap=True)
@@ -109,7 +112,8 @@ def render_gate(result: GateResult, console: Console, table: bool = True) -> Non
 
 def junit_xml(result: GateResult) -> ET.ElementTree:
     """One testsuite, one testcase per requirement; a failing requirement's testcase has a <failure>."""
-    n, failures = str(len(result.verdicts)), str(len(result.failed))
+    broken = bool(result.broken)  # a broken clean model is a failing test case of its own
+    n, failures = str(len(result.verdicts) + broken), str(len(result.failed) + broken)
     elapsed = f"{result.meta.get('elapsed_s', 0.0):.3f}"
     root = ET.Element("testsuites", name="wrobust gate", tests=n, failures=failures, errors="0", time=elapsed)
     suite = ET.SubElement(root, "testsuite", name=f"wrobust gate: {result.meta.get('model')}", tests=n,
@@ -118,6 +122,9 @@ def junit_xml(result: GateResult) -> ET.ElementTree:
     for key in ("model", "model_sha256", "dataset", "n", "seed", "device", "version"):
         ET.SubElement(props, "property", name=key, value=str(result.meta.get(key)))
     ET.SubElement(props, "property", name="policy", value=result.policy.source)
+    if broken:
+        clean = ET.SubElement(suite, "testcase", classname="wrobust.gate", name="clean model", time="0")
+        ET.SubElement(clean, "failure", message=result.broken, type="BrokenModel").text = result.broken
     for name, v in zip(case_names(result.verdicts), result.verdicts):
         case = ET.SubElement(suite, "testcase", classname="wrobust.gate", name=name, time="0")
         if not v.passed:
@@ -140,8 +147,10 @@ def case_names(verdicts: list[Verdict]) -> list[str]:
 def gate_markdown(result: GateResult) -> str:
     """A Markdown report for a CI job summary (GitHub's ``$GITHUB_STEP_SUMMARY``)."""
     mark = {"PASS": "✅", "FAIL": "❌", "n/a": "➖"}
-    head = "✅ passed" if result.passed else f"❌ failed ({len(result.failed)} of {len(result.verdicts)})"
-    lines = [f"## wrobust gate: {head}", "", _md(context(result)), "",
+    head = ("✅ passed" if result.passed else "❌ failed (broken clean model)" if result.broken
+            else f"❌ failed ({len(result.failed)} of {len(result.verdicts)})")
+    broken = [f"❌ **{_md(result.broken)}**", ""] if result.broken else []
+    lines = [f"## wrobust gate: {head}", "", _md(context(result)), "", *broken,
              "| | " + " | ".join(HEADERS[:-1]) + " |", "|---" * len(HEADERS) + "|"]
     lines += [f"| {mark[r[-1]]} | " + " | ".join(_md(x) for x in r[:-1]) + " |" for r in table_rows(result)]
     if result.notes:
@@ -164,7 +173,7 @@ def gate_document(result: GateResult) -> dict:
                          "judged_on": c.judged_on, "passed": c.passed, "note": c.note} for c in v.checks]}
             for v in result.verdicts]
     gate = {"passed": result.passed, "policy": result.policy.to_dict(), "baseline": result.baseline,
-            "requirements": reqs, "notes": result.notes}
+            "clean_model": result.health.to_meta()["health"], "requirements": reqs, "notes": result.notes}
     return {"meta": jsonable(result.meta), "rows": records(result.rows), "summary": records(result.summary),
             "gate": jsonable(gate)}
 

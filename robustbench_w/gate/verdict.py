@@ -11,6 +11,10 @@ With a baseline (a results file written earlier by ``gate -o`` or ``sweep -o FIL
 requirement's point also fails when its mean error rose by more than ``max_regression`` over the
 baseline's. A point the baseline lacks is reported, not failed. Regressions compare means, because the
 baseline file may hold only a mean and a point compared with itself must pass.
+
+A broken model never passes: non-finite weights or a clean pass with non-finite outputs
+(:mod:`..engine.health`) fail the gate with their own verdict, ``clean model: 12 non-finite weights in
+fc1.weight``, whatever the requirements say.
 """
 
 from __future__ import annotations
@@ -27,9 +31,10 @@ import torch
 from torch import nn
 
 from ..distortions import get_distortion
+from ..engine.health import Health
 from ..engine.stats import summarize, t_interval
 from ..engine.sweep import ROW_COLUMNS, Point, Progress, SweepRunner, plan, run_meta
-from ..errors import InputFileError, InvalidValueError, WrobustError
+from ..errors import InputFileError, InvalidValueError, WrobustError, permission_denied
 from ..load.checkpoints import LoadedModel
 from ..load.inputs import Inputs, load_inputs
 from .policy import LIMIT_KINDS, Policy, Requirement, load_policy, point_name
@@ -83,10 +88,16 @@ class GateResult:
     meta: dict
     baseline: str | None = None
     notes: list[str] = field(default_factory=list)
+    health: Health = field(default_factory=Health)  # the clean model's; not ok: the gate fails
 
     @property
     def passed(self) -> bool:
-        return all(v.passed for v in self.verdicts)
+        return self.health.ok and all(v.passed for v in self.verdicts)
+
+    @property
+    def broken(self) -> str:
+        """The clean model's own failure (``clean model: 12 non-finite weights in fc1.weight``), or ''."""
+        return "" if self.health.ok else f"clean model: {self.health.problem()}"
 
     @property
     def failed(self) -> list[Verdict]:
@@ -112,7 +123,8 @@ def run_gate(model: str | LoadedModel | nn.Module, policy: Policy | str | Path, 
     meta = run_meta(inputs.model, inputs.data, runner, inputs.device, policy.seed, time.perf_counter() - started)
     verdicts = [judge(r, summary, bits, base) for r in policy.requirements]
     notes = baseline_notes(verdicts, base, meta)
-    return GateResult(policy, verdicts, rows, summary, meta, None if base is None else base.source, notes)
+    return GateResult(policy, verdicts, rows, summary, meta, None if base is None else base.source, notes,
+                      runner.health)
 
 
 def check_supported(policy: Policy) -> None:
@@ -277,6 +289,8 @@ def load_baseline(path: Path) -> Baseline:
     """Read a JSON results file of ``gate -o`` or ``sweep -o``: its ``summary`` rows give the errors."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
+    except PermissionError:
+        raise permission_denied(path, "cannot read the baseline") from None
     except OSError as exc:
         raise InputFileError(f"{path}: cannot read the baseline: {exc.strerror or exc}") from None
     except (ValueError, UnicodeDecodeError) as exc:

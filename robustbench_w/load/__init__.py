@@ -6,7 +6,7 @@ Out: a :class:`LoadedModel` (module in eval mode, with what its checkpoint recor
 Files: :mod:`.checkpoints` (every ``torch.save``/safetensors format, wrobust's own), :mod:`.compiled`
 (TorchScript and ``torch.export`` programs), :mod:`.architectures` (the built-in architectures),
 :mod:`.archspec` (``--arch`` names to factories), :mod:`.layers` (which layer types carry weights),
-:mod:`.device` (``--device``), :mod:`.inputs` (model + data, checked).
+:mod:`.device` (``--device``), :mod:`.inputs` (model + data, checked), :mod:`.writing` (atomic file writes).
 """
 
 from ..registry import lazy_exports
@@ -18,4 +18,5 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "device": ("resolve_device",),
     "inputs": ("Inputs", "load_inputs"),
     "layers": ("is_weight_layer",),
+    "writing": ("atomic_write",),
 })

@@ -2,11 +2,15 @@
 
 An architecture is a factory ``(num_classes=..., **kwargs) -> nn.Module`` registered with
 :func:`register_arch`. Checkpoints in wrobust's own format record the name and the keyword arguments.
+:func:`check_options` checks keyword arguments a user gives (``train -A KEY=VALUE``) against the
+factory's signature: a known name, and a value of the kind its default has.
 Names are resolved (built-in, torchvision, user code) by :mod:`.archspec`, which consults this registry.
 """
 
 from __future__ import annotations
 
+import inspect
+import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +34,40 @@ class ArchDef:
 
 
 ARCHS: Registry[ArchDef] = Registry("architecture", ArchDef)
+
+
+def check_options(definition: ArchDef, given: dict) -> None:
+    """Raise a usage error about ``-A KEY=VALUE`` unless each key is an argument of the factory and each value
+    is of the kind of its default: true/false, a positive integer, a positive number, a list of positive
+    integers. (``num_classes`` and the input size come from the data unless given.)"""
+    params = inspect.signature(definition.factory).parameters
+    for key, value in given.items():
+        if key not in params:
+            raise InvalidValueError(f"-A {key}: {definition.name} has no option {key!r} "
+                                    f"(options: {', '.join(params)})")
+        expected = _expected(params[key].default, value)
+        if expected:
+            shown = value if isinstance(value, str) else json.dumps(value)
+            raise InvalidValueError(f"-A {key}={shown}: expected {expected} "
+                                    f"(default {json.dumps(params[key].default)})")
+
+
+def _expected(default: object, value: object) -> str:
+    """What ``value`` should be, judged by ``default``; '' when it is fine."""
+    def positive_int(v: object) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+    if isinstance(default, bool):
+        return "" if isinstance(value, bool) else "true or false"
+    if isinstance(default, int):
+        return "" if positive_int(value) else "a positive integer"
+    if isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+        return "" if ok else "a positive number"
+    if isinstance(default, (tuple, list)):
+        return "" if isinstance(value, list) and value and all(map(positive_int, value)) else \
+            "a list of positive integers such as [256,256]"
+    return ""
 
 
 def register_arch(name: str, description: str, input_shape: tuple[int, ...] | None = None,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from torch import nn
 
-from ..errors import InputFileError, InvalidValueError, UnknownNameError
+from ..errors import InputFileError, InvalidValueError, UnknownNameError, permission_denied
 from ..registry import close_matches
 from .architectures import ARCHS
 
@@ -130,6 +130,9 @@ def _import_file(path: Path, spec: str):
     sys.path.insert(0, str(resolved.parent))
     try:
         loader_spec.loader.exec_module(module)
+    except PermissionError:
+        del sys.modules[mod_name]
+        raise permission_denied(path, f"from --arch {spec}") from None
     except Exception as exc:
         del sys.modules[mod_name]
         raise InputFileError(f"{path}: failed to import: {type(exc).__name__}: {_first_line(exc)}") from exc

@@ -23,6 +23,15 @@ Kinds (``LoadedModel.format``), told apart by the file's bytes, never by its suf
 
 ``builtin:NAME`` names a checkpoint shipped in the package (``robustbench_w/assets/NAME.pt``). Every
 failure is an :class:`InputFileError` (or another ``WrobustError``) whose one-line message names the file.
+
+Fitting a state dict to its architecture (:func:`load_state`): every parameter must be there with its shape,
+and nothing else may be. Buffers are looser, as real checkpoints need: keys that are buffers the architecture
+does not save (``embeddings.position_ids`` of older Hugging Face files: a non-persistent buffer of the module,
+or any integer tensor, which cannot be a trained parameter) are ignored, and buffers the architecture creates
+itself may be missing; both with a one-line note. ``strict=True`` (``--strict``) asks for exact keys. A file
+that carries its own architecture (wrobust's format, a pickled module, a compiled program) ignores ``--arch``
+and says so. A plain state dict without ``--arch`` raises :class:`NeedsArchitecture`, which carries the
+tensors: effective bits need nothing else.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ import hashlib
 import io
 import pickle
 import re
+import warnings
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,9 +51,18 @@ import torch
 from torch import nn
 
 from ..datasets.base import Normalization
-from ..errors import InputFileError, InvalidValueError, UnknownNameError, UntrustedCheckpointError
+from ..errors import (
+    InputFileError,
+    InvalidValueError,
+    UnknownNameError,
+    UntrustedCheckpointError,
+    WrobustNote,
+    WrobustWarning,
+    permission_denied,
+)
 from ..registry import close_matches
 from .archspec import arch_input_shape, build, build_arch
+from .writing import atomic_write_bytes
 
 FORMAT = "wrobust"
 VERSION = 1
@@ -65,6 +84,26 @@ class LoadedModel:
     normalization: Normalization | None = None
     extra: dict = field(default_factory=dict)  # training record and anything else the file holds
     format: str | None = None  # wrobust, state_dict, safetensors, torchscript, export or pickle
+    notes: list[str] = field(default_factory=list)  # what loading adjusted (buffers ignored or kept), said once
+
+
+@dataclass
+class TensorsOnly:
+    """A plain state dict or safetensors file read without an architecture: its tensors, by key."""
+
+    name: str
+    path: Path
+    tensors: dict[str, torch.Tensor]
+    format: str
+    sha256: str | None = None
+
+
+class NeedsArchitecture(InputFileError):
+    """A plain state dict without ``--arch``: a model cannot be built, but the tensors were read (``.file``)."""
+
+    def __init__(self, message: str, file: TensorsOnly):
+        super().__init__(message)
+        self.file = file
 
 
 def builtin_names() -> list[str]:
@@ -113,18 +152,18 @@ def save_checkpoint(path: str | Path, model: nn.Module, arch: str, arch_kwargs: 
     path = Path(path)
     buffer = io.BytesIO()  # saved through a buffer, the archive's root name does not depend on the file name,
     torch.save(payload, buffer)  # so the same training gives the same bytes wherever it is written
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(buffer.getvalue())
-    tmp.replace(path)
-    return path
+    return atomic_write_bytes(path, buffer.getvalue())
 
 
 # ------------------------------------------------------------------ recognising a file by its bytes
 
 def sniff(path: Path) -> str:
     """The kind of checkpoint file, from its content: ``torch``, ``safetensors``, ``torchscript`` or ``export``."""
-    with open(path, "rb") as f:
-        head = f.read(16)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except PermissionError:
+        raise permission_denied(path, "cannot read the checkpoint") from None
     if not head:
         raise InputFileError(f"{path}: empty file, not a checkpoint")
     if head.startswith(b"PK\x03\x04"):
@@ -207,6 +246,7 @@ class LoadOptions:
     arch: str | None = None
     num_classes: int | None = None
     trust_checkpoint: bool = False
+    strict: bool = False
 
 
 def _load_torch_file(path: Path, name: str, opts: LoadOptions) -> LoadedModel:
@@ -217,28 +257,28 @@ def _load_torch_file(path: Path, name: str, opts: LoadOptions) -> LoadedModel:
             raise
         obj = read_trusted(path)
     if is_wrobust_checkpoint(obj):
-        return from_wrobust(obj, name, path)
+        return from_wrobust(obj, name, path, opts.strict)
     module = find_module(obj)
     if module is not None:
         return LoadedModel(module=module, name=name, arch=type(module).__name__, format="pickle")
     return from_state_dict(extract_state_dict(obj, path), path, name, opts, "state_dict")
 
 
-def from_wrobust(obj: dict, name: str, path: Path | None) -> LoadedModel:
+def from_wrobust(obj: dict, name: str, path: Path | None, strict: bool = False) -> LoadedModel:
     """Rebuild a module from wrobust's own format."""
     if obj.get("version", 0) > VERSION:
         raise InputFileError(f"{name}: written by a newer wrobust (format version {obj['version']}); please upgrade")
     if not isinstance(obj.get("arch"), str) or not isinstance(obj.get("state_dict"), Mapping):
         raise InputFileError(f"{name}: a malformed wrobust checkpoint (no 'arch' or 'state_dict')")
     module = build_arch(obj["arch"], **obj.get("arch_kwargs", {}))
-    load_state(module, obj["state_dict"], name)
+    notes = load_state(module, obj["state_dict"], name, strict=strict)
     norm = obj.get("normalization")
     shape = obj.get("input_shape")
     return LoadedModel(
         module=module, name=name, path=path, arch=obj["arch"], dataset=obj.get("dataset"),
         num_classes=obj.get("num_classes"), input_shape=tuple(shape) if shape else None,
         normalization=Normalization.from_dict(norm) if norm else None, extra={"train": obj.get("train", {})},
-        format="wrobust",
+        format="wrobust", notes=notes,
     )
 
 
@@ -295,31 +335,61 @@ def fit_prefixes(state: dict[str, torch.Tensor], own_keys) -> dict[str, torch.Te
     return best
 
 
-def load_state(module: nn.Module, state: Mapping, name: str, what: str = "the architecture", hint: str = "") -> None:
+def load_state(module: nn.Module, state: Mapping, name: str, what: str = "the architecture", hint: str = "",
+               strict: bool = False) -> list[str]:
     """``load_state_dict`` with a one-line report of the first missing, unexpected and mis-shaped keys.
-    (A missing BatchNorm ``num_batches_tracked`` counter, absent from old checkpoints, is not an error.)"""
+
+    A missing BatchNorm ``num_batches_tracked`` counter (absent from old checkpoints) is never an error. Unless
+    ``strict``, keys that are only buffers (see the module docstring) are ignored or kept with a note: the
+    notes are returned (and shown once as a :class:`WrobustNote`)."""
     own = module.state_dict()
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in own]
     shaped = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
               if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or shaped:
+    buffers = {k for k, _ in module.named_buffers()}
+    kept = [] if strict else [k for k in missing if k in buffers]
+    ignored = [] if strict else [k for k in unexpected if k in buffers or not _trainable(state[k])]
+    if shaped or len(kept) < len(missing) or len(ignored) < len(unexpected):  # a parameter does not fit: say all
         parts = [f"{len(keys)} {label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
                  for label, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", shaped)) if keys]
         raise InputFileError(f"{name}: the weights do not fit {what}; " + "; ".join(parts) + (hint if shaped else ""))
-    module.load_state_dict(dict(state), strict=False)  # fit checked above; strict=False lets BatchNorm fill its counter
+    module.load_state_dict({k: v for k, v in state.items() if k not in ignored}, strict=False)
+    return _buffer_notes(name, ignored, kept)
+
+
+def _trainable(value: object) -> bool:
+    """Whether a state dict entry could be a trained parameter (integer and bool tensors cannot)."""
+    return not isinstance(value, torch.Tensor) or value.is_floating_point() or value.is_complex()
+
+
+def _some(keys: list[str]) -> str:
+    return ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+
+
+def _buffer_notes(name: str, ignored: list[str], kept: list[str]) -> list[str]:
+    """One note for the buffers that were ignored or kept, shown once as a :class:`WrobustNote`."""
+    parts = [f"ignored {len(ignored)} buffer(s) the architecture does not load ({_some(ignored)})"] if ignored else []
+    parts += [f"kept the architecture's own values of {len(kept)} buffer(s) the file lacks ({_some(kept)})"] if kept else []
+    if not parts:
+        return []
+    note = f"{name}: " + "; ".join(parts) + " (--strict refuses this)"
+    warnings.warn(note, WrobustNote, stacklevel=3)
+    return [note]
 
 
 def from_state_dict(state: dict[str, torch.Tensor], path: Path, name: str, opts: LoadOptions, kind: str) -> LoadedModel:
     """Build ``--arch`` and load ``state`` into it."""
     if not opts.arch:
-        raise InputFileError(f"{path}: a plain state dict ({len(state)} tensors) needs --arch NAME (built-in, a "
-                             f"torchvision model name, package.module:callable or file.py:callable) and --num-classes N")
+        raise NeedsArchitecture(
+            f"{path}: a plain state dict ({len(state)} tensors) needs --arch NAME (built-in, a torchvision model "
+            f"name, package.module:callable or file.py:callable) and --num-classes N", TensorsOnly(name, path, state, kind))
     module = build(opts.arch, opts.num_classes)
     hint = "" if opts.num_classes else f" (pass --num-classes N: --arch {opts.arch} was built with its default)"
-    load_state(module, fit_prefixes(state, module.state_dict()), str(path), f"--arch {opts.arch}", hint)
+    notes = load_state(module, fit_prefixes(state, module.state_dict()), str(path), f"--arch {opts.arch}", hint,
+                       strict=opts.strict)
     return LoadedModel(module=module, name=name, arch=opts.arch, num_classes=opts.num_classes,
-                       input_shape=arch_input_shape(opts.arch), format=kind)
+                       input_shape=arch_input_shape(opts.arch), format=kind, notes=notes)
 
 
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
@@ -359,16 +429,27 @@ LOADERS = {"torch": _load_torch_file, "safetensors": _load_safetensors, "torchsc
 
 
 def load_model(spec: str | Path, device: str | torch.device = "cpu", *, arch: str | None = None,
-               num_classes: int | None = None, trust_checkpoint: bool = False) -> LoadedModel:
+               num_classes: int | None = None, trust_checkpoint: bool = False, strict: bool = False) -> LoadedModel:
     """Load a model spec (a path or ``builtin:NAME``) into an eval-mode module on ``device``.
 
     ``arch`` and ``num_classes`` rebuild plain state dicts and safetensors files; ``trust_checkpoint``
-    allows unpickling a whole pickled module (it runs code from the file)."""
+    allows unpickling a whole pickled module (it runs code from the file); ``strict`` asks for exactly the
+    architecture's keys (no buffer ignored or kept)."""
     if num_classes is not None and int(num_classes) < 1:
         raise InvalidValueError(f"--num-classes must be a positive number, not {num_classes}")
     path = resolve_path(spec)
-    opts = LoadOptions(arch, None if num_classes is None else int(num_classes), bool(trust_checkpoint))
+    opts = LoadOptions(arch, None if num_classes is None else int(num_classes), bool(trust_checkpoint), bool(strict))
     loaded = LOADERS[sniff(path)](path, str(spec), opts)
     loaded.path, loaded.sha256 = path, file_sha256(path)
     loaded.module.to(device).eval()
+    if arch and loaded.format not in ("state_dict", "safetensors"):
+        _arch_not_used(loaded, arch)
     return loaded
+
+
+def _arch_not_used(loaded: LoadedModel, arch: str) -> None:
+    """A file that carries its own architecture ignores ``--arch``: say so unless they agree."""
+    own = loaded.arch or loaded.format
+    if str(own).lower() != arch.lower():
+        warnings.warn(f"--arch {arch} is not used: {loaded.name} carries its own architecture ({own})",
+                      WrobustWarning, stacklevel=3)

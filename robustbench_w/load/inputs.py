@@ -21,9 +21,10 @@ from ..datasets.base import EvalSet, limit_subset, load_dataset
 from ..errors import InvalidValueError
 from .checkpoints import LoadedModel, load_model
 from .device import resolve_device
+from .usercode import user_code_error
 
 # Option names that belong to checkpoint loading; every other option goes to the dataset loader.
-MODEL_OPTIONS = frozenset({"arch", "num_classes", "trust_checkpoint"})
+MODEL_OPTIONS = frozenset({"arch", "num_classes", "trust_checkpoint", "strict"})
 OVERRIDES = ("mean", "std")
 
 
@@ -83,7 +84,10 @@ def check_fit(model: LoadedModel, data: EvalSet, device: torch.device) -> None:
     try:
         with torch.inference_mode():
             out = model.module(x)
-    except Exception as exc:  # any failure here means model and data do not fit each other
+    except Exception as exc:  # the user's code raised, or model and data do not fit each other
+        mine = user_code_error(exc)
+        if mine is not None:
+            raise mine from exc
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise InvalidValueError(f"{model.name} does not run on {data.name} inputs of shape {tuple(data.input_shape)}: "
                                 f"{first} (wrong dataset, --input-shape or --image-size?)") from exc

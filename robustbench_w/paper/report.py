@@ -11,6 +11,8 @@ of a random distortion (Student t, as in the table).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -220,6 +222,31 @@ def render_grid(result: GridResult, console: Console) -> None:
     console.print(table)
     for line in findings(result):
         console.print(line, markup=False, highlight=False)
+
+
+@contextmanager
+def output_dirs(dirs: Sequence[Path]) -> Iterator[list[Path]]:
+    """Make the output folders before any work; when the work fails, remove again those this run made, if
+    nothing but an empty ``models/`` is in them (a folder the user had, or one holding results, stays)."""
+    made = [Path(d) for d in dirs if not Path(d).exists()]
+    ready = [prepare_dir(d) for d in dirs]
+    try:
+        yield ready
+    except BaseException:
+        for folder in made:
+            for empty in (folder / "models", folder):
+                if empty.is_dir() and not any(empty.iterdir()):
+                    empty.rmdir()
+        raise
+
+
+def copy_models(dirs: Sequence[Path]) -> None:
+    """With ``-o`` repeated, the checkpoints were written to the first folder: copy them into the others."""
+    for folder in dirs[1:]:
+        (folder / "models").mkdir(exist_ok=True)
+        for source in sorted((Path(dirs[0]) / "models").glob("*.pt")):
+            data = source.read_bytes()
+            atomic_write(folder / "models" / source.name, lambda p, data=data: p.write_bytes(data))
 
 
 def prepare_dir(out_dir: Path) -> Path:

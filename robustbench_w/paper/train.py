@@ -50,6 +50,10 @@ INITS = ("uniform", "default")
 SCHEDULES = ("constant", "cosine")
 
 
+class TrainingDiverged(InvalidValueError):
+    """The loss became NaN or Inf: training stops, and nothing is written."""
+
+
 @dataclass(frozen=True)
 class TrainingRule:
     """A training rule: the projection ``P`` (None: none) and the clip bound ``C`` (None: no clipping)."""
@@ -261,12 +265,13 @@ def deterministic(seed: int, device: torch.device) -> Iterator[None]:
 def build_for(arch: str, data: EvalSet, given: dict) -> tuple[nn.Module, str, dict]:
     """Build ``arch`` for ``data``: the architecture's training defaults, fitted to the input shape and
     number of classes, then ``given``. Returns the model, the canonical name and the keyword arguments."""
-    from ..load.architectures import ARCHS
+    from ..load.architectures import ARCHS, check_options
     from ..load.archspec import build_model
 
     kwargs: dict = {}
     if ":" not in arch and arch in ARCHS:
         definition = ARCHS.get(arch)
+        check_options(definition, given)
         arch = definition.name
         kwargs.update(definition.train_defaults)
         kwargs.update(definition.fit(data.input_shape) if definition.fit else {})
@@ -275,8 +280,9 @@ def build_for(arch: str, data: EvalSet, given: dict) -> tuple[nn.Module, str, di
     kwargs.update(given)
     try:
         model = build_model(arch, **kwargs)
-    except TypeError as exc:
-        raise InvalidValueError(f"--arch {arch}: {exc}") from exc
+    except Exception as exc:  # the architecture's code refused the options (-A) it was given
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise InvalidValueError(f"--arch {arch} with -A {given or '(none)'}: {type(exc).__name__}: {first}") from exc
     check_fits(model, arch, data)
     return model, arch, kwargs
 
@@ -311,6 +317,7 @@ def fit(model: nn.Module, projector: Projector, train_set: EvalSet, test_set: Ev
         batches = batch_indices(len(x), config.batch_size, shuffle)
         progress.epoch_start(epoch, config.epochs, len(batches))
         losses.append(run_epoch(model, projector, opt, x, y, batches, draws, lambda i: progress.step(epoch, i, len(batches))))
+        check_converging(losses[-1], epoch, config)
         errors.append(test_error(model, evaluator))
         progress.epoch_end(epoch, losses[-1], errors[-1])
         if sched is not None:
@@ -318,6 +325,13 @@ def fit(model: nn.Module, projector: Projector, train_set: EvalSet, test_set: Ev
     projected = test_error(model, evaluator, projector, torch.Generator(device=device).manual_seed(
         derive_seed(config.seed, "test-projection")))
     return {"loss": losses, "epoch_test_error": errors, "test_error": errors[-1], "test_error_projected": projected}
+
+
+def check_converging(loss: float, epoch: int, config: TrainConfig) -> None:
+    """Stop a run whose loss is no longer finite (NaN or Inf): its weights are not a model worth a checkpoint."""
+    if not math.isfinite(loss):
+        raise TrainingDiverged(f"training diverged: the loss is {loss} in epoch {epoch + 1} of {config.epochs} "
+                               f"(--lr {config.lr:g} too high?); no checkpoint written")
 
 
 def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:

@@ -66,7 +66,7 @@ def _bits_notes(frame: pd.DataFrame, meta: dict, total: dict) -> list[str]:
     if CHANNEL_COLUMN in frame:
         notes.append("channel est.: Gaussian channel estimate 0.5*log2(1 + var(w)/(sigma*a)^2) of the noise's "
                      "capacity per weight; an estimate, not the entropy of the weights")
-    return notes
+    return notes + list(meta.get("notes", []))
 
 
 def render_bits(frame: pd.DataFrame, console: Console) -> None:

@@ -2,7 +2,8 @@
 
 Writers: ``.csv`` and ``.jsonl`` (the rows), ``.parquet`` (the rows; needs pyarrow), ``.json``
 (``{"meta", "rows", "summary"}``), ``.md`` (the summary tables). Files are written atomically: a failed
-write leaves any earlier file of that name as it was.
+write leaves any earlier file of that name as it was (``load.writing.atomic_write``: the temporary file is
+fsynced before the rename and removed on every failure path).
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ import importlib.util
 import json
 import math
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
 from ..errors import InputFileError, InvalidValueError
+from ..load.writing import atomic_write
 from .sweep import summary_markdown
 
 OUTPUT_SUFFIXES = (".csv", ".json", ".jsonl", ".parquet", ".md")
@@ -35,17 +36,6 @@ def check_output_path(path: Path, suffixes: tuple[str, ...] = OUTPUT_SUFFIXES) -
         raise InputFileError(f"{path}: folder {folder} is not writable")
     if path.suffix.lower() == ".parquet" and importlib.util.find_spec("pyarrow") is None:
         raise InvalidValueError(f"{path}: writing .parquet needs pyarrow: pip install 'robustbench_w[parquet]'")
-    return path
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` then move ``tmp`` over ``path``; on failure ``path`` is untouched."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

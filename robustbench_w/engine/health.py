@@ -1,0 +1,94 @@
+"""Is the model sound? Non-finite weights and a non-finite clean pass, found before any point is evaluated.
+
+One NaN or Inf among a model's weights makes every number of a sweep meaningless: the clean error is 100%,
+error drops measured against it are negative, and a gate could pass a broken model. So the weights (every
+floating-point parameter and buffer; for ``bits``, the targeted tensors) are checked before any sweep, and the
+clean pass is checked for inputs whose outputs are not finite. ``sweep`` and ``bits`` warn in one line
+(:func:`warn_if_broken`) and record :meth:`Health.to_meta` in their meta; ``gate`` fails with
+:meth:`Health.problem` as its own verdict line, whatever the requirements say.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..errors import WrobustWarning
+
+LISTED = 3  # tensors named in a message; the rest are counted
+
+
+@dataclass(frozen=True)
+class Health:
+    """What is broken: non-finite values per tensor, and inputs with non-finite outputs in the clean pass."""
+
+    nonfinite_weights: dict[str, int] = field(default_factory=dict)
+    nonfinite_inputs: int = 0
+    n: int = 0  # inputs of the clean pass (0: not evaluated)
+
+    @property
+    def ok(self) -> bool:
+        return not self.nonfinite_weights and not self.nonfinite_inputs
+
+    def problem(self) -> str:
+        """One line: ``12 non-finite weights in fc1.weight; non-finite outputs for 355 of 355 inputs``."""
+        parts = []
+        if self.nonfinite_weights:
+            parts.append(weights_text(self.nonfinite_weights))
+        if self.nonfinite_inputs:
+            parts.append(f"non-finite outputs for {self.nonfinite_inputs:,} of {self.n:,} inputs of the clean pass")
+        return "; ".join(parts)
+
+    def to_meta(self) -> dict:
+        return {"health": {"ok": self.ok, "nonfinite_weights": dict(self.nonfinite_weights),
+                           "nonfinite_inputs": self.nonfinite_inputs, "problem": self.problem() or None}}
+
+
+def weights_text(counts: dict[str, int]) -> str:
+    """``12 non-finite weights in fc1.weight`` or ``13 non-finite weights in 2 tensors: a (12), b (1)``."""
+    total = sum(counts.values())
+    noun = "weight" if total == 1 else "weights"
+    if len(counts) == 1:
+        return f"{total:,} non-finite {noun} in {next(iter(counts))}"
+    listed = ", ".join(f"{name} ({k:,})" for name, k in list(counts.items())[:LISTED])
+    more = f" and {len(counts) - LISTED} more" if len(counts) > LISTED else ""
+    return f"{total:,} non-finite {noun} in {len(counts)} tensors: {listed}{more}"
+
+
+def nonfinite_counts(named: Iterable[tuple[str, torch.Tensor]]) -> dict[str, int]:
+    """``{name: number of NaN/Inf values}`` of the floating-point tensors that have any (in the given order)."""
+    named = [(n, t.detach()) for n, t in named if t.is_floating_point() and t.numel()]
+    if not named:
+        return {}
+    counts = torch.stack([(~torch.isfinite(t)).sum().cpu() for _, t in named]).tolist()
+    return {n: int(k) for (n, _), k in zip(named, counts) if k}
+
+
+def model_tensors(module: nn.Module) -> list[tuple[str, torch.Tensor]]:
+    """Every parameter and buffer of ``module`` once (tied tensors count once)."""
+    seen: set[int] = set()
+    out = []
+    for name, t in [*module.named_parameters(), *module.named_buffers()]:
+        if id(t) not in seen:
+            seen.add(id(t))
+            out.append((name, t))
+    return out
+
+
+def check_model(module: nn.Module, clean=None) -> Health:
+    """The health of ``module`` (all its parameters and buffers) and of its clean pass (an engine
+    ``PassResult``, if it was run)."""
+    bad = nonfinite_counts(model_tensors(module))
+    if clean is None:
+        return Health(bad)
+    return Health(bad, int(clean.nonfinite), int(clean.n))
+
+
+def warn_if_broken(health: Health, consequence: str = "its results are not meaningful") -> None:
+    """One :class:`WrobustWarning` line naming what is broken (nothing when the model is sound)."""
+    if not health.ok:
+        warnings.warn(f"broken model: {health.problem()}: {consequence}", WrobustWarning, stacklevel=2)
