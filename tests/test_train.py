@@ -214,7 +214,7 @@ def test_config_errors():
         train(TrainConfig(optimizer="rmsprop"))
     with pytest.raises(InvalidValueError, match="does not fit digits inputs"):
         train(TrainConfig(arch="resnet18", epochs=1, device="cpu"))
-    with pytest.raises(InvalidValueError, match="--arch mlp"):
+    with pytest.raises(InvalidValueError, match="-A depth: mlp has no option 'depth'"):
         train(TrainConfig(arch_kwargs={"depth": 3}, epochs=1, device="cpu"))
 
 

@@ -57,13 +57,12 @@ def route_warnings(debug: bool) -> None:
     """wrobust's warnings: one line each on stderr, every time; every other warning only with ``--debug``."""
     warnings.simplefilter("default" if debug else "ignore")
     warnings.simplefilter("always", WrobustWarning)
-    shown = warnings.showwarning
 
     def show(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, WrobustWarning):
             click.echo(f"wrobust: {category.label}: {message}", err=True)
         else:
-            shown(message, category, filename, lineno, file, line)
+            sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
     warnings.showwarning = show
 
