@@ -139,6 +139,7 @@ CASES = [
     # ---- sweep: goes on, but says what it did (exit 0, one warning line)
     case(f"{SWEEP} -d sign --limit 100000", 0, "warning", "--limit 100,000", "355 examples"),
     case(f"{SWEEP} -d sign --arch resnet18", 0, "warning", "--arch resnet18 is not used", "(mlp)"),
+    case(f"{SWEEP} -d sign --num-classes 3", 0, "warning", "--num-classes 3 is not used", "10 classes"),
     case("sweep {nan} -d sign --device cpu", 0, "warning", "broken model", "1 non-finite weight in 1.weight"),
     case("sweep {inf} -d sign --device cpu", 0, "warning", "broken model", "non-finite outputs"),
     case("sweep {bert_pos} -d sign --dataset digits --arch {net}:bert", 0, "note", "embeddings.position_ids",

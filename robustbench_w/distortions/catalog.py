@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Callable
 from importlib.metadata import entry_points
 
-from ..errors import InvalidValueError
+from ..errors import InvalidValueError, WrobustWarning
 from ..registry import Registry
 from .base import Distortion, DistortionDef, DistortionInfo, Fn
 from .spec import parse_spec
@@ -75,7 +75,8 @@ def _load_plugins() -> None:
             if isinstance(obj, DistortionDef):
                 DISTORTIONS.register(obj.info.name, obj, aliases=obj.info.aliases)
         except Exception as exc:  # a broken plug-in must not break the tool
-            warnings.warn(f"distortion plug-in {ep.name!r} failed to load: {exc}", stacklevel=2)
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            warnings.warn(f"distortion plug-in {ep.name!r} failed to load: {first}", WrobustWarning, stacklevel=2)
 
 
 DISTORTIONS.set_loader(_load_plugins)

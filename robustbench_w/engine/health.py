@@ -64,7 +64,8 @@ def nonfinite_counts(named: Iterable[tuple[str, torch.Tensor]]) -> dict[str, int
     named = [(n, t.detach()) for n, t in named if t.is_floating_point() and t.numel()]
     if not named:
         return {}
-    counts = torch.stack([(~torch.isfinite(t)).sum().cpu() for _, t in named]).tolist()
+    sums = [(~torch.isfinite(t)).sum() for _, t in named]
+    counts = torch.stack([s.to(sums[0].device) for s in sums]).tolist()  # one transfer, not one per tensor
     return {n: int(k) for (n, _), k in zip(named, counts) if k}
 
 

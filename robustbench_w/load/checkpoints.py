@@ -442,14 +442,18 @@ def load_model(spec: str | Path, device: str | torch.device = "cpu", *, arch: st
     loaded = LOADERS[sniff(path)](path, str(spec), opts)
     loaded.path, loaded.sha256 = path, file_sha256(path)
     loaded.module.to(device).eval()
-    if arch and loaded.format not in ("state_dict", "safetensors"):
-        _arch_not_used(loaded, arch)
+    if loaded.format not in ("state_dict", "safetensors"):
+        _options_not_used(loaded, arch, opts.num_classes)
     return loaded
 
 
-def _arch_not_used(loaded: LoadedModel, arch: str) -> None:
-    """A file that carries its own architecture ignores ``--arch``: say so unless they agree."""
+def _options_not_used(loaded: LoadedModel, arch: str | None, num_classes: int | None) -> None:
+    """A file that carries its own architecture ignores ``--arch`` (and wrobust's own, ``--num-classes``):
+    say so unless they agree with the file."""
     own = loaded.arch or loaded.format
-    if str(own).lower() != arch.lower():
+    if arch and str(own).lower() != arch.lower():
         warnings.warn(f"--arch {arch} is not used: {loaded.name} carries its own architecture ({own})",
+                      WrobustWarning, stacklevel=3)
+    if num_classes is not None and loaded.format == "wrobust" and num_classes != loaded.num_classes:
+        warnings.warn(f"--num-classes {num_classes} is not used: {loaded.name} has {loaded.num_classes} classes",
                       WrobustWarning, stacklevel=3)

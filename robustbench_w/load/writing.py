@@ -11,6 +11,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from ..errors import permission_denied
+
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)``, fsync ``tmp``, move it over ``path``; on any failure ``path`` is untouched and
@@ -21,6 +23,8 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
         write(tmp)
         _fsync(tmp)
         tmp.replace(path)
+    except PermissionError:
+        raise permission_denied(path, "cannot write it") from None
     finally:
         tmp.unlink(missing_ok=True)
     _fsync_folder(path.parent)

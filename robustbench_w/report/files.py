@@ -33,7 +33,7 @@ def check_output_path(path: Path, suffixes: tuple[str, ...] = OUTPUT_SUFFIXES) -
     if path.is_dir():
         raise InputFileError(f"{path}: is a directory")
     if not os.access(folder, os.W_OK):
-        raise InputFileError(f"{path}: folder {folder} is not writable")
+        raise InputFileError(f"{path}: folder {folder} is not writable (permission denied)")
     if path.suffix.lower() == ".parquet" and importlib.util.find_spec("pyarrow") is None:
         raise InvalidValueError(f"{path}: writing .parquet needs pyarrow: pip install 'robustbench_w[parquet]'")
     return path
