@@ -120,6 +120,13 @@ def bert_state(net: Path, extra: dict | None = None, drop: tuple[str, ...] = ())
     return {**{k: v for k, v in state.items() if k not in drop}, **(extra or {})}
 
 
+def policy_text(distortion: str = "noise", strength: float = 0.1, trials: int = 2, **limits: float) -> str:
+    """A gate policy on digits with one requirement."""
+    lines = ["[gate]", 'dataset = "digits"', f"trials = {trials}", "[[gate.require]]",
+             f'distortion = "{distortion}"', f"strength = {strength}", *(f"{k} = {v}" for k, v in limits.items())]
+    return "\n".join(lines) + "\n"
+
+
 def write_tensors(path: Path, n: int = 16, classes: int = 10) -> Path:
     """A ``tensors:FILE`` dataset that fits the digits models: 8x8 greyscale, uint8."""
     gen = torch.Generator().manual_seed(0)

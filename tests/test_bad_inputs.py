@@ -18,6 +18,7 @@ from broken_inputs import (
     BUILTIN,
     bert_state,
     deny,
+    policy_text,
     write_net,
     write_nonfinite,
     write_safetensors,
@@ -30,15 +31,7 @@ from robustbench_w.load.archspec import build
 
 EARLIER = b"results of an earlier run\n"
 
-POLICY = """
-[gate]
-dataset = "digits"
-trials = 2
-[[gate.require]]
-distortion = "noise"
-strength = 0.05
-max_error = 1.0
-"""
+POLICY = policy_text(strength=0.05, max_error=1.0)
 
 
 @pytest.fixture(scope="module")

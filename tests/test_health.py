@@ -10,7 +10,7 @@ import math
 import pandas as pd
 import pytest
 import torch
-from broken_inputs import BUILTIN, write_nonfinite
+from broken_inputs import BUILTIN, policy_text, write_nonfinite
 from torch import nn
 
 from robustbench_w.bits import effective_bits
@@ -22,16 +22,7 @@ from robustbench_w.paper.train import train
 
 # The healthy built-in model fails this policy (its error rises by about 0.09 at sigma 0.1); a model with one
 # NaN weight used to pass it: its clean error is 100%, so the drop is negative and the "agreement" was 100%.
-POLICY = """
-[gate]
-dataset = "digits"
-trials = 2
-[[gate.require]]
-distortion = "noise"
-strength = 0.1
-max_drop = 0.05
-min_agreement = 0.5
-"""
+POLICY = policy_text(max_drop=0.05, min_agreement=0.5)
 
 
 @pytest.fixture(scope="module", params=["nan", "inf"])
