@@ -109,9 +109,11 @@ def _load_commands() -> None:
     import importlib
     import pkgutil
 
-    for info in pkgutil.iter_modules(__path__):
-        if not info.name.startswith("_") and info.name not in ("app", "options"):
-            importlib.import_module(f"{__name__}.{info.name}")
+    with warnings.catch_warnings():  # libraries warn on import too: only with --debug, as in main()
+        route_warnings("--debug" in sys.argv or os.environ.get("WROBUST_DEBUG", "") not in ("", "0"))
+        for info in pkgutil.iter_modules(__path__):
+            if not info.name.startswith("_") and info.name not in ("app", "options"):
+                importlib.import_module(f"{__name__}.{info.name}")
 
 
 _load_commands()
