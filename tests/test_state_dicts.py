@@ -216,3 +216,27 @@ def test_save_checkpoint_leaves_no_temporary_file_when_it_fails(tmp_path, monkey
     with pytest.raises(OSError, match="I/O error"):
         save_checkpoint(path, nn.Linear(2, 2), "mlp", {})
     assert path.read_bytes() == b"earlier" and [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+
+
+def test_output_dirs_remove_only_what_this_run_made_and_left_empty(tmp_path):
+    from robustbench_w.paper.report import output_dirs
+
+    made, mine, used = tmp_path / "made", tmp_path / "mine", tmp_path / "used"
+    mine.mkdir()
+    with pytest.raises(RuntimeError, match="training failed"), output_dirs([made, mine, used]) as dirs:
+        assert all(d.is_dir() for d in dirs)
+        (made / "models").mkdir()  # created, still empty: goes too
+        (used / "results.csv").write_text("kept")
+        raise RuntimeError("training failed")
+    assert not made.exists() and mine.is_dir() and (used / "results.csv").read_text() == "kept"
+
+
+def test_o_repeated_for_reproduce_copies_the_checkpoints(tmp_path):
+    from robustbench_w.paper.report import copy_models
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    (first / "models").mkdir(parents=True)
+    second.mkdir()
+    (first / "models" / "none.pt").write_bytes(b"weights")
+    copy_models([first, second])
+    assert (second / "models" / "none.pt").read_bytes() == b"weights"
