@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import pandas as pd
 import pytest
 import torch
 
@@ -32,3 +35,49 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "gpu" in item.keywords:
                 item.add_marker(skip)
+
+
+# ------------------------------------------------------------------ result files for plot, compare and report
+
+def result_rows(model: str, points: list[tuple], n: int = 1000) -> pd.DataFrame:
+    """Sweep-like rows: the clean model (error 0.05), then per ``(spec, strength, errors per trial[, random])``
+    one row per trial (random by default when there are several trials). ``strength`` NaN: a distortion
+    without one."""
+    names = {"addnorm": "sigma", "power": "beta", "quantize": "bits"}
+    rows = [dict(spec="none", strength=math.nan, trial=0, error=0.05, stochastic=False)]
+    for spec, strength, errors, *random in points:
+        rows += [dict(spec=spec, strength=strength, trial=t, error=e, stochastic=random[0] if random else len(errors) > 1)
+                 for t, e in enumerate(errors)]
+    frame = pd.DataFrame(rows)
+    frame.insert(0, "model", model)
+    frame.insert(1, "dataset", "digits")
+    frame.insert(2, "distortion", frame["spec"].str.split(":").str[0])
+    frame["strength_name"] = [names.get(d, "") if not math.isnan(s) else "" for d, s in
+                              zip(frame["distortion"], frame["strength"])]
+    frame = frame.assign(seed=0, n=n, accuracy=1 - frame["error"], loss=frame["error"] * 2,
+                         agreement=1 - frame["error"] + 0.05, weight_change=0.1, nonfinite=0)
+    return frame
+
+
+@pytest.fixture(scope="session")
+def sweep_results(tmp_path_factory):
+    """Two real sweeps of the built-in digits MLP (seeds 0 and 1) written as .json and .csv, and a
+    per-layer sweep (one targeted tensor at a time, rows with a ``layer`` column) as .csv."""
+    import robustbench_w as rw
+    from robustbench_w.engine.stats import summarize
+    from robustbench_w.report.files import write_results
+
+    folder = tmp_path_factory.mktemp("results")
+    files = {}
+    for seed, name in ((0, "a.json"), (1, "b.csv")):
+        rows = rw.sweep("builtin:digits-mlp", distortions=["noise", "sign", "round"], strengths=None, trials=2,
+                        seed=seed, device="cpu")
+        files[name] = write_results(folder / name, rows, summarize(rows), rows.attrs["meta"])
+    parts = []
+    for layer in ("1.weight", "3.weight", "5.weight"):
+        rows = rw.sweep("builtin:digits-mlp", distortions=["noise", "sign"], trials=2, include=[layer], device="cpu")
+        rows["layer"] = [("" if d == "none" else layer) for d in rows["distortion"]]
+        parts.append(rows if not parts else rows[rows["distortion"] != "none"])
+    files["layers.csv"] = folder / "layers.csv"
+    pd.concat(parts, ignore_index=True).to_csv(files["layers.csv"], index=False)
+    return files

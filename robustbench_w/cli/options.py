@@ -124,3 +124,10 @@ def output_option(help_text: str, suffixes: tuple[str, ...] | None = OUTPUT_SUFF
                         type=click.Path(path_type=Path, dir_okay=folder, file_okay=not folder),
                         callback=_check_outputs(suffixes), metavar="DIR" if folder else "FILE",
                         help=f"{help_text} Repeatable: each one is written.")
+
+
+results_argument = click.argument("results", nargs=-1, required=True, metavar="RESULTS...",
+                                  type=click.Path(path_type=Path, dir_okay=True))
+metric_option = click.option("--metric", default=None, metavar="NAME",
+                             help="Metric to show: a summary column NAME_mean (default: error, else the first metric "
+                                  "with values in every file).")

@@ -1,0 +1,30 @@
+"""``wrobust plot``: figures of result files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..report.console import stdout_console
+from ..report.figures import FIGURE_SUFFIXES
+from ..report.plots import KINDS, plot_results
+from .app import cli
+from .options import metric_option, output_option, quiet_option, results_argument
+
+
+@cli.command()
+@results_argument
+@output_option("The figure: .png, .svg or .pdf.", FIGURE_SUFFIXES, required=True)
+@click.option("--kind", type=click.Choice(list(KINDS)), default="curves", show_default=True,
+              help="curves: the metric against strength, one panel per distortion; frontier: against effective "
+                   "bits per weight; layers: heatmap of the change per layer and strength (per-layer sweeps).")
+@metric_option
+@quiet_option
+def plot(results: tuple[Path, ...], outputs: tuple[Path, ...], kind: str, metric: str | None, quiet: bool) -> None:
+    """Draw RESULTS (files of wrobust sweep -o: .json, .csv, .jsonl, .parquet) into one figure, one line per
+    result file (and model). Needs matplotlib: pip install 'robustbench_w[plot]'."""
+    for output in outputs:
+        plot_results(list(results), output, kind, metric)
+        if not quiet:
+            stdout_console().print(f"wrote {output}", markup=False, highlight=False)

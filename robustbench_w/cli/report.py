@@ -1,0 +1,30 @@
+"""``wrobust report``: a self-contained HTML page (or Markdown with figures beside it) from result files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..report.console import stdout_console
+from ..report.publish import REPORT_SUFFIXES, write_report
+from .app import cli
+from .options import metric_option, output_option, quiet_option, results_argument
+
+
+@cli.command()
+@results_argument
+@output_option("report.html (one self-contained page) or report.md (figures beside it as PNG files).",
+               REPORT_SUFFIXES, required=True)
+@metric_option
+@click.option("--title", default="wrobust report", show_default=True, help="The report's heading.")
+@quiet_option
+def report(results: tuple[Path, ...], outputs: tuple[Path, ...], metric: str | None, title: str, quiet: bool) -> None:
+    """Write a report of RESULTS: each run's meta and summary tables, the curves (and the effective-bits
+    frontier and per-layer heatmap where the results have them), and a comparison when there are several
+    models. The HTML page embeds its figures and loads nothing from the network."""
+    written = [path for output in outputs for path in write_report(list(results), output, metric, title)]
+    if not quiet:
+        console = stdout_console()
+        for path in written:
+            console.print(f"wrote {path}", markup=False, highlight=False)
