@@ -136,3 +136,15 @@ def test_the_page_renders_in_a_headless_browser_without_network(page_file, tmp_p
     blue = (abs(image - [0, 0x72 / 255, 0xB2 / 255]).max(axis=-1) < 0.03).sum()
     orange = (abs(image - [0xD5 / 255, 0x5E / 255, 0, ]).max(axis=-1) < 0.03).sum()
     assert blue > 100 and orange > 100  # the embedded figures were decoded and drawn: both series' colours show
+
+
+def test_the_report_compares_the_files_that_share_points_with_the_first(sweep_results, monkeypatch):
+    from robustbench_w.report.document import build_report
+    from robustbench_w.report.results import load_all
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # the tables only, quickly
+    report = build_report(load_all([sweep_results[n] for n in ("a.json", "b.csv", "layers.csv")]))
+    assert report.comparison.labels == ["builtin:digits-mlp (a)", "builtin:digits-mlp (b)"]
+    assert ("compared without builtin:digits-mlp (layers): no distorted point in common with builtin:digits-mlp (a)"
+            in report.notes)
+    assert [r.title for r in report.runs] == [str(sweep_results[n]) for n in ("a.json", "b.csv", "layers.csv")]

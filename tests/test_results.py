@@ -51,8 +51,13 @@ def test_series_are_labelled_by_model_and_by_file_where_models_repeat(tmp_path):
     for name, model in (("x.csv", "m.pt"), ("y.csv", "m.pt"), ("z.csv", "other.pt")):
         result_rows(model, POINTS).to_csv(tmp_path / name, index=False)
         paths.append(load_results(tmp_path / name))
-    assert [s.label for s in series_of(paths)] == ["m.pt (x)", "m.pt (y)", "other.pt (z)"]
-    assert [s.label for s in series_of(paths[2:])] == ["other.pt"]
+    assert [s.label for s in series_of(paths)] == ["m.pt (x)", "m.pt (y)", "other.pt"]
+    twice = series_of([paths[2], paths[2]])
+    assert [s.label for s in twice] == [f"other.pt ({paths[2].path}) #1", f"other.pt ({paths[2].path}) #2"]
+    (tmp_path / "run2").mkdir()
+    result_rows("m.pt", POINTS).to_csv(tmp_path / "run2" / "x.csv", index=False)
+    same_stem = series_of([paths[0], load_results(tmp_path / "run2" / "x.csv")])
+    assert [s.label for s in same_stem] == [f"m.pt ({tmp_path / 'x.csv'})", f"m.pt ({tmp_path / 'run2' / 'x.csv'})"]
     two_models = pd.concat([result_rows("none", POINTS), result_rows("sign", POINTS)])  # like reproduce's results
     two_models.to_csv(tmp_path / "grid.csv", index=False)
     series = series_of([load_results(tmp_path / "grid.csv")])

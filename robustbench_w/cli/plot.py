@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..report.console import stdout_console
-from ..report.figures import FIGURE_SUFFIXES
+from ..report.figures import DPI, FIGURE_SUFFIXES
 from ..report.plots import KINDS, plot_results
 from .app import cli
 from .options import metric_option, output_option, quiet_option, results_argument
@@ -20,11 +20,14 @@ from .options import metric_option, output_option, quiet_option, results_argumen
               help="curves: the metric against strength, one panel per distortion; frontier: against effective "
                    "bits per weight; layers: heatmap of the change per layer and strength (per-layer sweeps).")
 @metric_option
+@click.option("--dpi", type=click.IntRange(20, 1200), default=DPI, show_default=True, metavar="N",
+              help="Resolution of a .png (dots per inch).")
 @quiet_option
-def plot(results: tuple[Path, ...], outputs: tuple[Path, ...], kind: str, metric: str | None, quiet: bool) -> None:
+def plot(results: tuple[Path, ...], outputs: tuple[Path, ...], kind: str, metric: str | None, dpi: int,
+         quiet: bool) -> None:
     """Draw RESULTS (files of wrobust sweep -o: .json, .csv, .jsonl, .parquet) into one figure, one line per
     result file (and model). Needs matplotlib: pip install 'robustbench_w[plot]'."""
     for output in outputs:
-        plot_results(list(results), output, kind, metric)
+        plot_results(list(results), output, kind, metric, dpi)
         if not quiet:
             stdout_console().print(f"wrote {output}", markup=False, highlight=False)

@@ -81,7 +81,7 @@ def comparison_table(c: Comparison) -> tuple[str, list[str], list[list[str]]]:
         body.append(row)
     better = "higher" if c.metric.higher_is_better else "lower"
     title = (f"{c.metric.name}{unit} at {len(c.points)} common point(s): mean [95% interval over trials]; "
-             f"differences ± the margin they must exceed; better: clearly {better} {c.metric.name}")
+             f"difference ± margin; better: clearly {better} {c.metric.name}")
     return title, heads, body
 
 

@@ -19,7 +19,7 @@ from .columns import Metric, choose_metric, metrics_in
 from .compare import Comparison, compare_series
 from .figures import PLOT_EXTRA
 from .plots import KINDS
-from .results import LAYER, ResultFile, Series, series_of
+from .results import LAYER, ResultFile, Series, point_key, series_of
 from .text import strength_text
 
 CAPTIONS = {
@@ -68,13 +68,28 @@ def build_report(files: list[ResultFile], metric: str | None = None) -> Report:
     series = series_of(files)
     chosen = choose_metric({str(f.path): f.summary for f in files}, metric)
     figures, notes = _figures(series, chosen)
-    comparison = None
-    if len(series) > 1:
-        try:
-            comparison = compare_series(series, chosen)
-        except InputFileError as exc:
-            notes.append(f"no comparison: {exc}")
+    comparison = _comparison(series, chosen, notes) if len(series) > 1 else None
     return Report(chosen, figures, comparison, [_run(f) for f in files], notes)
+
+
+def _comparison(series: list[Series], metric: Metric, notes: list[str]) -> Comparison | None:
+    """All series compared with the first; failing a common point, those that share a distorted point with it."""
+    try:
+        return compare_series(series, metric)
+    except InputFileError as exc:
+        sharing = [s for s in series[1:] if _shared(series[0], s)]
+        if sharing and len(sharing) < len(series) - 1:
+            left_out = ", ".join(s.label for s in series[1:] if s not in sharing)
+            notes.append(f"compared without {left_out}: no distorted point in common with {series[0].label}")
+            return _comparison([series[0], *sharing], metric, notes)
+        notes.append(f"no comparison: {exc}")
+        return None
+
+
+def _shared(a: Series, b: Series) -> bool:
+    keys = [{point_key(r.spec, r.strength, getattr(r, LAYER, "")) for r in s.summary.itertuples() if r.spec != "none"}
+            for s in (a, b)]
+    return bool(keys[0] & keys[1])
 
 
 def _figures(series: list[Series], metric: Metric) -> tuple[list[Figure], list[str]]:

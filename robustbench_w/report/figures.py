@@ -65,10 +65,10 @@ def hide_unused(axes, used: int) -> None:
         ax.set_visible(False)
 
 
-def save_figure(fig, path: Path) -> Path:
+def save_figure(fig, path: Path, dpi: int = DPI) -> Path:
     """Write ``fig`` in the format of ``path``'s suffix, atomically; the same figure gives the same bytes."""
     fmt = Path(path).suffix.lower().lstrip(".")
-    return atomic_write(Path(path), lambda p: _save(fig, p, fmt))
+    return atomic_write(Path(path), lambda p: _save(fig, p, fmt, dpi))
 
 
 def png_bytes(fig) -> bytes:
@@ -77,9 +77,9 @@ def png_bytes(fig) -> bytes:
     return buffer.getvalue()
 
 
-def _save(fig, target, fmt: str) -> None:
+def _save(fig, target, fmt: str, dpi: int = DPI) -> None:
     from matplotlib import rc_context
 
     metadata = {"svg": {"Date": None}, "pdf": {"CreationDate": None}}.get(fmt, {})
     with rc_context({"svg.hashsalt": "wrobust"}):
-        fig.savefig(target, format=fmt, dpi=DPI, metadata=metadata)
+        fig.savefig(target, format=fmt, dpi=dpi, metadata=metadata)

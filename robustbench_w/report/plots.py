@@ -26,7 +26,7 @@ import pandas as pd
 from ..distortions import list_distortions
 from ..errors import InvalidValueError
 from .columns import Metric, choose_metric, strength_label
-from .figures import grid_shape, hide_unused, legend_handles, new_figure, require_matplotlib, save_figure, style
+from .figures import DPI, grid_shape, hide_unused, legend_handles, new_figure, require_matplotlib, save_figure, style
 from .heatmap import layers_figure
 from .results import LAYER, ResultFile, Series, load_all, series_of
 
@@ -219,7 +219,8 @@ def figure(files: list[ResultFile], kind: str = "curves", metric: str | None = N
     return KINDS[kind](series, chosen)
 
 
-def plot_results(paths: list[Path], output: Path, kind: str = "curves", metric: str | None = None) -> Path:
+def plot_results(paths: list[Path], output: Path, kind: str = "curves", metric: str | None = None,
+                 dpi: int = DPI) -> Path:
     """Read the result files, draw ``kind``, write ``output`` (.png, .svg or .pdf) atomically."""
     require_matplotlib("wrobust plot")
-    return save_figure(figure(load_all(paths), kind, metric), output)
+    return save_figure(figure(load_all(paths), kind, metric), output, dpi)

@@ -229,11 +229,14 @@ def series_of(files: list[ResultFile]) -> list[Series]:
 
 
 def _labels(keys: list[tuple[Path, str]]) -> list[str]:
-    for form in (lambda p, m: m, lambda p, m: f"{m} ({p.stem})", lambda p, m: f"{m} ({p})"):
-        labels = [form(p, m) for p, m in keys]
-        if len(set(labels)) == len(labels):
-            return labels
-    return [f"{m} ({p}) #{i + 1}" for i, (p, m) in enumerate(keys)]
+    """The model name; where models repeat, with the file's stem; where stems repeat too, with the path (and,
+    for the same file given twice, a number)."""
+    forms = (lambda i, p, m: f"{m} ({p.stem})", lambda i, p, m: f"{m} ({p})", lambda i, p, m: f"{m} ({p}) #{i + 1}")
+    labels = [m for _, m in keys]
+    for form in forms:
+        clash = {x for x in labels if labels.count(x) > 1}
+        labels = [form(i, p, m) if x in clash else x for i, (x, (p, m)) in enumerate(zip(labels, keys))]
+    return labels
 
 
 def _n(file: ResultFile, model: str) -> int | None:
