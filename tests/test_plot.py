@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 
 import numpy as np
 import pytest
 from conftest import result_rows
 
-pytest.importorskip("matplotlib")
-from matplotlib.image import imread  # noqa: E402
+from robustbench_w.report.columns import Metric
+from robustbench_w.report.figures import OKABE_ITO
+from robustbench_w.report.plots import figure, pareto_front
+from robustbench_w.report.results import load_all
 
-from robustbench_w.report.columns import Metric  # noqa: E402
-from robustbench_w.report.figures import OKABE_ITO  # noqa: E402
-from robustbench_w.report.plots import figure, pareto_front  # noqa: E402
-from robustbench_w.report.results import load_all  # noqa: E402
+needs_matplotlib = pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None,
+                                      reason="matplotlib (the [plot] extra) is not installed")
 
 
 def check_png(path, colours: int) -> np.ndarray:
     """The image is large, not blank, and shows the first ``colours`` series colours."""
+    from matplotlib.image import imread
+
     image = imread(path)[..., :3]
     height, width, _ = image.shape
     assert width >= 600 and height >= 300
@@ -36,6 +39,7 @@ def curve_lines(fig, gid: str = "curve") -> list[list[str]]:
             for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"]
 
 
+@needs_matplotlib
 def test_curves_png_has_one_line_per_result_file(run_cli, sweep_results, tmp_path):
     files = [sweep_results["a.json"], sweep_results["b.csv"]]
     code, out, err = run_cli("plot", *files, "-o", tmp_path / "curves.png")
@@ -52,6 +56,7 @@ def test_curves_png_has_one_line_per_result_file(run_cli, sweep_results, tmp_pat
     assert [t.get_text() for t in fig.legends[0].get_texts()] == labels
 
 
+@needs_matplotlib
 def test_frontier_png_has_one_frontier_per_result_file(run_cli, sweep_results, tmp_path):
     files = [sweep_results["a.json"], sweep_results["b.csv"]]
     code, _, err = run_cli("plot", *files, "--kind", "frontier", "-o", tmp_path / "frontier.png")
@@ -63,6 +68,7 @@ def test_frontier_png_has_one_frontier_per_result_file(run_cli, sweep_results, t
     assert fig.axes[0].get_xlabel().startswith("effective bits per weight")
 
 
+@needs_matplotlib
 def test_layers_png_has_one_heatmap_per_result_file(run_cli, sweep_results, tmp_path):
     layers = sweep_results["layers.csv"]
     code, _, err = run_cli("plot", layers, "--kind", "layers", "-o", tmp_path / "layers.png")
@@ -80,6 +86,7 @@ def test_layers_png_has_one_heatmap_per_result_file(run_cli, sweep_results, tmp_
     assert data[:, 6].min() > 5  # sigma = 1 on any one layer costs more than 5 points of error
 
 
+@needs_matplotlib
 @pytest.mark.parametrize("suffix, magic", [(".svg", b"<?xml"), (".pdf", b"%PDF")])
 def test_svg_and_pdf_are_written_and_reproducible(run_cli, sweep_results, tmp_path, suffix, magic):
     for name in ("one", "two"):
@@ -97,6 +104,7 @@ def test_the_frontier_keeps_only_points_that_fewer_bits_do_not_beat():
     assert pareto_front(agreement, Metric("agreement"))["eff_bits"].tolist() == [0.5]
 
 
+@needs_matplotlib
 def test_plot_errors_are_one_line_and_keep_the_old_figure(run_cli, tmp_path):
     result_rows("m.pt", [("addnorm", 0.1, [0.1, 0.2])]).to_csv(tmp_path / "noise.csv", index=False)
     old = tmp_path / "old.png"

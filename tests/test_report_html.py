@@ -4,6 +4,7 @@ is installed) and Markdown with its figures beside it."""
 from __future__ import annotations
 
 import base64
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -11,10 +12,10 @@ from html.parser import HTMLParser
 
 import pytest
 
-pytest.importorskip("matplotlib")
-
 PNG = b"\x89PNG\r\n\x1a\n"
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+needs_matplotlib = pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None,
+                                      reason="matplotlib (the [plot] extra) is not installed")
 
 
 class Page(HTMLParser):
@@ -68,6 +69,7 @@ def page_file(sweep_results, tmp_path_factory):
     return path
 
 
+@needs_matplotlib
 def test_the_page_embeds_its_figures_and_has_the_tables(page_file):
     text = page_file.read_text()
     page = Page(text)
@@ -87,6 +89,7 @@ def test_the_page_embeds_its_figures_and_has_the_tables(page_file):
     assert summaries[0][1][:2] == ["0", "2.54"]  # sigma = 0 is the clean model's 2.54% error
 
 
+@needs_matplotlib
 def test_markdown_report_writes_its_figures_beside_it(run_cli, sweep_results, tmp_path):
     code, out, err = run_cli("report", sweep_results["a.json"], sweep_results["layers.csv"], "-o", tmp_path / "r.md")
     assert (code, err) == (0, "")
@@ -121,6 +124,7 @@ def browser() -> str | None:
     return next((path for name in BROWSERS if (path := shutil.which(name))), None)
 
 
+@needs_matplotlib
 @pytest.mark.skipif(browser() is None, reason="no headless browser (chromium) installed")
 def test_the_page_renders_in_a_headless_browser_without_network(page_file, tmp_path):
     from matplotlib.image import imread

@@ -20,6 +20,8 @@ POINTS = [("addnorm", 0.1, [0.10, 0.12, 0.14]), ("addnorm", 0.3, [0.30, 0.34, 0.
 
 @pytest.mark.parametrize("suffix", [".json", ".csv", ".jsonl", ".parquet"])
 def test_every_result_format_reads_back_to_the_same_summary(tmp_path, suffix):
+    if suffix == ".parquet":
+        pytest.importorskip("pyarrow")
     rows = result_rows("m.pt", POINTS)
     summary = summarize(rows)
     path = write_results(tmp_path / f"r{suffix}", rows, summary, {"model": "m.pt", "seed": 3})
@@ -142,3 +144,10 @@ def test_a_json_without_summary_is_summarised_from_its_rows(tmp_path):
     loaded = load_results(path)
     assert loaded.summary.loc[2, "error_mean"] == pytest.approx(0.32) and loaded.meta == {
         "model": "m.pt", "dataset": "digits", "n": 1000}
+
+
+def test_a_summary_table_is_read_as_a_summary(tmp_path):
+    summary = summarize(result_rows("m.pt", POINTS))
+    summary.to_csv(tmp_path / "summary.csv", index=False)
+    loaded = load_results(tmp_path / "summary.csv")
+    assert loaded.rows.empty and loaded.summary["error_mean"].tolist() == pytest.approx(summary["error_mean"].tolist())

@@ -2,10 +2,10 @@
 model, one row per layer and one column per strength.
 
 Input: the rows of a per-layer sweep, which carry a ``layer`` column (the distorted tensor or group; the
-clean model and whole-model points have an empty ``layer``). One panel per series (a model of a result file)
-and distortion spec; all panels share one colour scale, centred on no change, with the worse direction in
-red (a diverging ColorBrewer map, readable with the common colour-vision deficiencies). Cells show their
-value where the panel is small enough to read them.
+clean model and whole-model points have an empty ``layer``). One panel per series (a model of a result file),
+its columns grouped by distortion spec; all panels share one colour scale, centred on no change, with the
+worse direction in red (a diverging ColorBrewer map, readable with the common colour-vision deficiencies).
+Cells show their value where the panel is small enough to read them.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from .heatmap import layers_figure
 from .results import LAYER, ResultFile, Series, load_all, series_of
 
 CI_ALPHA = 0.18
+MARKER_CYCLE = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")  # frontier: one marker per distortion
 
 
 def whole_model(summary: pd.DataFrame) -> pd.DataFrame:
@@ -168,17 +169,15 @@ def _frontier_series(ax, i: int, s: Series, pts: pd.DataFrame, metric: Metric, m
         ax.errorbar(g["eff_bits"], mean, yerr=[mean - low, high - mean], fmt=marker, color=st["color"],
                     markersize=5, capsize=2, linestyle="none", alpha=0.8, gid="point")
     front = pareto_front(pts, metric)
-    bits = [*front["eff_bits"], float(pts["eff_bits"].max())]  # the last step holds to the most bits swept
-    values = metric.shown(front[metric.columns()[0]].astype(float)).tolist()
-    ax.plot(bits, [*values, values[-1]], color=st["color"],
-            linestyle=st["linestyle"], drawstyle="steps-post", label=s.label, gid="curve")
+    if len(front):
+        bits = [*front["eff_bits"], float(pts["eff_bits"].max())]  # the last step holds to the most bits swept
+        values = metric.shown(front[metric.columns()[0]].astype(float)).tolist()
+        ax.plot(bits, [*values, values[-1]], color=st["color"], linestyle=st["linestyle"], drawstyle="steps-post",
+                label=s.label, gid="curve")
     clean = whole_model(s.summary)
     clean = clean.loc[clean["distortion"] == "none", metric.columns()[0]]
     if len(clean) and not math.isnan(clean.iloc[0]):
         ax.axhline(metric.shown(float(clean.iloc[0])), color=st["color"], linestyle=":", linewidth=1, gid="clean")
-
-
-MARKER_CYCLE = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 
 
 def pareto_front(points: pd.DataFrame, metric: Metric) -> pd.DataFrame:

@@ -2,7 +2,8 @@
 ``.json`` of ``gate``, the ``results.csv`` of ``reproduce``).
 
 ``.json`` holds ``{"meta", "rows", "summary"}``; ``.csv``, ``.jsonl`` and ``.parquet`` hold the rows, which are
-summarised here with :func:`..engine.stats.summarize` (per layer when the rows carry a ``layer`` column). Every
+summarised here with :func:`..engine.stats.summarize` (per layer when the rows carry a ``layer`` column), or
+a summary itself (a ``trials`` column and no ``trial``: the ``summary.csv`` of ``reproduce``). Every
 failure - a missing, unreadable, corrupt or foreign file - is one :class:`InputFileError` that names the file.
 A file may hold several models (``reproduce``): each (file, model) is one :class:`Series`, a line in a figure
 and a column in a comparison.
@@ -63,6 +64,8 @@ def load_results(path: Path | str) -> ResultFile:
                              f"(use {', '.join(RESULT_SUFFIXES)}; .md files are for people)")
     _check_readable(path)
     rows, summary, meta = reader(path)
+    if summary is None and _is_summary(rows):  # a summary written as a table (reproduce's summary.csv)
+        rows, summary = None, rows
     rows, summary = _clean(rows), _clean(summary)
     _check_columns(path, summary if rows is None else rows)
     summary = _summary(path, rows, summary)
@@ -179,6 +182,10 @@ def _clean(frame: pd.DataFrame | None) -> pd.DataFrame | None:
         if col in frame.columns:
             frame[col] = frame[col].map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
     return frame
+
+
+def _is_summary(frame: pd.DataFrame | None) -> bool:
+    return frame is not None and "trials" in frame.columns and "trial" not in frame.columns
 
 
 def _is_number_or_null(v: object) -> bool:
