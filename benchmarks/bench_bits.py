@@ -26,7 +26,8 @@ import time
 import torch
 from torch import nn
 
-from robustbench_w.bits import effective_bits, model_bits, tensor_bits
+from robustbench_w.bits.model import effective_bits
+from robustbench_w.bits.tensor import model_bits, tensor_bits
 from robustbench_w.distortions import get_distortion
 
 SHAPES = [(4096, 4096), (1000, 4096), (512, 512, 3, 3), (256, 256, 3, 3), (2048, 1024)]  # ~25.3 M weights

@@ -26,7 +26,7 @@ from .registry import lazy_exports
 __version__ = "0.1.0"
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
-    "bits": ("effective_bits",),
+    "bits.model": ("effective_bits",),
     "load.checkpoints": ("load_model",),
     "datasets.base": ("load_dataset",),
     "distortions": ("get_distortion", "list_distortions", "register_distortion"),

@@ -62,3 +62,13 @@ class WrobustNote(WrobustWarning):
 def permission_denied(path: object, what: str = "") -> PermissionDeniedError:
     """The one-line error for a path the user may not read: ``PATH: permission denied (WHAT)``."""
     return PermissionDeniedError(f"{path}: permission denied" + (f" ({what})" if what else ""))
+class MissingOptionsError(InputFileError):
+    """A model file that needs options the command was not given. ``needs`` lists every one of them, so that a
+    caller that knows of more (``--dataset``) adds them to the same one-line message."""
+
+    def __init__(self, subject: str, needs: list[str]):
+        self.subject, self.needs = subject, list(needs)
+        super().__init__(f"{subject} needs " + ", and ".join(self.needs))
+
+    def adding(self, need: str) -> MissingOptionsError:
+        return MissingOptionsError(self.subject, [*self.needs, need])

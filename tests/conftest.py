@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -27,6 +29,19 @@ def run_cli(capsys):
         return code, out, err
 
     return run
+
+
+@pytest.fixture
+def snapshot():
+    """``snapshot(name, text)``: compare ``text`` with ``tests/snapshots/NAME`` (``UPDATE_SNAPSHOTS=1`` rewrites it)."""
+
+    def check(name: str, text: str) -> None:
+        path = Path(__file__).parent / "snapshots" / name
+        if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+            path.write_text(text)
+        assert text == path.read_text(), f"{name} changed; rerun with UPDATE_SNAPSHOTS=1 if intended"
+
+    return check
 
 
 def pytest_collection_modifyitems(config, items):

@@ -6,11 +6,20 @@ from pathlib import Path
 
 import click
 
-from ..bits import DEFAULT_MAX_DISTINCT, DEFAULT_RESOLUTION, MAX_RESOLUTION, effective_bits
+from ..bits.model import MAX_RESOLUTION, effective_bits
+from ..bits.tensor import DEFAULT_MAX_DISTINCT, DEFAULT_RESOLUTION
 from ..report.bits import BITS_SUFFIXES, render_bits, write_bits
 from ..report.console import stdout_console
 from .app import cli
-from .options import model_argument, model_options, output_option, quiet_option, seed_option, target_options
+from .options import (
+    device_option,
+    model_argument,
+    model_options,
+    output_option,
+    quiet_option,
+    seed_option,
+    target_options,
+)
 
 
 @cli.command()
@@ -21,10 +30,12 @@ from .options import model_argument, model_options, output_option, quiet_option,
               help="Strength of the distortion (unless the spec fixes one, e.g. power:beta=0.5).")
 @seed_option
 @click.option("--resolution", type=click.IntRange(1, MAX_RESOLUTION), default=DEFAULT_RESOLUTION, show_default=True,
-              metavar="B", help="Continuous tensors: entropy after uniform quantisation to 2^B levels over [-a, a].")
+              metavar="B", help="Continuous tensors: entropy on 2^B levels spanning mean +- 4 std of each scale group.")
 @click.option("--max-distinct", type=click.IntRange(min=1), default=DEFAULT_MAX_DISTINCT, show_default=True,
-              metavar="N", help="A tensor with more distinct values than N is continuous (measured at --resolution).")
+              metavar="N", help="Undistorted or continuous-distortion tensors with at most N distinct values per scale "
+                                "group, each used twice on average, are counted exactly; others go on the grid.")
 @model_options
+@device_option
 @target_options
 @output_option("Write the figures: .json (meta, layers, total), .csv (one row per tensor), .md (the table).",
                BITS_SUFFIXES)
@@ -34,7 +45,10 @@ def bits(model: str, distortion: str | None, strength: float | None, seed: int, 
     """Effective bits per weight of MODEL: the Shannon entropy of each tensor's values.
 
     One row per targeted tensor and a total (the count-weighted mean, total bits / total weights). With
-    -d, the figures are those of the distorted weights (the sweep's trial 0 for the same --seed).
+    -d, the figures are those of the distorted weights (the sweep's trial 0 for the same --seed): the
+    entropy of the code within each scale group (granularity=channel: each output channel), with the
+    scales reported beside it as side information. Each row says whether it was counted exactly or
+    measured on the grid (continuous tensors). See docs/bits.md.
     """
     frame = effective_bits(model, distortion, strength, seed=seed, resolution=resolution, max_distinct=max_distinct,
                            **options)

@@ -13,7 +13,7 @@ from ..gate.verdict import run_gate
 from ..report.console import progress_bar, stdout_console
 from ..report.files import check_output_path
 from .app import cli
-from .options import model_argument, model_options, output_option
+from .options import device_option, model_argument, model_options, output_option
 
 
 def _output(suffixes: tuple[str, ...] | None):
@@ -43,7 +43,7 @@ def _file_option(*names: str, suffixes: tuple[str, ...] | None, help: str):
 @output_option("Write JSON: verdicts and measured rows (a later --baseline).", (".json",))
 @model_options
 @click.option("--batch-size", type=click.IntRange(min=1), default=1024, show_default=True, metavar="N")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@device_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no table; only the failures and the verdict.")
 @click.pass_context
 def gate(ctx: click.Context, model: str, policy: Path | None, baseline: Path | None, junit: Path | None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,6 +43,23 @@ def list_items(value: object, kind: click.ParamType, param, ctx) -> list[str]:
 
 
 SHAPE = NumberList(int, "C,H,W", "positive integers", lambda v: v >= 1)
+
+
+class DeviceName(click.ParamType):
+    """``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``; whether it exists here is checked when it is used."""
+
+    name = "DEVICE"
+    PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+    def convert(self, value, param, ctx):
+        text = str(value).strip().lower()
+        if not self.PATTERN.fullmatch(text):
+            self.fail(f"{value!r} is not a device: use auto, cpu, cuda, cuda:N or mps", param, ctx)
+        return text
+
+
+device_option = click.option("--device", type=DeviceName(), default="auto", show_default=True,
+                             help="auto (a CUDA GPU if there is one, else the CPU), cpu, cuda, cuda:N or mps.")
 
 
 def _check_outputs(suffixes: tuple[str, ...] | None) -> Callable:
@@ -90,20 +108,28 @@ data_options = compose(
     click.option("--dataset", metavar="NAME", default=None,
                  help="Evaluation dataset (default: the one the checkpoint names): digits, mnist, fashion-mnist, "
                       "cifar10, cifar100, svhn, imagefolder:PATH, tensors:FILE, synthetic. See: wrobust list datasets."),
-    click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True),
+    click.option("--split", type=click.Choice(["test", "train", "all"]), default="test", show_default=True,
+                 help="Which examples (all: train and test together). digits: test is every fifth image of each "
+                      "class (355), train the other 1,442."),
     data_root_options,
     click.option("--image-size", type=click.IntRange(min=1), default=None, metavar="N",
                  help="imagefolder: resize to N/0.875 and centre-crop to N (default 224)."),
+    click.option("--image-mode", type=click.Choice(["L", "RGB"], case_sensitive=False), default=None,
+                 help="imagefolder: read images as grey (L) or colour (RGB) [default: what the model's first layer "
+                      "takes, else RGB]."),
     click.option("--input-shape", type=SHAPE, default=None,
                  help="synthetic: the model's input shape without batch, e.g. 3,32,32 (if the checkpoint lacks it)."),
     click.option("--mean", type=NumberList(), default=None, metavar="LIST",
                  help="Normalisation mean, one value or one per channel (overrides the preset and the checkpoint)."),
     click.option("--std", type=NumberList(), default=None, metavar="LIST",
                  help="Normalisation std, one value or one per channel (overrides the preset and the checkpoint)."),
+    click.option("--normalize", type=click.Choice(["auto", "none"], case_sensitive=False), default="auto",
+                 show_default=True, help="none: the inputs are already model-ready (no normalisation at all); "
+                                         "auto: the checkpoint's, else the dataset's."),
     click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
                  help="Evaluate on a seeded, class-balanced subset of N examples."),
     click.option("--batch-size", type=click.IntRange(min=1), default=1024, show_default=True, metavar="N"),
-    click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
+    device_option,
 )
 
 target_options = compose(

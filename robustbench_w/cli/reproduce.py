@@ -11,7 +11,7 @@ from ..paper.reproduce import DEFAULT_RULES, GRID_DISTORTIONS, GridConfig, with_
 from ..paper.reproduce import reproduce as run_grid
 from ..report.console import stdout_console
 from .app import cli
-from .options import data_root_options, list_items, output_option, quiet_option, seed_option
+from .options import data_root_options, device_option, list_items, output_option, quiet_option, seed_option
 from .train import data_source, train_bars
 
 
@@ -47,7 +47,7 @@ class SpecList(click.ParamType):
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, metavar="X")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, metavar="N")
 @click.option("--clip", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True, metavar="C")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@device_option
 @seed_option
 @data_root_options
 @output_option("Write DIR/results.csv, summary.csv, report.md, the checkpoints in DIR/models/ and, with "

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..bits import lowest_bits
+from ..bits.tradeoff import lowest_bits
 from ..engine.stats import summarize
 from ..engine.sweep import DEFAULT_DISTORTIONS
 from ..engine.sweep import sweep as run_sweep

@@ -15,7 +15,7 @@ from ..paper.train import train as run_train
 from ..report.console import stderr_console, stdout_console
 from ..report.text import pct
 from .app import cli
-from .options import compose, data_root_options, output_option, quiet_option, seed_option
+from .options import compose, data_root_options, device_option, output_option, quiet_option, seed_option
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
 
@@ -48,7 +48,7 @@ training_options = compose(
     click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True, metavar="X"),
     click.option("-A", "--arch-option", "arch_kwargs", multiple=True, callback=_arch_options, metavar="KEY=VALUE",
                  help="Keyword argument of the architecture, repeatable (e.g. -A hidden=[128,128] -A batch_norm=false)."),
-    click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
+    device_option,
 )
 
 

@@ -63,14 +63,33 @@ class Normalization:
             if len(values) not in (1, channels):
                 raise InvalidValueError(f"{where}: {len(values)} {label} values for inputs with {channels} channels")
 
+    @property
+    def is_identity(self) -> bool:
+        return self.divisor == 1.0 and self.mean == (0.0,) and self.std == (1.0,)
+
+    def describe(self) -> str:
+        """The formula in a few characters: ``(x/16 - 0.3058) / 0.3764``, ``x/255``, ``none``."""
+        if self.is_identity:
+            return "none"
+        x = "x" if self.divisor == 1.0 else f"x/{self.divisor:g}"
+        if self.mean == (0.0,) and self.std == (1.0,):
+            return x
+        return f"({x} - {_values(self.mean)}) / {_values(self.std)}"
+
     @classmethod
     def from_dict(cls, d: dict) -> Normalization:
         return cls(float(d.get("divisor", 1.0)), tuple(map(float, d["mean"])), tuple(map(float, d["std"])))
 
 
+def _values(values: tuple[float, ...]) -> str:
+    return f"{values[0]:g}" if len(values) == 1 else "(" + ", ".join(f"{v:g}" for v in values) + ")"
+
+
 @dataclass
 class EvalSet:
-    """Inputs ``x`` (raw), labels ``y`` (None when the set has none), and how to normalise ``x``."""
+    """Inputs ``x`` (raw), labels ``y`` (None when the set has none), and how to normalise ``x``;
+    ``normalization_source`` says where that normalisation came from (the dataset's preset, a file, the
+    checkpoint, the command line)."""
 
     name: str
     x: torch.Tensor
@@ -78,6 +97,7 @@ class EvalSet:
     num_classes: int | None
     normalization: Normalization = field(default_factory=Normalization)
     split: str = "test"
+    normalization_source: str = "the dataset preset"
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -93,6 +113,18 @@ class EvalSet:
     def subset(self, index: torch.Tensor) -> EvalSet:
         return replace(self, x=self.x[index], y=None if self.y is None else self.y[index])
 
+    def classes(self) -> int | None:
+        """The number of classes: the dataset's, else the number of distinct labels (None without labels)."""
+        if self.num_classes is not None:
+            return self.num_classes
+        return int(torch.unique(self.y).numel()) if self.y is not None and len(self.y) else None
+
+
+def concat_sets(first: EvalSet, second: EvalSet, split: str = "all") -> EvalSet:
+    """Two splits of one dataset as one evaluation set (``--split all``): ``first``'s examples, then ``second``'s."""
+    y = None if first.y is None or second.y is None else torch.cat([first.y, second.y])
+    return replace(first, x=torch.cat([first.x, second.x]), y=y, split=split)
+
 
 @dataclass(frozen=True)
 class DatasetDef:
@@ -107,7 +139,7 @@ class DatasetDef:
 
 
 DATASETS: Registry[DatasetDef] = Registry("dataset", DatasetDef)
-SPLITS = ("test", "train")
+SPLITS = ("test", "train", "all")  # all: train and test together
 
 
 def register_dataset(name: str, description: str, argument: str | None = None):
@@ -139,13 +171,14 @@ def load_dataset(name: str, split: str = "test", limit: int | None = None, seed:
     ``mean`` / ``std`` override the dataset's normalisation preset. Other ``options`` go to the loader.
     """
     if split not in SPLITS:
-        raise InvalidValueError(f"split must be 'test' or 'train', not {split!r}")
+        raise InvalidValueError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
     if limit is not None and limit <= 0:
         raise InvalidValueError(f"--limit must be a positive number, not {limit}")
     definition, source = parse_dataset_name(name)
     data = definition.loader(split=split, limit=limit, seed=seed, **source, **options)
     if mean is not None or std is not None:
-        data = replace(data, normalization=data.normalization.with_overrides(mean, std))
+        data = replace(data, normalization=data.normalization.with_overrides(mean, std),
+                       normalization_source="--mean/--std")
     if data.x.dim() >= 2:
         data.normalization.check_channels(int(data.x.shape[1]), f"dataset {data.name}")
     return limit_subset(data, limit, seed) if limit is not None else data

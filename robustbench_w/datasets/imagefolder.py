@@ -2,15 +2,18 @@
 ``ImageFolder``: classes sorted by folder name, index = position).
 
 ``PATH`` is the folder of class folders, or a dataset root holding ``val/`` (or ``test/``) and ``train/``,
-chosen by ``--split``. Each image is resized so that its shorter side is ``image_size / 0.875`` (256 for
-224) and centre-cropped to ``--image-size`` (default 224), the usual ImageNet evaluation transform, and
-kept as uint8; ImageNet's normalisation is the default (``--mean``/``--std`` override it). With
-``--limit`` the seeded, class-balanced subset is chosen from the file list, before any image is decoded.
+chosen by ``--split`` (``all``: both). Each image is read in ``--image-mode`` (``RGB``, or ``L`` for grey;
+default: what the model's first layer takes, when it can be read, else RGB), resized so that its shorter side
+is ``image_size / 0.875`` (256 for 224) and centre-cropped to ``--image-size`` (default 224), the usual
+ImageNet evaluation transform, and kept as uint8; ImageNet's normalisation is the default (averaged over the
+channels for grey images; ``--mean``/``--std`` override it). With ``--limit`` the seeded, class-balanced
+subset is chosen from the file list, before any image is decoded.
 """
 
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -19,6 +22,8 @@ from ..errors import InputFileError, InvalidValueError, permission_denied
 from .base import EvalSet, Normalization, register_dataset, subset_index
 
 IMAGENET_NORMALIZATION = Normalization(255.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+GREY_NORMALIZATION = Normalization(255.0, (0.449,), (0.226,))  # ImageNet's, averaged over the channels
+MODES = {"RGB": 3, "L": 1}  # image mode -> channels
 DEFAULT_IMAGE_SIZE = 224
 CROP_FRACTION = 0.875  # resize the shorter side to size / 0.875, then centre-crop to size (256 -> 224)
 SPLIT_FOLDERS = {"test": ("val", "test", "validation"), "train": ("train",)}
@@ -34,8 +39,18 @@ def split_folder(root: Path, split: str) -> Path:
     return root
 
 
-def open_folder(source: str, split: str, image_size: int):
-    """torchvision's ``ImageFolder`` over the split's folder, with the evaluation transform."""
+def split_folders(root: Path, split: str) -> list[Path]:
+    """The folders of a split; ``all``: the train and test folders of a dataset root (else ``root`` itself)."""
+    if split != "all":
+        return [split_folder(root, split)]
+    found = [f for f in (split_folder(root, "train"), split_folder(root, "test")) if f != root]
+    return found or [root]
+
+
+def open_folder(source: str, split: str, image_size: int, mode: str = "RGB"):
+    """torchvision's ``ImageFolder`` over the split's folders (one dataset; ``all``: both, concatenated), with the
+    evaluation transform; returns ``(dataset, targets, classes)``."""
+    from torch.utils.data import ConcatDataset
     from torchvision import transforms
     from torchvision.datasets import ImageFolder
 
@@ -46,22 +61,27 @@ def open_folder(source: str, split: str, image_size: int):
         transforms.Resize(round(image_size / CROP_FRACTION), antialias=True),
         transforms.CenterCrop(image_size), transforms.PILToTensor(),
     ])
-    folder = split_folder(root, split)
-    try:
-        return ImageFolder(str(folder), transform=transform, loader=_read_image)
-    except PermissionError as exc:  # a class folder the user may not list
-        raise permission_denied(exc.filename or folder, "cannot list the image folder") from None
-    except FileNotFoundError as exc:  # no class folders, or no image files in them
-        raise InputFileError(f"{folder}: {_last_line(exc)} (expected one sub-folder of images per class)") from exc
+    parts = []
+    for folder in split_folders(root, split):
+        try:
+            parts.append(ImageFolder(str(folder), transform=transform, loader=partial(_read_image, mode=mode)))
+        except PermissionError as exc:  # a class folder the user may not list
+            raise permission_denied(exc.filename or folder, "cannot list the image folder") from None
+        except FileNotFoundError as exc:  # no class folders, or no image files in them
+            raise InputFileError(f"{folder}: {_last_line(exc)} (expected one sub-folder of images per class)") from exc
+    if any(p.classes != parts[0].classes for p in parts):
+        raise InputFileError(f"{root}: the train and test folders hold different classes (--split all needs the same)")
+    targets = [t for p in parts for t in p.targets]
+    return (parts[0] if len(parts) == 1 else ConcatDataset(parts)), targets, parts[0].classes
 
 
-def _read_image(path: str):
-    """Open one image as RGB; a file that is not an image is an input error naming the file."""
+def _read_image(path: str, mode: str = "RGB"):
+    """Open one image in ``mode`` (RGB or L); a file that is not an image is an input error naming the file."""
     from PIL import Image
 
     try:
         with open(path, "rb") as f:
-            return Image.open(f).convert("RGB")
+            return Image.open(f).convert(mode)
     except PermissionError:
         raise permission_denied(path, "cannot read the image") from None
     except (OSError, ValueError) as exc:
@@ -69,26 +89,40 @@ def _read_image(path: str):
 
 
 @register_dataset("imagefolder", "ImageNet-style folders of images, one sub-folder per class; --image-size "
-                  "(default 224: resize to 256, centre-crop), ImageNet normalisation", argument="PATH")
+                  "(default 224: resize to 256, centre-crop), --image-mode L|RGB, ImageNet normalisation",
+                  argument="PATH")
 def load_imagefolder(split: str = "test", source: str = "", image_size: int | None = None, limit: int | None = None,
-                     seed: int = 0, **_: object) -> EvalSet:
+                     seed: int = 0, image_mode: str | None = None, input_shape: tuple[int, ...] | None = None,
+                     **_: object) -> EvalSet:
     size = DEFAULT_IMAGE_SIZE if image_size is None else int(image_size)
     if size < 1:
         raise InvalidValueError(f"--image-size must be a positive number, not {size}")
-    dataset = open_folder(source, split, size)
-    targets = torch.as_tensor(dataset.targets, dtype=torch.long)
+    mode = image_mode_for(image_mode, input_shape)
+    dataset, targets, classes = open_folder(source, split, size, mode)
+    targets = torch.as_tensor(targets, dtype=torch.long)
     index = subset_index(targets, len(targets), limit, seed) if limit else torch.arange(len(targets))
-    x = decode(dataset, index.tolist(), size)
-    return EvalSet(f"imagefolder:{source}", x, targets[index], len(dataset.classes), IMAGENET_NORMALIZATION, split)
+    x = decode(dataset, index.tolist(), size, MODES[mode])
+    norm = IMAGENET_NORMALIZATION if mode == "RGB" else GREY_NORMALIZATION
+    return EvalSet(f"imagefolder:{source}", x, targets[index], len(classes), norm, split)
 
 
-def decode(dataset, index: list[int], size: int) -> torch.Tensor:
-    """The images at ``index`` as one uint8 ``(N, 3, size, size)`` tensor (worker processes for large sets)."""
+def image_mode_for(image_mode: str | None, input_shape: tuple[int, ...] | None) -> str:
+    """``--image-mode`` when given; else L for a model that takes one channel, RGB otherwise."""
+    if image_mode is not None:
+        mode = str(image_mode).upper()
+        if mode not in MODES:
+            raise InvalidValueError(f"--image-mode must be L or RGB, not {image_mode!r}")
+        return mode
+    return "L" if input_shape and len(input_shape) == 3 and int(input_shape[0]) == 1 else "RGB"
+
+
+def decode(dataset, index: list[int], size: int, channels: int = 3) -> torch.Tensor:
+    """The images at ``index`` as one uint8 ``(N, channels, size, size)`` tensor (worker processes for large sets)."""
     from torch.utils.data import DataLoader, Subset
 
     workers = min(8, os.cpu_count() or 1) if len(index) >= PARALLEL_FROM else 0
     loader = DataLoader(Subset(dataset, index), batch_size=64, num_workers=workers)
-    x = torch.empty((len(index), 3, size, size), dtype=torch.uint8)
+    x = torch.empty((len(index), channels, size, size), dtype=torch.uint8)
     start = 0
     try:
         for images, _ in loader:

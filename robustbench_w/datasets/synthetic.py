@@ -30,7 +30,7 @@ def load_synthetic(split: str = "test", input_shape: tuple[int, ...] | None = No
     gen = torch.Generator().manual_seed(2 * int(seed) + (split == "train"))
     z = torch.randn((limit or DEFAULT_SIZE, *shape), generator=gen)
     norm = model_normalization or Normalization()
-    return EvalSet("synthetic", raw_from_standard(z, norm), None, None, norm, split)
+    return EvalSet("synthetic", raw_from_standard(z, norm), None, None, norm, split, "the synthetic inputs")
 
 
 def raw_from_standard(z: torch.Tensor, norm: Normalization) -> torch.Tensor:

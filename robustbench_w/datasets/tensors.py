@@ -4,7 +4,8 @@ The file holds a dict ``{"x": inputs, "y": labels}`` (``y`` may be left out), or
 ``(x,)``. ``x`` is ``(N, ...)``, ``y`` a 1-D integer tensor of length N. Optional dict keys:
 ``num_classes`` (then the model's outputs are checked against it exactly; without it only that every label
 is an output index), and ``normalization`` (``{"divisor", "mean", "std"}``). Without one, uint8 inputs
-are divided by 255 and float inputs are taken as they are (model inputs).
+are divided by 255 and float inputs are taken as they are (model inputs). The file is the whole set: every
+``--split`` reads it.
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ def load_tensors(split: str = "test", source: str = "", **_: object) -> EvalSet:
     check(x, y, path)
     norm = extra.get("normalization")
     normalization = Normalization.from_dict(norm) if isinstance(norm, dict) else default_normalization(x)
+    kind = "uint8" if x.dtype == torch.uint8 else "float"
+    where = "the tensors file" if isinstance(norm, dict) else f"the default for {kind} inputs"
     num_classes = int(extra["num_classes"]) if extra.get("num_classes") is not None else None
-    return EvalSet(f"tensors:{source}", x, None if y is None else y.long(), num_classes, normalization, split)
+    return EvalSet(f"tensors:{source}", x, None if y is None else y.long(), num_classes, normalization, split, where)
 
 
 def read(path: Path) -> object:

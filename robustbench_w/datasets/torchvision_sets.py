@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ..errors import InputFileError, permission_denied
-from .base import EvalSet, Normalization, register_dataset
+from .base import EvalSet, Normalization, concat_sets, register_dataset
 
 DATA_ROOT_ENV = "WROBUST_DATA"
 
@@ -56,7 +56,10 @@ class TorchvisionSet:
 
 def load_torchvision_set(spec: TorchvisionSet, split: str = "test", data_root: str | Path | None = None,
                          download: bool = False, **_: object) -> EvalSet:
-    """Read ``spec`` from ``data_root`` (fetching it first only when ``download`` is true)."""
+    """Read ``spec`` from ``data_root`` (fetching it first only when ``download`` is true); ``split="all"``
+    is the train split followed by the test split."""
+    if split == "all":
+        return concat_sets(*(load_torchvision_set(spec, part, data_root, download) for part in ("train", "test")))
     root = Path(data_root).expanduser() if data_root else default_data_root()
     missing = [p for p in spec.files(root, split) if not p.is_file()]
     if missing and not download:

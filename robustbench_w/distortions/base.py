@@ -66,7 +66,9 @@ class DistortionInfo:
     grid: tuple[float, ...] = ()  # default strength grid
     identity: float | None = None  # strength at which the output equals the input, if any
     random: bool = False
-    discrete: bool = False  # outputs take few distinct values (effective bits are exact)
+    discrete: bool = False  # outputs take few distinct values at every strength (effective bits are exact)
+    # discrete only at some strengths (power at beta = 0 is sign): a predicate of the strength, or None
+    discrete_when: Callable[[float], bool] | None = None
     # at most this many distinct values per scale group: a number, a function of the strength, or None
     max_values: int | Callable[[float], int] | None = None
     native_dtype: bool = False  # arithmetic on the tensor's own dtype (else half types compute in float32)
@@ -74,6 +76,10 @@ class DistortionInfo:
     @property
     def parameterless(self) -> bool:
         return self.strength is None
+
+    def is_discrete(self, strength: float) -> bool:
+        """Whether the outputs at this strength take few distinct values per scale group (exact bits)."""
+        return self.discrete or (self.discrete_when is not None and bool(self.discrete_when(strength)))
 
     def value_bound(self, strength: float) -> int | None:
         """At most how many distinct values one scale group has after the distortion (None: no bound)."""
@@ -170,6 +176,10 @@ class Distortion:
     def is_identity(self, strength: float) -> bool:
         ident = self.info.identity
         return ident is not None and (strength == ident)
+
+    def is_discrete_at(self, strength: float) -> bool:
+        """Whether the outputs at this strength take few distinct values per scale group (exact bits)."""
+        return self.info.is_discrete(strength)
 
     def is_random_at(self, strength: float) -> bool:
         """Whether the output at this strength depends on the generator."""

@@ -49,11 +49,12 @@ def round_(w: torch.Tensor, strength: float, a: torch.Tensor, generator: torch.G
 @register_distortion(
     "power", family="projection", formula="a * |w / a|^beta * sign(w)", values="[-a, a] (scale=max)",
     strength="beta", valid=Range(0.0), grid=(1.0, 0.75, 0.5, 0.25, 0.1, 0.05, 0.0), identity=1.0,
-    reference=MEROLLA,
+    discrete_when=lambda beta: beta == 0, max_values=lambda beta: 3 if beta == 0 else None, reference=MEROLLA,
 )
 def power(w: torch.Tensor, beta: float, a: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """The power projection family: identity at ``beta = 1``; ``beta -> 0`` approaches Sign
-    (zero stays zero); ``beta > 1`` pushes small weights towards zero."""
+    (zero stays zero), and ``beta = 0`` is ternary ``{-a, 0, +a}`` (discrete: exact effective bits);
+    ``beta > 1`` pushes small weights towards zero."""
     return a * (w.abs() / a).pow(beta) * torch.sign(w)
 
 

@@ -4,7 +4,8 @@ In: a loaded model and an evaluation set (from :mod:`..load`), distortions (from
 Out: tidy result rows (one per distortion x strength x trial) and their summary with confidence intervals.
 Files: :mod:`.targets` (which parameters), :mod:`.seeding` (one generator per point and tensor),
 :mod:`.perturb` (write distorted values in place, restore), :mod:`.evaluate` (one pass over the set),
-:mod:`.sweep` (the grid of points), :mod:`.stats` (intervals and summary rows).
+:mod:`.sweep` (the grid of points), :mod:`.stats` (intervals and summary rows), :mod:`.chance` (the warning
+for a clean model at chance level).
 """
 
 from ..registry import lazy_exports
@@ -16,4 +17,5 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "evaluate": ("Evaluator", "PassResult"),
     "sweep": ("sweep", "SweepRunner", "Point", "plan", "parse_distortions", "ROW_COLUMNS", "DEFAULT_DISTORTIONS"),
     "stats": ("summarize", "t_interval"),
+    "chance": ("chance_warning", "clean_warnings"),
 })

@@ -49,10 +49,13 @@ class WeightPatch:
         return self._scales[key]
 
     def distorted(self, dist: Distortion, strength: float, seed: int, trial: int) -> Iterator[tuple[str, torch.Tensor]]:
-        """The distorted value of each target, one tensor at a time (nothing is written)."""
+        """The distorted value of each target, one tensor at a time (nothing is written). The seeds derive from
+        the distortion's canonical spec without its strength (``noise:sigma=0.2`` and ``noise`` at 0.2 draw the
+        same noise) and the strength itself."""
+        key = dist.with_strength(None).spec
         for name, p in self.targets:
             w = self.pristine[name]
-            gen = point_generator(seed, dist.spec, strength, trial, name, w.device) if dist.is_random_at(strength) else None
+            gen = point_generator(seed, key, strength, trial, name, w.device) if dist.is_random_at(strength) else None
             yield name, dist(w, strength, gen, scale=self._scale(dist, name))
 
     @contextmanager

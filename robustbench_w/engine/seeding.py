@@ -1,5 +1,9 @@
 """Seeds for every random draw, derived from (run seed, distortion, strength, trial, parameter name).
 
+The distortion is named by its canonical spec without a strength (name and non-default options, aliases
+resolved), so that a point's noise does not depend on how the spec was spelled: ``-d noise:sigma=0.2``,
+``-d addnorm -s 0.2`` and a gate requirement at that point draw the same weights.
+
 The same command gives the same numbers; two layers never share a noise stream (their names differ),
 and neither do two trials or two strengths. The derivation is a hash, so it does not depend on the order
 in which points are evaluated.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -18,12 +19,13 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..bits import discrete_bits
+from ..bits.tensor import sweep_bits
 from ..datasets.base import EvalSet
 from ..distortions import Distortion, get_distortion
-from ..errors import InvalidValueError
+from ..errors import InvalidValueError, WrobustWarning
 from ..load.checkpoints import LoadedModel
 from ..load.inputs import load_inputs
+from .chance import clean_warnings
 from .evaluate import Evaluator, PassResult
 from .health import check_model, warn_if_broken
 from .perturb import WeightPatch
@@ -84,6 +86,7 @@ class SweepRunner:
         self.evaluator = Evaluator(model.module, data, batch_size, self.device, model.normalization)
         self.clean = self.evaluator.run()
         self.health = check_model(model.module, self.clean)  # non-finite weights or clean outputs
+        self.warnings = clean_warnings(self.clean, data, self.health.ok)  # a clean model at chance level
 
     def evaluate(self, point: Point, seed: int) -> dict:
         with self.patch.applied(point.dist, point.strength, seed, point.trial) as applied:
@@ -94,10 +97,10 @@ class SweepRunner:
 
     def point_extras(self, point: Point | None) -> dict:
         """Columns computed from the distorted weights while they are in place (extension point):
-        ``eff_bits`` (``bits.discrete_bits``, total bits / total weights) where the distortion is discrete."""
-        if point is None or not point.dist.info.discrete:
+        ``eff_bits`` and ``scale_bits`` (``bits.sweep_bits``) where the distortion is discrete at the strength."""
+        if point is None:
             return {}
-        return {"eff_bits": discrete_bits(p for _, p in self.patch.targets)}
+        return sweep_bits((p for _, p in self.patch.targets), point.dist, point.strength)
 
     def clean_row(self, seed: int) -> dict:
         return self.row(get_distortion("none"), math.nan, 0, seed, self.clean, 0.0, False, self.point_extras(None))
@@ -151,6 +154,8 @@ def sweep(
     runner = SweepRunner(inputs.model, inputs.data, include=include, exclude=exclude, batch_size=batch_size,
                          device=inputs.device)
     warn_if_broken(runner.health)
+    for warning in runner.warnings:
+        warnings.warn(warning, WrobustWarning, stacklevel=2)
     rows = pd.DataFrame(runner.run(points, seed, progress))
     rows = rows[ROW_COLUMNS + [c for c in rows.columns if c not in ROW_COLUMNS]]
     rows.attrs["meta"] = run_meta(inputs.model, inputs.data, runner, inputs.device, seed, time.perf_counter() - started)
@@ -169,6 +174,8 @@ def run_meta(model: LoadedModel, data: EvalSet, runner: SweepRunner, device: tor
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
         "seed": seed, "command": " ".join(["wrobust", *sys.argv[1:]] if sys.argv[0].endswith("wrobust") else sys.argv), "model": model.name,
         "model_sha256": model.sha256, "dataset": data.name, "split": data.split, "n": len(data),
+        "normalization": data.normalization.to_dict(), "normalization_text": data.normalization.describe(),
+        "normalization_source": data.normalization_source,
         "targets": runner.patch.names, "target_weights": runner.patch.numel, "elapsed_s": round(elapsed, 3),
-        **runner.health.to_meta(), "notes": list(model.notes),
+        **runner.health.to_meta(), "notes": list(model.notes), "warnings": list(runner.warnings),
     }

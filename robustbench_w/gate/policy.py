@@ -96,15 +96,16 @@ class Policy:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     table: str = "gate"  # the key of the [gate] table in its file
+    normalize: str = "auto"  # "none": the dataset's inputs are already model-ready
 
     def load_options(self) -> dict:
         """Options for ``inputs.load_inputs`` (the dataset is passed on its own)."""
-        return {"limit": self.limit, "seed": self.seed, "data_root": self.data_root}
+        return {"limit": self.limit, "seed": self.seed, "data_root": self.data_root, "normalize": self.normalize}
 
     def to_dict(self) -> dict:
         return {"source": self.source, "dataset": self.dataset, "data_root": self.data_root, "limit": self.limit,
                 "trials": self.trials, "seed": self.seed, "judge": self.judge, "max_regression": self.max_regression,
-                "include": list(self.include), "exclude": list(self.exclude)}
+                "include": list(self.include), "exclude": list(self.exclude), "normalize": self.normalize}
 
 
 # ------------------------------------------------------------------ reading files
@@ -126,11 +127,13 @@ def read_toml(path: Path) -> dict:
 
 def load_policy(path: Path | None = None, project: Path = Path("pyproject.toml")) -> Policy:
     """The policy in ``path`` or ``project``; a malformed one raises an error that names the file and key."""
+    source = str(path if path is not None else project)
     try:
         return _load_policy(path, project)
-    except InvalidValueError as exc:
-        source = path if path is not None else project
-        raise InvalidValueError(f"{source}: {exc}") from exc
+    except WrobustError as exc:
+        if str(exc).startswith(source):
+            raise
+        raise type(exc)(f"{source}: {exc}") from exc
 
 
 def _load_policy(path: Path | None, project: Path) -> Policy:
@@ -162,20 +165,23 @@ def _tool_table(doc: dict) -> object | None:
 # ------------------------------------------------------------------ validation
 
 GATE_KEYS = {"dataset", "data_root", "limit", "trials", "seed", "judge", "max_regression", "include", "exclude",
-             "require"}
+             "normalize", "require"}
+NORMALIZE = ("auto", "none")
 REQUIRE_KEYS = {"distortion", "strength", "name", "judge", "max_regression", *LIMIT_KINDS}
 
 
 def parse_policy(table: object, source: str = "<policy>", key: str = "gate", base: Path | None = None) -> Policy:
     """Validate a policy table (the content of ``[gate]``) and return the :class:`Policy`.
 
-    ``base`` is the folder relative ``data_root`` paths are resolved against (the policy file's folder).
+    ``base`` is the folder that relative paths (``data_root``, the file of ``tensors:FILE``, the folder of
+    ``imagefolder:PATH``) are resolved against: the policy file's folder.
     """
     t = _table(table, key)
     _no_unknown(t, GATE_KEYS, key)
-    root = _data_root(_opt(t, "data_root", key, _string), base)
+    root = _path(_opt(t, "data_root", key, _string), base)
     common = dict(
-        source=source, table=key, dataset=_opt(t, "dataset", key, _string), data_root=root,
+        source=source, table=key, dataset=_dataset(_opt(t, "dataset", key, _string), f"{key}.dataset", base),
+        data_root=root, normalize=_opt(t, "normalize", key, _normalize, "auto"),
         limit=_opt(t, "limit", key, _count), trials=_opt(t, "trials", key, _count, DEFAULT_TRIALS),
         seed=_opt(t, "seed", key, _integer, 0), judge=_opt(t, "judge", key, _judge, DEFAULT_JUDGE),
         max_regression=_opt(t, "max_regression", key, _fraction, DEFAULT_MAX_REGRESSION),
@@ -209,12 +215,32 @@ def parse_requirement(entry: object, index: int, key: str, common: dict) -> Requ
                        _opt(t, "max_regression", key, _fraction, common["max_regression"]))
 
 
-def _data_root(root: str | None, base: Path | None) -> str | None:
+def _path(text: str | None, base: Path | None) -> str | None:
     """``$VARIABLES`` and ``~`` expanded; a relative path is taken from the policy file's folder."""
-    if root is None:
+    if text is None:
         return None
-    path = Path(os.path.expandvars(root)).expanduser()
+    path = Path(os.path.expandvars(text)).expanduser()
     return str(path if path.is_absolute() or base is None else base / path)
+
+
+def _dataset(name: str | None, key: str, base: Path | None) -> str | None:
+    """A registered dataset name; the path of ``tensors:FILE`` or ``imagefolder:PATH`` taken from the policy's folder."""
+    if name is None:
+        return None
+    from ..datasets.base import parse_dataset_name
+
+    try:
+        definition, source = parse_dataset_name(name)
+    except WrobustError as exc:
+        raise type(exc)(f"{key}: {exc}") from None
+    return f"{definition.name}:{_path(source['source'], base)}" if source else name
+
+
+def _normalize(value: object, key: str) -> str:
+    s = _string(value, key).lower()
+    if s not in NORMALIZE:
+        raise InvalidValueError(f"{key}: expected one of {', '.join(repr(n) for n in NORMALIZE)}, not {value!r}")
+    return s
 
 
 def point_name(dist: Distortion, strength: float) -> str:

@@ -63,8 +63,10 @@ def verdict_line(result: GateResult) -> str:
 def context(result: GateResult) -> str:
     m, p = result.meta, result.policy
     clean = result.summary[result.summary["distortion"] == "none"]["error_mean"].iloc[0]
-    return (f"{m.get('model')} on {m.get('dataset')}, n={m.get('n')}, clean error {number('max_error', clean)}; "
-            f"{p.trials} trials, seed {p.seed}; judged on {judge_text(p.judge)}")
+    norm = f"; normalisation {m['normalization_text']} (from {m.get('normalization_source')})" \
+        if m.get("normalization_text") else ""
+    return (f"{m.get('model')} on {m.get('dataset')}, n={m.get('n')}, clean error {number('max_error', clean)}"
+            f"{norm}; {p.trials} trials, seed {p.seed}; judged on {judge_text(p.judge)}")
 
 
 def judge_text(judge: str) -> str:
@@ -102,6 +104,8 @@ def render_gate(result: GateResult, console: Console, table: bool = True) -> Non
     for v in result.failed:
         for c in v.failures:
             console.print(check_line(v, c), markup=False, highlight=False, soft_wrap=True)
+    for warning in result.warnings:
+        console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     for note in result.notes:
         console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
     console.print(verdict_line(result), markup=False, highlight=False, soft_wrap=True,
@@ -153,6 +157,8 @@ def gate_markdown(result: GateResult) -> str:
     lines = [f"## wrobust gate: {head}", "", _md(context(result)), "", *broken,
              "| | " + " | ".join(HEADERS[:-1]) + " |", "|---" * len(HEADERS) + "|"]
     lines += [f"| {mark[r[-1]]} | " + " | ".join(_md(x) for x in r[:-1]) + " |" for r in table_rows(result)]
+    if result.warnings:
+        lines += ["", *(f"⚠️ **Warning:** {_md(w)}" for w in result.warnings)]
     if result.notes:
         lines += ["", "Notes:", *(f"- {_md(n)}" for n in result.notes)]
     return "\n".join(lines) + "\n"
@@ -173,7 +179,8 @@ def gate_document(result: GateResult) -> dict:
                          "judged_on": c.judged_on, "passed": c.passed, "note": c.note} for c in v.checks]}
             for v in result.verdicts]
     gate = {"passed": result.passed, "policy": result.policy.to_dict(), "baseline": result.baseline,
-            "clean_model": result.health.to_meta()["health"], "requirements": reqs, "notes": result.notes}
+            "clean_model": result.health.to_meta()["health"], "requirements": reqs, "notes": result.notes,
+            "warnings": result.warnings}
     return {"meta": jsonable(result.meta), "rows": records(result.rows), "summary": records(result.summary),
             "gate": jsonable(gate)}
 

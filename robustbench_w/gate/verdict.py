@@ -89,6 +89,7 @@ class GateResult:
     baseline: str | None = None
     notes: list[str] = field(default_factory=list)
     health: Health = field(default_factory=Health)  # the clean model's; not ok: the gate fails
+    warnings: list[str] = field(default_factory=list)  # about the run itself (a clean model at chance level)
 
     @property
     def passed(self) -> bool:
@@ -113,7 +114,7 @@ def run_gate(model: str | LoadedModel | nn.Module, policy: Policy | str | Path, 
     check_supported(policy)
     base = load_baseline(Path(baseline)) if baseline is not None else None
     started = time.perf_counter()
-    inputs = load_inputs(model, policy.dataset, device=device, **policy.load_options(), **model_options)
+    inputs = load_inputs(model, policy.dataset, device=device, **{**policy.load_options(), **model_options})
     runner = SweepRunner(inputs.model, inputs.data, include=policy.include, exclude=policy.exclude,
                          batch_size=batch_size, device=inputs.device)
     rows = pd.DataFrame(runner.run(gate_points(policy), policy.seed, progress))
@@ -124,7 +125,7 @@ def run_gate(model: str | LoadedModel | nn.Module, policy: Policy | str | Path, 
     verdicts = [judge(r, summary, bits, base) for r in policy.requirements]
     notes = baseline_notes(verdicts, base, meta)
     return GateResult(policy, verdicts, rows, summary, meta, None if base is None else base.source, notes,
-                      runner.health)
+                      runner.health, list(meta.get("warnings", [])))
 
 
 def check_supported(policy: Policy) -> None:
@@ -257,7 +258,7 @@ def bits_from_rows(rows: pd.DataFrame, key: Key) -> tuple[float, float, float, i
 
 
 def bits_from_module(policy: Policy, inputs: Inputs, r: Requirement) -> tuple[float, float, float, int]:
-    from ..bits import effective_bits
+    from ..bits.model import effective_bits
 
     strength = None if math.isnan(r.strength) else r.strength
     spec = None if r.distortion.name == "none" else r.distortion.spec
@@ -314,6 +315,8 @@ def baseline_row(row: object, where: str) -> tuple[Key, float | None]:
     strength, err = row.get("strength"), row.get("error_mean")
     if not all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in (strength, err)):
         raise InputFileError(f"{where}: 'strength' and 'error_mean' must be numbers or null")
+    if isinstance(err, float) and math.isnan(err):  # NaN: not measured (no labels)
+        err = None
     spec = row["spec"]
     try:
         spec = get_distortion(spec).with_strength(None).spec

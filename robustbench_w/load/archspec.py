@@ -3,8 +3,9 @@
 ``NAME`` is, in this order: a built-in architecture (``wrobust list archs``); any torchvision classification
 model (``torchvision.models.get_model``, built without pretrained weights: the checkpoint supplies them); or
 user code, ``package.module:callable`` or ``path/to/file.py:callable``, a callable that returns the
-``nn.Module`` (it gets ``num_classes=N`` when ``--num-classes`` is given). Naming user code runs it, as
-importing it would: that is the user's explicit choice.
+``nn.Module`` (it gets ``num_classes=N`` when ``--num-classes`` is given); ``package.module`` is found in
+the current folder too, as ``python -m`` finds it. Naming user code runs it, as importing it would: that is
+the user's explicit choice.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from torch import nn
@@ -110,10 +113,29 @@ def _user_callable(spec: str) -> Callable[..., nn.Module]:
 
 
 def _import_module(target: str, spec: str):
+    """Import ``package.module`` with the current folder on the import path, as ``python -m`` has it."""
     try:
-        return importlib.import_module(target)
+        with current_folder_importable():
+            return importlib.import_module(target)
     except ImportError as exc:
-        raise InvalidValueError(f"--arch {spec!r}: cannot import {target!r}: {exc}") from exc
+        raise InvalidValueError(f"--arch {spec!r}: cannot import {target!r} (from the current folder {Path.cwd()} "
+                                f"or the installed packages): {exc}") from exc
+
+
+@contextmanager
+def current_folder_importable() -> Iterator[None]:
+    """Within the block, modules in the current folder can be imported (``models.py`` as ``models``), as with
+    ``python -m`` or an interactive ``python``; the console script ``wrobust`` does not put it on ``sys.path``.
+    The current folder comes after the entries already there, so it never shadows an installed package."""
+    cwd = os.getcwd()
+    present = any(os.path.abspath(p or os.curdir) == cwd for p in sys.path)
+    if not present:
+        sys.path.append(cwd)
+    try:
+        yield
+    finally:
+        if not present and cwd in sys.path:
+            sys.path.remove(cwd)
 
 
 def _import_file(path: Path, spec: str):

@@ -54,6 +54,7 @@ from ..datasets.base import Normalization
 from ..errors import (
     InputFileError,
     InvalidValueError,
+    MissingOptionsError,
     UnknownNameError,
     UntrustedCheckpointError,
     WrobustNote,
@@ -61,7 +62,7 @@ from ..errors import (
     permission_denied,
 )
 from ..registry import close_matches
-from .archspec import arch_input_shape, build, build_arch
+from .archspec import arch_input_shape, build, build_arch, current_folder_importable
 from .writing import atomic_write_bytes
 
 FORMAT = "wrobust"
@@ -98,11 +99,12 @@ class TensorsOnly:
     sha256: str | None = None
 
 
-class NeedsArchitecture(InputFileError):
-    """A plain state dict without ``--arch``: a model cannot be built, but the tensors were read (``.file``)."""
+class NeedsArchitecture(MissingOptionsError):
+    """A plain state dict without ``--arch``: a model cannot be built, but the tensors were read (``.file``).
+    Commands that need more (``--dataset``) add it to the same message (:meth:`MissingOptionsError.adding`)."""
 
-    def __init__(self, message: str, file: TensorsOnly):
-        super().__init__(message)
+    def __init__(self, subject: str, needs: list[str], file: TensorsOnly):
+        super().__init__(subject, needs)
         self.file = file
 
 
@@ -228,12 +230,15 @@ def read_weights_only(path: Path) -> object:
 
 
 def read_trusted(path: Path) -> object:
-    """``torch.load(weights_only=False)``: runs the file's pickled code. Only with ``--trust-checkpoint``."""
+    """``torch.load(weights_only=False)``: runs the file's pickled code. Only with ``--trust-checkpoint``. The
+    classes it names are imported from the installed packages or the current folder (``models.py``)."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        with current_folder_importable():
+            return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # unpickling can raise anything the file's classes raise
         raise InputFileError(f"{path}: cannot unpickle it: {type(exc).__name__}: {_first_line(exc)} (the code that "
-                             f"defined its classes must be importable)") from exc
+                             f"defined its classes must be importable, from the current folder or an installed "
+                             f"package)") from exc
 
 
 def _first_line(exc: BaseException) -> str:
@@ -381,9 +386,9 @@ def _buffer_notes(name: str, ignored: list[str], kept: list[str]) -> list[str]:
 def from_state_dict(state: dict[str, torch.Tensor], path: Path, name: str, opts: LoadOptions, kind: str) -> LoadedModel:
     """Build ``--arch`` and load ``state`` into it."""
     if not opts.arch:
-        raise NeedsArchitecture(
-            f"{path}: a plain state dict ({len(state)} tensors) needs --arch NAME (built-in, a torchvision model "
-            f"name, package.module:callable or file.py:callable) and --num-classes N", TensorsOnly(name, path, state, kind))
+        raise NeedsArchitecture(f"{path}: a plain state dict ({len(state)} tensors)", [
+            "--arch NAME (built-in, a torchvision model name, package.module:callable or file.py:callable) and "
+            "--num-classes N"], TensorsOnly(name, path, state, kind))
     module = build(opts.arch, opts.num_classes)
     hint = "" if opts.num_classes else f" (pass --num-classes N: --arch {opts.arch} was built with its default)"
     notes = load_state(module, fit_prefixes(state, module.state_dict()), str(path), f"--arch {opts.arch}", hint,

@@ -4,10 +4,13 @@ Every command loads its inputs through :func:`load_inputs`, so that model option
 data options (``--data-root``, ...) mean the same thing everywhere. Options are passed flat, as the CLI
 parses them, and routed by name.
 
-Normalisation: ``--mean``/``--std`` when given; else the checkpoint's, when it records one (it is what the
-model expects); else the dataset's preset. The model's input shape and normalisation are offered to the
-dataset loader (``synthetic`` draws its inputs from them). Before any sweep, one probe batch of two inputs
-checks that the model runs on the data and that its outputs fit the dataset's classes.
+Normalisation: none with ``--normalize none`` (inputs that are already model-ready); ``--mean``/``--std``
+when given; else the checkpoint's, when it records one (it is what the model expects); else the dataset's
+(its preset, or what a ``tensors:`` file records). The evaluation set records which, as
+``normalization_source``. The model's input shape, normalisation and image mode (from its first layer) are
+offered to the dataset loader (``synthetic`` draws its inputs from them, ``imagefolder`` reads grey or colour
+images). Before any sweep, one probe batch of two inputs checks that the model runs on the data and that its
+outputs fit the dataset's classes.
 """
 
 from __future__ import annotations
@@ -17,15 +20,18 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from ..datasets.base import EvalSet, limit_subset, load_dataset
-from ..errors import InvalidValueError
+from ..datasets.base import EvalSet, Normalization, limit_subset, load_dataset
+from ..errors import InvalidValueError, MissingOptionsError
 from .checkpoints import LoadedModel, load_model
 from .device import resolve_device
+from .layers import is_weight_layer
 from .usercode import user_code_error
 
 # Option names that belong to checkpoint loading; every other option goes to the dataset loader.
 MODEL_OPTIONS = frozenset({"arch", "num_classes", "trust_checkpoint", "strict"})
 OVERRIDES = ("mean", "std")
+NORMALIZE = ("auto", "none")  # --normalize: auto (checkpoint, else dataset) or none (inputs are model-ready)
+NO_DATASET = "--dataset NAME (the checkpoint names no dataset)"
 
 
 @dataclass
@@ -56,24 +62,63 @@ def as_evalset(dataset: str | EvalSet | None, model: LoadedModel, limit: int | N
     if isinstance(dataset, EvalSet):
         if any(k in data_options for k in OVERRIDES):
             norm = dataset.normalization.with_overrides(data_options.get("mean"), data_options.get("std"))
-            dataset = replace(dataset, normalization=norm)
+            dataset = replace(dataset, normalization=norm, normalization_source="--mean/--std")
         return limit_subset(dataset, limit, seed) if limit else dataset
     name = dataset or model.dataset
     if name is None:
-        raise InvalidValueError(f"{model.name}: the checkpoint names no dataset; pass --dataset "
-                                f"(for example --dataset synthetic --input-shape 3,32,32)")
+        raise InvalidValueError(f"{model.name}: the checkpoint names no dataset; pass --dataset NAME ({_example(model)})")
     data_options.setdefault("input_shape", model.input_shape)
     data_options.setdefault("model_normalization", model.normalization)
+    data_options.setdefault("image_mode", image_mode_of(model))
     return load_dataset(name, limit=limit, seed=seed, **data_options)
 
 
-def resolve_normalization(model: LoadedModel, data: EvalSet, overridden: bool) -> tuple[LoadedModel, EvalSet]:
+def _example(model: LoadedModel) -> str:
+    """A ``--dataset`` example that fits the model: its own input shape when it records one."""
+    if model.input_shape:
+        shape = "x".join(map(str, model.input_shape))
+        return f"a labelled set of {shape} inputs, or synthetic: seeded {shape} inputs, agreement only"
+    return "for example --dataset synthetic --input-shape C,H,W: seeded inputs, agreement only"
+
+
+def image_mode_of(model: LoadedModel) -> str | None:
+    """``L`` or ``RGB`` for a model that takes 1 or 3 input channels (its recorded input shape, else the input
+    channels of its first convolution), else None."""
+    channels = model.input_shape[0] if model.input_shape and len(model.input_shape) == 3 else None
+    if channels is None:
+        first = next((m for m in model.module.modules() if is_weight_layer(m)), None)
+        weight = getattr(first, "weight", None)
+        if isinstance(weight, torch.Tensor) and weight.dim() == 4:
+            channels = int(weight.shape[1]) * int(getattr(first, "groups", 1))
+    return {1: "L", 3: "RGB"}.get(channels)
+
+
+def resolve_normalization(model: LoadedModel, data: EvalSet, chosen: str | None = None) -> tuple[LoadedModel, EvalSet]:
     """The model and evaluation set of this run, both carrying the normalisation it uses (copies where that
-    differs: the caller's objects are left as they were)."""
-    norm = data.normalization if overridden or model.normalization is None else model.normalization
+    differs: the caller's objects are left as they were), and the set saying where it came from. ``chosen``:
+    ``"none"`` (``--normalize none``), ``"flags"`` (``--mean``/``--std``, already in ``data``) or None."""
+    if chosen == "none":
+        norm, source = Normalization(), "--normalize none"
+    elif chosen == "flags" or model.normalization is None:
+        norm, source = data.normalization, data.normalization_source
+    else:
+        norm, source = model.normalization, "the checkpoint"
     if model.normalization != norm:
         model = replace(model, normalization=norm)
-    return model, (data if norm == data.normalization else replace(data, normalization=norm))
+    if (data.normalization, data.normalization_source) != (norm, source):
+        data = replace(data, normalization=norm, normalization_source=source)
+    return model, data
+
+
+def normalization_choice(data_options: dict) -> str | None:
+    """Take ``normalize`` out of the data options: ``"none"``, ``"flags"`` (``--mean``/``--std``) or None."""
+    normalize = str(data_options.pop("normalize", None) or "auto").lower()
+    if normalize not in NORMALIZE:
+        raise InvalidValueError(f"--normalize must be one of {', '.join(NORMALIZE)}, not {normalize!r}")
+    flags = any(k in data_options for k in OVERRIDES)
+    if normalize == "none" and flags:
+        raise InvalidValueError("--normalize none and --mean/--std contradict each other: give one of them")
+    return "none" if normalize == "none" else "flags" if flags else None
 
 
 def check_fit(model: LoadedModel, data: EvalSet, device: torch.device) -> None:
@@ -112,8 +157,12 @@ def load_inputs(model: str | LoadedModel | nn.Module, dataset: str | EvalSet | N
     """Load the model (on the device) and its evaluation set, and check that they fit each other."""
     dev = resolve_device(device)
     model_options, data_options = split_options(options)
-    loaded = as_loaded(model, dev, **model_options)
+    chosen = normalization_choice(data_options)
+    try:
+        loaded = as_loaded(model, dev, **model_options)
+    except MissingOptionsError as exc:  # say at once everything that is missing
+        raise (exc.adding(NO_DATASET) if dataset is None else exc) from exc
     data = as_evalset(dataset, loaded, limit=limit, seed=seed, **data_options)
-    loaded, data = resolve_normalization(loaded, data, any(k in data_options for k in OVERRIDES))
+    loaded, data = resolve_normalization(loaded, data, chosen)
     check_fit(loaded, data, dev)
     return Inputs(loaded, data, dev)

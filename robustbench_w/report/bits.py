@@ -12,8 +12,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..bits import CHANNEL_COLUMN, bits_document
+from ..bits.model import bits_document
+from ..bits.tensor import CHANNEL_COLUMN
 from .files import atomic_write, check_output_path, jsonable
+from .text import fit_names
 
 BITS_SUFFIXES = (".json", ".csv", ".md")
 
@@ -23,22 +25,24 @@ def _num(x: float, fmt: str) -> str:
 
 
 def bits_table(frame: pd.DataFrame) -> tuple[str, list[str], list[list[str]], list[str]]:
-    """``(title, headers, rows, notes)`` of a ``bits.effective_bits`` frame; the last row is the total."""
+    """``(title, headers, rows, notes)`` of a ``bits.effective_bits`` frame; the last row is the total.
+    ``scales`` appears where a distortion's code carries scales, ``chan est`` for ``addnorm``."""
     meta, total = frame.attrs.get("meta", {}), frame.attrs["total"]
-    channel = CHANNEL_COLUMN in frame
-    heads = ["tensor", "shape", "weights", "distinct", "bits/w", "values", "storage bits", "ratio"]
+    scales, channel = bool(frame["scale_bits"].notna().any()), CHANNEL_COLUMN in frame
+    heads = ["tensor", "shape", "weights", "distinct", "bits/w"] + (["scales"] if scales else []) + ["values"]
     rows = [[r.name, "x".join(map(str, r.shape)) or "scalar", f"{r.weights:,}", f"{r.distinct:,}",
-             _num(r.bits_per_weight, ".3f"), _grid(r.resolution), str(r.storage_bits), _num(r.compression, ".1f") + "x"]
-            + ([_num(getattr(r, CHANNEL_COLUMN), ".3f")] if channel else []) for r in frame.itertuples()]
-    ratio = 32 / total["bits_per_weight"] if total["bits_per_weight"] > 0 else math.inf
-    rows.append(["total", "", f"{total['weights']:,}", "", _num(total["bits_per_weight"], ".3f"),
-                 _grid(total["resolution"]), "32 (float32)", _num(ratio, ".1f") + "x"]
+             _num(r.bits_per_weight, ".3f")] + ([_num(r.scale_bits, ".3f")] if scales else [])
+            + [_kind(r.resolution)] + ([_num(getattr(r, CHANNEL_COLUMN), ".3f")] if channel else [])
+            for r in frame.itertuples()]
+    rows.append(["total", "", f"{total['weights']:,}", "", _num(total["bits_per_weight"], ".3f")]
+                + ([_num(total["scale_bits"], ".3f")] if scales else []) + [total.get("kind", "exact")]
                 + ([_num(total[CHANNEL_COLUMN], ".3f")] if channel else []))
-    return _bits_title(meta), heads + (["channel est."] if channel else []), rows, _bits_notes(frame, meta, total)
+    heads += ["chan est"] if channel else []
+    return _bits_title(meta), heads, rows, _bits_notes(frame, meta, total)
 
 
-def _grid(resolution: int | None) -> str:
-    return "exact" if resolution is None or resolution != resolution else f"{int(resolution)}-bit grid"
+def _kind(resolution: int | None) -> str:
+    return "exact" if resolution is None or resolution != resolution else "grid"
 
 
 def _bits_title(meta: dict) -> str:
@@ -50,35 +54,78 @@ def _bits_title(meta: dict) -> str:
 
 
 def _bits_notes(frame: pd.DataFrame, meta: dict, total: dict) -> list[str]:
-    notes = [f"total: {total['weights']:,} weights at {total['bits_per_weight']:.3f} bits/w = "
-             f"{total['kib_entropy']:,.2f} KiB entropy-coded, vs {total['kib_float32']:,.2f} KiB as float32"]
+    notes = (_total_note(frame, total), _group_note(frame), _scale_note(frame), _grid_note(frame, meta),
+             _mixed_note(total, len(frame)), _channel_note(frame))
+    return [note for note in notes if note] + list(meta.get("notes", []))
+
+
+def _total_note(frame: pd.DataFrame, total: dict) -> str:
+    bits, n = total["bits_per_weight"], total["weights"]
+    scales = total.get("scale_bits", math.nan)
+    extra = "" if scales != scales else f" (+{scales:.3f} bits/w of scales: {scales * n / 8 / 1024:,.2f} KiB)"
+    ratio = f"{32 / bits:.1f}x" if bits > 0 else "inf"
+    return (f"total: {n:,} weights at {bits:.3f} bits/w{extra} = {total['kib_entropy']:,.2f} KiB entropy-coded, "
+            f"vs {total['kib_float32']:,.2f} KiB as float32 ({ratio} smaller)")
+
+
+def _group_note(frame: pd.DataFrame) -> str:
+    if not (frame["groups"] > 1).any():
+        return ""
+    return ("per channel: bits/w is the entropy of the code within each scale group (output channel), "
+            "count-weighted; 'distinct' is the most values in one group")
+
+
+def _scale_note(frame: pd.DataFrame) -> str:
+    if not frame["scale_bits"].notna().any():
+        return ""
+    storage = sorted(set(frame.loc[frame["scale_bits"].notna(), "storage_bits"]))
+    return (f"scales: side information, one stored scale ({'/'.join(map(str, storage))} bits) per scale group, "
+            f"in bits per weight; not counted in bits/w")
+
+
+def _grid_note(frame: pd.DataFrame, meta: dict) -> str:
     grid = frame[frame["resolution"].notna()]
-    if len(grid):
-        b, limit = int(grid["resolution"].iloc[0]), meta.get("max_distinct")
-        notes.append(f"{b}-bit grid: {len(grid)} of {len(frame)} tensors have more than {limit or 0:,} distinct values "
-                     f"(continuous); their entropy is that of the weights quantised to 2^{b} uniform levels over [-a, a], "
-                     f"a = max|w| of the tensor: it grows with --resolution; 'distinct' counts the occupied levels")
-    dense = frame[frame["resolution"].isna() & (frame["distinct"] > frame["weights"] / 2)
-                  & (frame["distinct"] > 2 ** meta.get("resolution", 8))]
-    if len(dense):
-        notes.append(f"{len(dense)} tensor(s) have nearly all values distinct: their exact entropy is about log2(weights) "
-                     f"and measures their size, not their precision; a lower --max-distinct puts them on the grid")
-    if CHANNEL_COLUMN in frame:
-        notes.append("channel est.: Gaussian channel estimate 0.5*log2(1 + var(w)/(sigma*a)^2) of the noise's "
-                     "capacity per weight; an estimate, not the entropy of the weights")
-    return notes + list(meta.get("notes", []))
+    if not len(grid):
+        return ""
+    b, span = int(grid["resolution"].iloc[0]), meta.get("grid_span_std", 4)
+    return (f"grid: {len(grid)} of {len(frame)} tensors are continuous (their values barely repeat): entropy on "
+            f"2^{b} levels spanning mean +- {span:g} std of each scale group, bias-corrected; it grows with "
+            f"--resolution, and 'distinct' counts the occupied levels")
+
+
+def _mixed_note(total: dict, tensors: int) -> str:
+    if total.get("kind") != "mixed":
+        return ""
+    return (f"mixed: the total adds exact figures ({total['exact_weights']:,} weights) and grid figures "
+            f"({total['weights'] - total['exact_weights']:,} weights) of the {tensors} tensors")
+
+
+def _channel_note(frame: pd.DataFrame) -> str:
+    if CHANNEL_COLUMN not in frame:
+        return ""
+    return ("chan est: Gaussian channel estimate 0.5*log2(1 + var(w)/(sigma*a)^2) of the noise's capacity per "
+            "weight; an estimate, not the entropy of the weights")
 
 
 def render_bits(frame: pd.DataFrame, console: Console) -> None:
+    """The table at the console's width: tensor names are shortened, keeping their distinguishing end."""
     title, heads, rows, notes = bits_table(frame)
-    table = Table(title=escape(title), title_justify="left", show_edge=False, pad_edge=False)
+    names = fit_names([r[0] for r in rows[:-1]], console.width - _others_width(heads, rows))
+    console.print(title, markup=False, highlight=False)  # a line of its own: not wrapped to the table's width
+    table = Table(show_edge=False, pad_edge=False)
     for i, h in enumerate(heads):
-        table.add_column(h, justify="left" if i < 2 else "right")
+        table.add_column(h, justify="left" if i < 2 else "right", no_wrap=i > 0, overflow="fold")
     for i, row in enumerate(rows):
-        table.add_row(*map(escape, row), end_section=i == len(rows) - 2)
+        table.add_row(*map(escape, [names[i] if i < len(names) else row[0], *row[1:]]), end_section=i == len(rows) - 2)
     console.print(table)
     for note in notes:
         console.print(note, markup=False, highlight=False)
+
+
+def _others_width(heads: list[str], rows: list[list[str]]) -> int:
+    """Characters taken by every column but the first, with the separators (`` │ ``) between columns."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(heads) if i > 0]
+    return sum(widths) + 3 * len(widths)
 
 
 def bits_markdown(frame: pd.DataFrame) -> str:

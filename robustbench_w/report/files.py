@@ -4,13 +4,18 @@ Writers: ``.csv`` and ``.jsonl`` (the rows), ``.parquet`` (the rows; needs pyarr
 (``{"meta", "rows", "summary"}``), ``.md`` (the summary tables). Files are written atomically: a failed
 write leaves any earlier file of that name as it was (``load.writing.atomic_write``: the temporary file is
 fsynced before the rename and removed on every failure path).
+
+One rule for numbers that are not available (an unlabelled ``error``, a one-trial interval, ``eff_bits`` of
+a continuous point): they are NaN everywhere. CSV writes an empty field, Parquet a NaN, JSON and JSON lines
+the token ``NaN`` (infinities ``Infinity``), as Python's ``json`` module writes and reads them, so that
+``json.load`` and every pandas reader (``pd.read_json``, ``pd.DataFrame(doc["rows"])``) give float columns.
+A setting that does not apply (a bits layer's ``resolution`` where it was counted exactly) is ``null``.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import math
 import os
 from pathlib import Path
 
@@ -40,15 +45,14 @@ def check_output_path(path: Path, suffixes: tuple[str, ...] = OUTPUT_SUFFIXES) -
 
 
 def jsonable(value: object) -> object:
-    """NaN and infinities become null; numpy scalars become Python numbers."""
+    """Plain Python values for ``json.dumps``: numpy scalars become Python numbers; a number that is not
+    available stays a float NaN (written ``NaN``, as ``json`` and pandas read it), ``None`` stays null."""
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):
         value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
     return value
 
 
