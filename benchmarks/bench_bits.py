@@ -4,8 +4,8 @@
 
 Builds a model of a few large float32 tensors (about ``--weights`` weights in all, Gaussian values) and times:
 
-* ``continuous``: the model figure of the raw weights (every tensor has more than 2^16 distinct values, so each
-  is quantised to 2^8 levels over [-a, a] and counted with ``bincount``);
+* ``continuous``: the model figure of the raw weights (their values barely repeat, so each tensor is measured on
+  2^8 levels spanning mean +- 4 std, counted with ``bincount``);
 * ``sign``: the model figure of sign-distorted weights (two values per tensor, exact);
 * ``ternarize``: the same for ternarized weights (three values, exact);
 * ``quantize``: 8-bit quantized weights (255 values, exact: counted by binary search against a sample's values);

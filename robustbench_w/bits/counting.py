@@ -36,7 +36,7 @@ def value_counts(x: torch.Tensor, max_distinct: float | None = None) -> torch.Te
     is then counted against them (one comparison pass per value for a few values, a binary search
     otherwise), and only the values the sample missed are sorted."""
     limit = math.inf if max_distinct is None else max_distinct
-    size = max(SAMPLE, 2 * int(min(limit, 1 << 20)) + 1)
+    size = SAMPLE if limit == math.inf else max(SAMPLE, 2 * int(min(limit, 1 << 20)) + 1)
     if x.numel() <= size:
         return _unique_counts(x, limit)
     sample = _unique_counts(x[:: x.numel() // size][:size], limit, values=True)
@@ -111,6 +111,9 @@ def grid_counts(rows: torch.Tensor, resolution: int) -> torch.Tensor:
         block = slice(r0, r0 + per)
         for c0 in range(0, cols, CHUNK):
             part = rows[block, c0:c0 + CHUNK]
+            if not finite:  # infinities go to the end levels (0 * inf would be NaN for a constant row)
+                big = torch.finfo(part.dtype).max
+                part = torch.nan_to_num(part, nan=math.nan, posinf=big, neginf=-big)
             y = _levels(part, base[block], step[block]).clamp_(0, levels - 0.5)  # truncated below: floor
             codes = (y if finite else y.nan_to_num_(nan=float(levels))).to(code_type)
             if len(part) > 1:
