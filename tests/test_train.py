@@ -289,3 +289,21 @@ def test_checkpoint_of_a_torchvision_architecture_loads(tmp_path):
     assert loaded.arch == "resnet18" and loaded.module.fc.out_features == 4
     state = model.state_dict()
     assert all(torch.equal(v, state[k]) for k, v in loaded.module.state_dict().items())
+
+
+@pytest.mark.parametrize("schedule, first, last", [
+    ("constant", 0.01, 0.01),
+    ("cosine", 0.01, 0.01 * (1 + math.cos(math.pi * 3 / 4)) / 2),
+    ("exp", 0.01, 0.01 * 1e-3),
+])
+def test_learning_rate_schedules(schedule, first, last):
+    rec = train(TrainConfig(epochs=4, lr=0.01, schedule=schedule, device="cpu")).record
+    assert len(rec["epoch_lr"]) == 4
+    assert rec["epoch_lr"][0] == pytest.approx(first) and rec["epoch_lr"][-1] == pytest.approx(last)
+    assert all(a >= b for a, b in zip(rec["epoch_lr"], rec["epoch_lr"][1:]))  # never rises
+
+
+def test_default_recipe_decays_the_learning_rate():
+    config = TrainConfig()
+    assert (config.lr, config.schedule, config.epochs, config.batch_size) == (1e-2, "cosine", 40, 64)
+    assert train(TrainConfig(epochs=1, schedule="exp", device="cpu")).record["epoch_lr"] == [1e-2]  # one epoch: no decay

@@ -1,4 +1,4 @@
-"""``wrobust reproduce``: the paper's grid, training rule x test-time distortion, as a report."""
+"""``wrobust reproduce``: the paper's grid (training rule x seed x test-time distortion) and its five claims."""
 
 from __future__ import annotations
 
@@ -6,12 +6,16 @@ from pathlib import Path
 
 import click
 
-from ..paper.report import copy_models, output_dirs, render_grid, write_grid
-from ..paper.reproduce import DEFAULT_RULES, GRID_DISTORTIONS, GridConfig, with_overrides
+from ..paper.console import render_grid
+from ..paper.grid import (CURVES, DEFAULT_RULES, PAPER_COLUMNS, QUICK_SEEDS, QUICK_TRIALS, SEEDS, TRIALS, WITHIN,
+                          GridConfig)
+from ..paper.report import copy_models, output_dirs, write_grid
 from ..paper.reproduce import reproduce as run_grid
+from ..paper.reproduce import with_overrides
+from ..paper.train import SCHEDULES
 from ..report.console import stdout_console
 from .app import cli
-from .options import data_root_options, device_option, list_items, output_option, quiet_option, seed_option
+from .options import data_root_options, device_option, list_items, output_option, quiet_option
 from .train import data_source, train_bars
 
 
@@ -37,25 +41,36 @@ class SpecList(click.ParamType):
 @click.option("--dataset", default="digits", show_default=True, metavar="NAME")
 @click.option("--rules", type=SpecList(), default=",".join(DEFAULT_RULES), show_default=True,
               help="Training rules (none, clip, or projection specs with their strength).")
-@click.option("--distortions", type=SpecList(), default=",".join(GRID_DISTORTIONS), show_default=True,
-              help="Test-time distortions, each over its default grid.")
+@click.option("--distortions", type=SpecList(), default=",".join(CURVES), show_default=True,
+              help="Test-time distortions swept over their whole default grids (results.csv, the figure).")
+@click.option("--at", type=SpecList(), default=",".join(PAPER_COLUMNS), show_default=True,
+              help="The table's columns: distortions at one strength each (the paper's, by default).")
+@click.option("--seeds", type=click.IntRange(min=1), default=None, metavar="N",
+              help=f"Training seeds per rule: --seed, --seed + 1, ... [default: {SEEDS}; {QUICK_SEEDS} with --quick].")
 @click.option("--trials", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Draws per strength of a random distortion [default: 5; 3 with --quick].")
-@click.option("--quick", is_flag=True, help="Fewer epochs and trials (digits: well under a minute on a laptop CPU).")
-@click.option("--arch", default=None, metavar="NAME", help="Architecture [default: the dataset's preset].")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, metavar="N", help="[default: the dataset's preset]")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, metavar="X")
+              help=f"Draws per strength of a random distortion [default: {TRIALS}; {QUICK_TRIALS} with --quick].")
+@click.option("--quick", is_flag=True,
+              help="Fewer seeds and trials, same recipe (digits: the full run's first models, under 2 minutes).")
+@click.option("--within", type=click.FloatRange(min=0), default=WITHIN, show_default=True, metavar="K",
+              help="Claim 5: the fewest bits at which a rule's error stays within K points of its clean error.")
+@click.option("--arch", default=None, metavar="NAME", help="Architecture [default: the dataset's recipe].")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, metavar="N", help="[default: the dataset's recipe]")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, metavar="X",
+              help="Initial learning rate (Adam) [default: the dataset's recipe].")
+@click.option("--schedule", type=click.Choice(SCHEDULES), default=None,
+              help="Learning-rate schedule over the epochs [default: the dataset's recipe].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, metavar="N")
 @click.option("--clip", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True, metavar="C")
 @device_option
-@seed_option
+@click.option("--seed", type=int, default=0, show_default=True, help="The first training seed.")
 @data_root_options
-@output_option("Write DIR/results.csv, summary.csv, report.md, the checkpoints in DIR/models/ and, with "
-               "matplotlib installed, figure.png.", None, folder=True)
+@output_option("Write DIR/report.md, claims.json, results.csv, summary.csv, the checkpoints in "
+               "DIR/models/RULE-seedN.pt and, with matplotlib installed, figure.png.", None, folder=True)
 @quiet_option
 def reproduce(outputs: tuple[Path, ...], quiet: bool, data_root: Path | None, download: bool, **options) -> None:
-    """Train one model per rule and sweep each under the paper's test-time distortions
-    (Merolla et al. 2016): a table of rule x distortion, and what it shows."""
+    """Train each rule with several seeds, sweep each model under the paper's test-time distortions
+    (Merolla et al. 2016), and test the paper's five claims: a verdict for each (shown, not shown,
+    inconclusive), from intervals over training seeds."""
     config = with_overrides(GridConfig(data_options=data_source(data_root, download)), **options)
     with output_dirs(outputs) as dirs, train_bars(quiet, keep=False) as bars:
         result = run_grid(config, dirs[0] if dirs else None, bars)

@@ -41,8 +41,9 @@ training_options = compose(
     click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-2, show_default=True, metavar="X"),
     click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, metavar="N"),
     click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="adam", show_default=True),
-    click.option("--schedule", type=click.Choice(SCHEDULES), default="constant", show_default=True,
-                 help="Learning-rate schedule over the epochs."),
+    click.option("--schedule", type=click.Choice(SCHEDULES), default="cosine", show_default=True,
+                 help="Learning-rate schedule over the epochs: constant; cosine, from --lr to 0; exp, from --lr "
+                      "to --lr/1000 (BinaryConnect's)."),
     click.option("--init", type=click.Choice(INITS), default="uniform", show_default=True,
                  help="uniform: hidden weights ~ U(-C, C), filling the clip range; default: the architecture's own."),
     click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True, metavar="X"),
@@ -60,7 +61,7 @@ training_options = compose(
 @click.option("-p", "--projection", default="none", show_default=True, metavar="SPEC",
               help="Training rule: none, clip (clipping only), or a distortion spec with its strength "
                    "(sign, round, stoch, power:beta=0.5, stochm:gamma=0.5, ...).")
-@click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True, metavar="N")
+@click.option("--epochs", type=click.IntRange(min=1), default=40, show_default=True, metavar="N")
 @training_options
 @seed_option
 @data_root_options

@@ -3,14 +3,19 @@
 In: a dataset and training rules (Merolla et al. 2016, arXiv:1606.01981: none, clip, sign, round, power,
 stoch, stochm). Out: trained checkpoints, and the grid of rule x test-time distortion with its report.
 Files: :mod:`.train` (BinaryConnect-style training: hidden weights, projected forward pass,
-straight-through gradient, clipping), :mod:`.reproduce` (the grid), :mod:`.report` (its tables, findings
-and files), :mod:`.figure` (its figure).
+straight-through gradient, clipping), :mod:`.grid` (what the grid runs: rules, recipe, seeds, curves,
+columns), :mod:`.reproduce` (the run), :mod:`.cells` (numbers over training seeds and trials, intervals),
+:mod:`.claims` (the five claims and their verdicts), :mod:`.report` (``report.md``, ``claims.json`` and the
+other files), :mod:`.console` (the terminal view), :mod:`.figure` (the figure).
 """
 
 from ..registry import lazy_exports
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "train": ("train", "TrainConfig", "TrainResult", "TrainProgress"),
-    "reproduce": ("reproduce", "GridConfig", "GridResult"),
-    "report": ("write_grid", "render_grid"),
+    "grid": ("GridConfig",),
+    "reproduce": ("reproduce", "GridResult"),
+    "claims": ("Claim",),
+    "report": ("write_grid",),
+    "console": ("render_grid",),
 })

@@ -1,8 +1,9 @@
 """Figures (matplotlib, optional: ``pip install 'robustbench_w[plot]'``).
 
-:func:`plot_grid` draws the reproduce grid: one panel per distortion with a strength, test error against
-strength, one line per training rule (mean over trials, with the 95% interval as a band), and one panel of
-bars for the clean model and the distortions without a strength.
+:func:`plot_grid` draws the reproduce grid from its summary (:func:`.cells.summarize_cells`): one panel of
+bars for the clean model and the distortions without a strength (the interval as an error bar), and one
+panel per distortion with a strength, test error against strength over the whole curve, one line per
+training rule (mean over seeds and trials, the interval as a band). Three panels per row.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import math
 from pathlib import Path
 
 import pandas as pd
+
+PER_ROW = 3
 
 
 def plot_grid(summary: pd.DataFrame, path: Path) -> Path | None:
@@ -23,12 +26,17 @@ def plot_grid(summary: pd.DataFrame, path: Path) -> Path | None:
     except ImportError:
         return None
     curves = [spec for spec, g in summary.groupby("spec", sort=False) if g["strength"].notna().any()]
-    fig, axes = plt.subplots(1, len(curves) + 1, figsize=(4 * (len(curves) + 1), 3.4), squeeze=False)
+    panels = len(curves) + 1
+    rows, cols = math.ceil(panels / PER_ROW), min(panels, PER_ROW)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    flat = [ax for row in axes for ax in row]
     rules = list(dict.fromkeys(summary["rule"]))
-    _bars(axes[0][0], summary[summary["strength"].isna()], rules)
-    for ax, spec in zip(axes[0][1:], curves):
+    _bars(flat[0], summary[summary["strength"].isna()], rules)
+    for ax, spec in zip(flat[1:], curves):
         _curves(ax, summary[summary["spec"] == spec], rules, spec)
-    axes[0][-1].legend(fontsize="small", loc="best")
+    for ax in flat[panels:]:
+        ax.axis("off")
+    flat[0].legend(fontsize="small", loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -39,9 +47,11 @@ def _bars(ax, points: pd.DataFrame, rules: list[str]) -> None:
     specs = list(dict.fromkeys(points["spec"]))
     width = 0.8 / max(len(rules), 1)
     for i, rule in enumerate(rules):
-        mine = points[points["rule"] == rule].set_index("spec")
-        values = [100 * mine["error_mean"].get(s, math.nan) for s in specs]
-        ax.bar([j + i * width for j in range(len(specs))], values, width, label=rule)
+        mine = points[points["rule"] == rule].set_index("spec").reindex(specs)
+        mean = 100 * mine["error_mean"]
+        err = [(mean - 100 * mine["error_low"]).fillna(0).clip(lower=0),
+               (100 * mine["error_high"] - mean).fillna(0).clip(lower=0)]
+        ax.bar([j + i * width for j in range(len(specs))], mean, width, yerr=err, capsize=2, label=rule)
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(specs))], [("clean" if s == "none" else s) for s in specs])
     ax.set_ylabel("test error %")
     ax.set_title("no strength")
@@ -51,9 +61,10 @@ def _curves(ax, points: pd.DataFrame, rules: list[str], spec: str) -> None:
     for rule in rules:
         g = points[points["rule"] == rule].sort_values("strength")
         line, = ax.plot(g["strength"], 100 * g["error_mean"], marker="o", markersize=3, label=rule)
-        low, high = g["error_ci_low"], g["error_ci_high"]
+        low, high = g["error_low"], g["error_high"]
         if low.notna().any():
             ax.fill_between(g["strength"], 100 * low.fillna(g["error_mean"]), 100 * high.fillna(g["error_mean"]),
                             color=line.get_color(), alpha=0.15, linewidth=0)
     ax.set_xlabel(points["strength_name"].iloc[0] or "strength")
+    ax.set_ylabel("test error %")
     ax.set_title(spec)

@@ -1,227 +1,127 @@
-"""Rendering of the reproduce grid (:mod:`robustbench_w.reproduce`): the rule x distortion table, the
-statements it supports, Markdown, the terminal table and the files of ``wrobust reproduce -o DIR``.
+"""The report of the reproduce grid (:mod:`.reproduce`): ``report.md``, ``claims.json``, ``results.csv``,
+``summary.csv`` and ``figure.png`` in ``wrobust reproduce -o DIR``, and the terminal view (:mod:`.console`).
 
-A statement compares one rule's error with rule ``none``'s under the same distortion at the same strength:
-the difference counts when it exceeds ``sqrt(Z^2 p1(1-p1)/n + Z^2 p2(1-p2)/n + h1^2 + h2^2)`` with
-``Z = 1.96``: the binomial error of the test set (taken as independent for the two models, which is
-conservative since both see the same images) and ``h``, the half-width of the 95% interval over the trials
-of a random distortion (Student t, as in the table).
+Every number in the report comes from the rows: cells and per-seed quantities from :mod:`.cells`, verdicts
+from :mod:`.claims`; the report only formats them.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-import pandas as pd
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
-
-from ..distortions import get_distortion
 from ..errors import InputFileError
 from ..report.files import atomic_write
 from ..report.text import pct
-from .reproduce import GridResult, representative
-from .train import RULE_CLIP, RULE_NONE
+from .cells import LEVEL, Interval, cell, fewest_bits
+from .claims import COMPARISON, VERDICT, Claim, Comparison, claims_json
+from .grid import Column
+from .reproduce import GridResult
 
-Z = 1.96
-CLAIM_DISTORTIONS = ("sign", "round", "addnorm")  # the paper's headline test-time distortions
-
-
-def columns(summary: pd.DataFrame) -> list[tuple[str, str, float]]:
-    """``(label, spec, strength)`` of each table column: the clean model, then each distortion at its
-    representative strength (the middle of its grid)."""
-    cols = [("clean", "none", math.nan)]
-    for spec, g in summary[summary["distortion"] != "none"].groupby("spec", sort=False):
-        info = get_distortion(spec).info
-        if info.parameterless:
-            cols.append((spec, spec, math.nan))
-            continue
-        s = representative(list(dict.fromkeys(g["strength"])), info.identity)
-        cols.append((f"{spec} {info.strength}={s:g}", spec, s))
-    return cols
+INTERVAL_NOTE = (f"Intervals: the central {LEVEL:.0%} (2.5th to 97.5th percentile) of the values over training "
+                 "seeds, and over the trials of a random distortion; a per-seed quantity (spread, mean error, fewest "
+                 "bits) is computed for each seed and its interval is over the seeds. Two intervals that do not "
+                 "overlap mean that every seed (and draw) of one rule did better than every one of the other; "
+                 "intervals that overlap make a comparison inconclusive. No threshold is tuned. For values one per "
+                 "seed, the chance that all of one rule's lie below all of another's when the two rules do not "
+                 "differ is 1 in 20 with 3 seeds each, 1 in 6 with 2 (--quick): weaker evidence, the same rule.")
 
 
-def cell(summary: pd.DataFrame, rule: str, spec: str, strength: float) -> pd.Series | None:
-    sel = (summary["rule"] == rule) & (summary["spec"] == spec)
-    sel &= summary["strength"].isna() if math.isnan(strength) else summary["strength"] == strength
-    found = summary[sel]
-    return None if found.empty else found.iloc[0]
-
-
-def error_text(row: pd.Series | None) -> str:
-    """``mean`` in %, with the 95% interval over trials where the point is random and the trials differ."""
-    if row is None:
+def interval_text(iv: Interval, scale: float = 100, digits: int = 1) -> str:
+    """``mean [low, high]`` (``mean`` alone without an interval, ``-`` without values)."""
+    if math.isnan(iv.mean):
         return "-"
-    low, high = row.error_ci_low, row.error_ci_high
-    if math.isnan(low) or math.isnan(high) or low == high:
-        return pct(row.error_mean, 1)
-    return f"{pct(row.error_mean, 1)} [{pct(low, 1)}, {pct(high, 1)}]"
+    mean = f"{scale * iv.mean:.{digits}f}"
+    return mean if not iv.defined else f"{mean} [{scale * iv.low:.{digits}f}, {scale * iv.high:.{digits}f}]"
 
 
-def round_bits(result: GridResult, rule: str) -> float:
-    """Effective bits per weight of ``round`` for one rule: the sweep's ``eff_bits`` column."""
-    row = cell(result.summary, rule, "round", math.nan)
-    if row is None or "eff_bits" not in row.index:
-        return math.nan
-    return float(row["eff_bits"])
+def cell_matrix(result: GridResult) -> tuple[list[Column], dict[str, list[Interval]]]:
+    """The table's columns (clean first) and, per rule, its error interval in each."""
+    columns = result.grid.columns
+    return columns, {rule: [cell(result.rows, rule, c) for c in columns] for rule in result.grid.rules}
 
 
-def grid_table(result: GridResult) -> tuple[list[str], list[list[str]]]:
-    """Headers and rows: one row per rule, one column per distortion, then ``round`` bits per weight."""
-    cols = columns(result.summary)
-    heads = ["rule", *(f"{label} err %" for label, _, _ in cols), "round bits/w"]
-    body = []
-    for rule in result.meta["rules"]:
-        cells = [error_text(cell(result.summary, rule, spec, s)) for _, spec, s in cols]
-        bits = round_bits(result, rule)
-        body.append([rule, *cells, "-" if math.isnan(bits) else f"{bits:.3f}"])
-    return heads, body
+# ------------------------------------------------------------------ Markdown
 
 
-# ------------------------------------------------------------------ statements from the numbers
-
-def compare(a: pd.Series, b: pd.Series, n: int) -> int:
-    """-1: ``a`` has clearly lower error than ``b`` (on ``n`` test images); 1: clearly higher; 0: no clear
-    difference. The margin is ``sqrt(sum of (Z * binomial se)^2 + sum of (trial CI half-width)^2)``."""
-    diff = a.error_mean - b.error_mean
-    if math.isnan(diff):
-        return 0
-    margin = math.sqrt(sum(_binomial(r, n) + _half_width(r) ** 2 for r in (a, b)))
-    margin = max(margin, 1e-12)
-    return -1 if diff < -margin else 1 if diff > margin else 0
-
-
-def _binomial(r: pd.Series, n: int) -> float:
-    p = r.error_mean
-    return Z ** 2 * p * (1 - p) / max(n, 1)
-
-
-def _half_width(r: pd.Series) -> float:
-    """Half-width of the 95% interval over trials (0 for an exact point or one without an interval)."""
-    low, high = r.error_ci_low, r.error_ci_high
-    if math.isnan(low) or math.isnan(high):
-        return 0.0
-    return max(r.error_mean - low, high - r.error_mean)
-
-
-def findings(result: GridResult) -> list[str]:
-    """Plain statements: for each rule, is its error under sign, round and addnorm lower than rule none's?"""
-    rules = result.meta["rules"]
-    if RULE_NONE not in rules:
-        return ["Rule `none` was not trained, so no rule can be compared with ordinary training."]
-    cols = [c for c in columns(result.summary) if get_distortion(c[1]).name in CLAIM_DISTORTIONS]
-    if not cols:
-        return [f"None of {', '.join(CLAIM_DISTORTIONS)} was swept, so the paper's claims were not tested."]
-    lines, shown = [], []
-    for rule in (r for r in rules if r != RULE_NONE):
-        verdict, text = rule_finding(result, rule, cols)
-        lines.append(text)
-        shown.append((rule, verdict))
-    return [overall(result, shown, [c[0] for c in cols]), *lines, *baseline_notes(result, cols)]
-
-
-def rule_finding(result: GridResult, rule: str, cols: list) -> tuple[str, str]:
-    parts, signs = [], []
-    for label, spec, s in cols:
-        a, b = cell(result.summary, rule, spec, s), cell(result.summary, RULE_NONE, spec, s)
-        if a is None or b is None:
-            continue
-        sign = compare(a, b, result.meta["n_test"])
-        signs.append(sign)
-        word = {-1: "lower", 0: "no clear difference", 1: "higher"}[sign]
-        parts.append(f"{label}: {pct(a.error_mean, 1)}% vs {pct(b.error_mean, 1)}% ({word})")
-    verdict = ("shows" if signs and all(x < 0 for x in signs) else
-               "does not show" if not any(x < 0 for x in signs) else "shows in part")
-    claim = "clipping alone gives robustness" if rule == RULE_CLIP else "training with this projection gives robustness"
-    return verdict, f"- `{rule}` vs `none`: {'; '.join(parts)}. The claim that {claim} {verdict} here."
-
-
-def overall(result: GridResult, shown: list[tuple[str, str]], compared: list[str]) -> str:
-    dataset, under = result.meta["dataset"], ", ".join(compared)
-    full = [r for r, v in shown if v == "shows"]
-    part = [r for r, v in shown if v == "shows in part"]
-    none = [r for r, v in shown if v == "does not show"]
-    if full and not part and not none:
-        return (f"On {dataset}, every rule has a clearly lower error than ordinary training (`none`) under "
-                f"{under}: the paper's claims show.")
-    if not full and not part:
-        return (f"On {dataset}, the paper's claims do not show: no rule has a clearly lower error than ordinary "
-                f"training (`none`) under {under}.")
-    bits = [f"they show for {_names(full)}" if full else "", f"in part for {_names(part)}" if part else "",
-            f"not for {_names(none)}" if none else ""]
-    return f"On {dataset}, the paper's claims show only in part: " + ", ".join(b for b in bits if b) + "."
-
-
-def _names(rules: list[str]) -> str:
-    return ", ".join(f"`{r}`" for r in rules)
-
-
-def baseline_notes(result: GridResult, cols: list) -> list[str]:
-    """Where ordinary training is itself robust (its error under a distortion is not clearly above its clean
-    error), there is nothing for another rule to improve: say so."""
-    clean = cell(result.summary, RULE_NONE, "none", math.nan)
-    if clean is None:
-        return []
-    robust = [label for label, spec, s in cols
-              if (r := cell(result.summary, RULE_NONE, spec, s)) is not None and compare(r, clean, result.meta["n_test"]) <= 0]
-    if not robust:
-        return []
-    return [f"- Rule `none` is already robust to {', '.join(robust)} on this dataset (no clear rise over its "
-            f"clean error of {pct(clean.error_mean, 1)}%), so no rule can do clearly better there."]
-
-
-# ------------------------------------------------------------------ Markdown, terminal, files
-
-def header_lines(result: GridResult) -> list[str]:
+def recipe_line(result: GridResult) -> str:
     m = result.meta
-    return [f"dataset `{m['dataset']}` ({m['n_test']} test images), arch `{m['arch']}`, {m['epochs']} epochs, "
-            f"{m['optimizer']} lr {m['lr']:g} ({m['schedule']}), batch {m['batch_size']}, hidden weights "
-            f"clipped to [-{m['clip']:g}, {m['clip']:g}] (not for `none`), init {m['init']}, seed {m['seed']}, "
-            f"{m['trials']} trials per random point; {m['elapsed_s']:.0f} s in all."]
+    seeds = ", ".join(map(str, m["seeds"]))
+    return (f"Dataset `{m['dataset']}` ({m['n_test']} test images), arch `{m['arch']}`; recipe: {m['optimizer']} "
+            f"lr {m['lr']:g} with a `{m['schedule']}` schedule, {m['epochs']} epochs, batch {m['batch_size']}, hidden "
+            f"weights initialised {m['init']} and clipped to [-{m['clip']:g}, {m['clip']:g}] (not for `none`); the same "
+            f"for every rule. Training seeds {seeds} ({len(m['seeds'])} per rule); {m['trials']} trials per random "
+            f"point; claim 5 within {m['within']:g} points; {m['elapsed_s']:.0f} s in all"
+            f"{' (--quick)' if m['quick'] else ''}.")
 
 
-def training_lines(result: GridResult) -> list[str]:
-    heads = ["rule", "final train loss", "clean test error %", "projected test error %", "train s"]
+def claims_markdown(claims: list[Claim]) -> list[str]:
+    lines = ["| # | claim | verdict |", "|---|---|---|"]
+    lines += [f"| {c.number} | {c.title} | **{c.verdict}** |" for c in claims]
+    for c in claims:
+        lines += ["", f"### ({c.number}) {c.title}: {c.verdict}", "", f"Tested: {c.test}.", ""]
+        for part in c.parts:
+            lines.append(f"- {part.name} ({part.quantifier}): **{VERDICT[part.outcome]}**")
+            lines += [f"  - {comparison_text(x)}" for x in part.comparisons]
+        lines += ["", c.note] if c.note else []
+    return [*lines, ""]
+
+
+def comparison_text(x: Comparison) -> str:
+    scale, unit, digits = (1, " bits", 2) if x.left.measure == "fewest bits" else (100, "%", 1)
+    left, right = (interval_text(q.interval, scale, digits) for q in (x.left, x.right))
+    return (f"{x.left.label} {left}{unit} {x.relation} {x.right.label} {right}{unit}: "
+            f"{COMPARISON[x.outcome]}")
+
+
+def table_markdown(result: GridResult) -> list[str]:
+    columns, matrix = cell_matrix(result)
+    heads = ["rule", *(("clean" if i == 0 else c.label) for i, c in enumerate(columns))]
     lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
-    for rule, rec in result.training.items():
-        lines.append(f"| {rule} | {rec['loss'][-1]:.4f} | {pct(rec['test_error'], 2)} | "
-                     f"{pct(rec['test_error_projected'], 2)} | {rec['train_s']:.1f} |")
+    lines += [f"| {rule} | " + " | ".join(interval_text(iv) for iv in cells) + " |" for rule, cells in matrix.items()]
+    return lines
+
+
+def bits_markdown(result: GridResult) -> list[str]:
+    within = result.config.within
+    lines = ["| rule | fewest bits/weight | per seed: point (error %) |", "|---|---|---|"]
+    for rule in result.grid.rules:
+        found = fewest_bits(result.rows, rule, within)
+        per_seed = "; ".join(f"{p} ({pct(e, 1)})" for p, e in zip(found.points, found.errors)) or "-"
+        lines.append(f"| {rule} | {interval_text(found.interval, 1, 2)} | {per_seed} |")
+    return lines
+
+
+def training_markdown(result: GridResult) -> list[str]:
+    heads = ["rule", "seed", "final train loss", "clean test error %", "projected test error %", "train s"]
+    lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
+    for rule, by_seed in result.training.items():
+        for seed, rec in by_seed.items():
+            lines.append(f"| {rule} | {seed} | {rec['loss'][-1]:.4f} | {pct(rec['test_error'], 2)} | "
+                         f"{pct(rec['test_error_projected'], 2)} | {rec['train_s']:.1f} |")
     return lines
 
 
 def grid_markdown(result: GridResult, figure: str | None = None) -> str:
-    heads, body = grid_table(result)
-    lines = ["# Training rule x test-time distortion (Merolla et al. 2016, arXiv:1606.01981)", "",
-             *header_lines(result), "", "Test error in % (mean [95% CI over trials] where the distortion is random) "
-             "of the model trained with each rule, under each test-time distortion at a representative strength "
-             "(the middle of its grid; every strength is in `results.csv`).", "",
-             "| " + " | ".join(heads) + " |", "|" + "---|" * len(heads), *("| " + " | ".join(r) + " |" for r in body),
-             "", "## What the grid shows", "", *findings(result), "",
-             "(A difference counts when it exceeds the 95% margins of both errors combined: the binomial error of "
-             "the test set and the interval over trials; nothing is tuned per rule: same architecture, initialisation, optimiser, epochs and seed.)", "",
-             "## Training", "", *training_lines(result), "",
-             "`projected test error`: the test error with the training projection applied (one draw for a random rule); "
-             "the checkpoints hold the hidden weights, which every other column evaluates.", ""]
+    lines = [f"# Merolla et al. 2016 (arXiv:1606.01981) on {result.meta['dataset']}: training rule x test-time "
+             "distortion", "", recipe_line(result), "", "## Claims", "", *claims_markdown(result.claims),
+             INTERVAL_NOTE, "", "## Test error at the paper's strengths", "",
+             "Test error in %, mean [interval] over training seeds (and trials of a random distortion), of the "
+             "model trained with each rule (its hidden weights), clean and under each test-time distortion. The "
+             "whole curves are in `results.csv` and `summary.csv`.", "", *table_markdown(result), "",
+             f"## Fewest effective bits within {result.config.within:g} points of the clean error (claim 5)", "",
+             *bits_markdown(result), "", "## Training", "", *training_markdown(result), "",
+             "`projected test error`: with the training projection applied (one draw for a random rule); the "
+             "checkpoints hold the hidden weights, which every other number evaluates.", ""]
     if figure:
         lines += [f"![error vs strength per rule]({figure})", ""]
     return "\n".join(lines)
 
 
-def render_grid(result: GridResult, console: Console) -> None:
-    heads, body = grid_table(result)
-    table = Table(title=escape(f"test error % by training rule ({result.meta['dataset']})"), title_justify="left",
-                  show_edge=False, pad_edge=False)
-    for i, h in enumerate(heads):
-        table.add_column(escape(h), justify="left" if i == 0 else "right")
-    for row in body:
-        table.add_row(*map(escape, row))
-    console.print(table)
-    for line in findings(result):
-        console.print(line, markup=False, highlight=False)
+# ------------------------------------------------------------------ files
 
 
 @contextmanager
@@ -261,12 +161,20 @@ def prepare_dir(out_dir: Path) -> Path:
     return out_dir
 
 
+def claims_document(result: GridResult) -> dict:
+    """``claims.json``: the run's meta (recipe, seeds, trials, within), how intervals are made, the claims."""
+    return {"meta": result.meta, "interval": {"level": LEVEL, "kind": "percentile", "note": INTERVAL_NOTE},
+            "claims": claims_json(result.claims)}
+
+
 def write_grid(result: GridResult, out_dir: Path) -> list[Path]:
-    """``results.csv`` (every row, with ``rule``), ``summary.csv``, ``figure.png`` (with matplotlib) and
-    ``report.md`` in ``out_dir``."""
+    """``results.csv`` (every row, with ``rule`` and ``train_seed``), ``summary.csv`` (cells over seeds and
+    trials), ``claims.json``, ``figure.png`` (with matplotlib) and ``report.md`` in ``out_dir``."""
     out_dir = prepare_dir(out_dir)
+    document = json.dumps(claims_document(result), indent=2, allow_nan=False)
     written = [atomic_write(out_dir / "results.csv", lambda p: result.rows.to_csv(p, index=False)),
-               atomic_write(out_dir / "summary.csv", lambda p: result.summary.to_csv(p, index=False))]
+               atomic_write(out_dir / "summary.csv", lambda p: result.summary.to_csv(p, index=False)),
+               atomic_write(out_dir / "claims.json", lambda p: p.write_text(document + "\n"))]
     from .figure import plot_grid
 
     figure = plot_grid(result.summary, out_dir / "figure.png")

@@ -47,7 +47,8 @@ from ..load.device import resolve_device
 RULE_NONE, RULE_CLIP = "none", "clip"
 OPTIMIZERS = ("adam", "sgd")
 INITS = ("uniform", "default")
-SCHEDULES = ("constant", "cosine")
+SCHEDULES = ("constant", "cosine", "exp")
+EXP_FINAL = 1e-3  # schedule "exp": the last epoch runs at lr * EXP_FINAL (BinaryConnect decays by about 1,000)
 
 
 class TrainingDiverged(InvalidValueError):
@@ -156,13 +157,13 @@ class TrainConfig:
     arch: str = "mlp"
     projection: str = RULE_NONE
     clip: float = 1.0
-    epochs: int = 20
+    epochs: int = 40
     lr: float = 1e-2
     batch_size: int = 64
     optimizer: str = "adam"
     seed: int = 0
     init: str = "uniform"
-    schedule: str = "constant"
+    schedule: str = "cosine"
     weight_decay: float = 0.0
     arch_kwargs: dict = field(default_factory=dict)
     data_options: dict = field(default_factory=dict)
@@ -304,16 +305,17 @@ def check_fits(model: nn.Module, arch: str, data: EvalSet) -> None:
 
 def fit(model: nn.Module, projector: Projector, train_set: EvalSet, test_set: EvalSet, config: TrainConfig,
         device: torch.device, progress: TrainProgress) -> dict:
-    """The epochs: per-epoch mean training loss and test error (of the hidden weights)."""
+    """The epochs: per-epoch learning rate, mean training loss and test error (of the hidden weights)."""
     x = train_set.normalization.apply(train_set.x).to(device)
     y = train_set.y.to(device)
     evaluator = Evaluator(model, test_set, 1024, device)
     opt = make_optimizer(config, model)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, config.epochs) if config.schedule == "cosine" else None
+    sched = make_scheduler(config, opt)
     shuffle = torch.Generator().manual_seed(derive_seed(config.seed, "shuffle"))
     draws = torch.Generator(device=device).manual_seed(derive_seed(config.seed, "projection"))
-    losses, errors = [], []
+    losses, errors, lrs = [], [], []
     for epoch in range(config.epochs):
+        lrs.append(opt.param_groups[0]["lr"])
         batches = batch_indices(len(x), config.batch_size, shuffle)
         progress.epoch_start(epoch, config.epochs, len(batches))
         losses.append(run_epoch(model, projector, opt, x, y, batches, draws, lambda i: progress.step(epoch, i, len(batches))))
@@ -324,7 +326,7 @@ def fit(model: nn.Module, projector: Projector, train_set: EvalSet, test_set: Ev
             sched.step()
     projected = test_error(model, evaluator, projector, torch.Generator(device=device).manual_seed(
         derive_seed(config.seed, "test-projection")))
-    return {"loss": losses, "epoch_test_error": errors, "test_error": errors[-1], "test_error_projected": projected}
+    return {"epoch_lr": lrs, "loss": losses, "epoch_test_error": errors, "test_error": errors[-1], "test_error_projected": projected}
 
 
 def check_converging(loss: float, epoch: int, config: TrainConfig) -> None:
@@ -338,6 +340,17 @@ def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimiz
     if config.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
     return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+def make_scheduler(config: TrainConfig, opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The learning rate per epoch (stepped after each): ``constant``; ``cosine`` from ``lr`` towards 0;
+    ``exp``: ``lr * EXP_FINAL^(e / (epochs - 1))`` at epoch ``e``, so the last epoch runs at ``lr * EXP_FINAL``
+    (BinaryConnect's exponential decay, Courbariaux et al. 2015)."""
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, config.epochs)
+    if config.schedule == "exp" and config.epochs > 1:
+        return torch.optim.lr_scheduler.ExponentialLR(opt, EXP_FINAL ** (1 / (config.epochs - 1)))
+    return None
 
 
 def batch_indices(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
