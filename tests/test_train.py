@@ -307,3 +307,25 @@ def test_default_recipe_decays_the_learning_rate():
     config = TrainConfig()
     assert (config.lr, config.schedule, config.epochs, config.batch_size) == (1e-2, "cosine", 40, 64)
     assert train(TrainConfig(epochs=1, schedule="exp", device="cpu")).record["epoch_lr"] == [1e-2]  # one epoch: no decay
+
+
+def test_training_runs_on_a_fixed_number_of_cpu_threads(monkeypatch):
+    import robustbench_w.paper.train as tr
+
+    seen = []
+    original = tr.run_epoch
+
+    def watched(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(tr, "run_epoch", watched)
+    torch.set_num_threads(2)
+    rec = train(TrainConfig(epochs=1, device="cpu")).record
+    assert seen == [1] and rec["threads"] == 1 and torch.get_num_threads() == 2  # restored afterwards
+    with tr.cpu_threads(3):
+        assert torch.get_num_threads() == 3
+    with tr.cpu_threads(None):
+        assert torch.get_num_threads() == 2
+    with pytest.raises(InvalidValueError, match="--threads"):
+        train(TrainConfig(epochs=1, threads=0, device="cpu"))

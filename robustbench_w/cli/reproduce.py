@@ -7,8 +7,17 @@ from pathlib import Path
 import click
 
 from ..paper.console import render_grid
-from ..paper.grid import (CURVES, DEFAULT_RULES, PAPER_COLUMNS, QUICK_SEEDS, QUICK_TRIALS, SEEDS, TRIALS, WITHIN,
-                          GridConfig)
+from ..paper.grid import (
+    CURVES,
+    DEFAULT_RULES,
+    PAPER_COLUMNS,
+    QUICK_SEEDS,
+    QUICK_TRIALS,
+    SEEDS,
+    TRIALS,
+    WITHIN,
+    GridConfig,
+)
 from ..paper.report import copy_models, output_dirs, write_grid
 from ..paper.reproduce import reproduce as run_grid
 from ..paper.reproduce import with_overrides
@@ -16,7 +25,7 @@ from ..paper.train import SCHEDULES
 from ..report.console import stdout_console
 from .app import cli
 from .options import data_root_options, device_option, list_items, output_option, quiet_option
-from .train import data_source, train_bars
+from .train import data_source, threads_option, train_bars
 
 
 class SpecList(click.ParamType):
@@ -62,6 +71,7 @@ class SpecList(click.ParamType):
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, metavar="N")
 @click.option("--clip", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True, metavar="C")
 @device_option
+@threads_option
 @click.option("--seed", type=int, default=0, show_default=True, help="The first training seed.")
 @data_root_options
 @output_option("Write DIR/report.md, claims.json, results.csv, summary.csv, the checkpoints in "

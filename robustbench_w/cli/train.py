@@ -34,6 +34,11 @@ def _arch_options(ctx: click.Context, param: click.Parameter, values: tuple[str,
     return out
 
 
+threads_option = click.option(
+    "--threads", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
+    help="CPU threads while training: a fixed count gives the same checkpoint on every machine; small models "
+         "gain nothing from more.")
+
 training_options = compose(
     click.option("--clip", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True, metavar="C",
                  help="Hidden weights are clipped to [-C, C] after each step (every rule but none); "
@@ -50,6 +55,7 @@ training_options = compose(
     click.option("-A", "--arch-option", "arch_kwargs", multiple=True, callback=_arch_options, metavar="KEY=VALUE",
                  help="Keyword argument of the architecture, repeatable (e.g. -A hidden=[128,128] -A batch_norm=false)."),
     device_option,
+    threads_option,
 )
 
 

@@ -28,7 +28,7 @@ import pandas as pd
 
 from .cells import BITS_FAMILIES, Interval, cell, fewest_bits, mean_over, spread
 from .grid import CLEAN, Column
-from .train import RULE_CLIP, RULE_NONE, parse_rule
+from .projection import RULE_CLIP, RULE_NONE, parse_rule
 
 SHOWN, NOT_SHOWN, INCONCLUSIVE, NOT_TESTED = "shown", "not shown", "inconclusive", "not tested"
 VERDICT = {1: SHOWN, -1: NOT_SHOWN, 0: INCONCLUSIVE, None: NOT_TESTED}
@@ -161,13 +161,14 @@ def claim_clipping(ev: Evidence) -> Claim:
     rounds = tuple(Comparison(ev.error(RULE_CLIP, c), "below", ev.error(RULE_NONE, c)) for c in ev.named("round"))
     noise = ev.named("addnorm")
     noisy = [Quantity(r, "mean error", mean_over(ev.rows, r, noise), tuple(noise)) for r in (RULE_CLIP, RULE_NONE)]
-    return Claim(2, "clipping", *head,
-                 (Part("round", "each", rounds), Part("additive noise", "each", (Comparison(noisy[0], "below", noisy[1]),))))
+    noise_part = Part("additive noise", "each", (Comparison(noisy[0], "below", noisy[1]),))
+    return Claim(2, "clipping", *head, (Part("round", "each", rounds), noise_part))
 
 
 def claim_stochastic(ev: Evidence) -> Claim:
     head = ("Training with stoch or stochm makes a network robust across every test distortion",
-            "the spread (largest minus smallest) of its errors across the columns, clean included, is below that of `none`")
+            "the spread (largest minus smallest) of its errors across the columns, clean included, is below that "
+            "of `none`")
     rules = ev.projected_by("stoch", "stochm")
     if RULE_NONE not in ev.rules or not rules or len(ev.columns) < 2:
         what = "rule `none`" if RULE_NONE not in ev.rules else "stoch or stochm rule" if not rules else "column (--at)"
@@ -179,12 +180,13 @@ def claim_stochastic(ev: Evidence) -> Claim:
 
 def claim_sign(ev: Evidence) -> Claim:
     head = ("A sign-trained network works under sign and not on its hidden weights",
-            "its error with its weights binarized (test-time sign) is below its error on the hidden weights as they are")
+            "its error with its weights binarized (test-time sign) is below its error on the hidden weights as "
+            "they are")
     rules = ev.projected_by("sign")
     if not rules or not ev.named("sign"):
         return Claim(4, "sign", *head, (), ev.missing(rules or ["sign"], ["sign"]))
-    parts = tuple(Part(r, "each", tuple(Comparison(ev.error(r, c), "below", ev.error(r, CLEAN)) for c in ev.named("sign")))
-                  for r in rules)
+    parts = tuple(Part(r, "each", tuple(Comparison(ev.error(r, c), "below", ev.error(r, CLEAN))
+                                        for c in ev.named("sign"))) for r in rules)
     return Claim(4, "sign", *head, parts)
 
 
@@ -198,7 +200,8 @@ def claim_bits(ev: Evidence) -> Claim:
     rules = [r for r in ev.rules if parse_rule(r).projection is not None]
     swept = set(ev.rows["distortion"]) & set(BITS_FAMILIES)
     if RULE_NONE not in ev.rules or not rules or not swept:
-        what = "rule `none`" if RULE_NONE not in ev.rules else "projection rule" if not rules else "ternarize or quantize curve"
+        what = ("rule `none`" if RULE_NONE not in ev.rules else "projection rule" if not rules
+                else "ternarize or quantize curve")
         return Claim(5, "bits", *head, (), f"not tested: the grid has no {what}. {paper}")
     bits = {r: _bits_quantity(ev, r) for r in [RULE_NONE, *rules]}
     comparisons = tuple(Comparison(bits[r], "below", bits[RULE_NONE]) for r in rules)
@@ -211,7 +214,8 @@ def _bits_quantity(ev: Evidence, rule: str) -> Quantity:
                     {"within": ev.within, "points": list(found.points), "errors": [_num(e) for e in found.errors]})
 
 
-CLAIMS: tuple[Callable[[Evidence], Claim], ...] = (claim_fragile, claim_clipping, claim_stochastic, claim_sign, claim_bits)
+CLAIMS: tuple[Callable[[Evidence], Claim], ...] = (
+    claim_fragile, claim_clipping, claim_stochastic, claim_sign, claim_bits)
 
 
 def judge_claims(rows: pd.DataFrame, rules: list[str], columns: list[Column], within: float) -> list[Claim]:

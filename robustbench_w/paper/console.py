@@ -36,8 +36,8 @@ def grid_table(result: GridResult) -> Table:
     m = result.meta
     title = (f"test error % on {m['dataset']}, mean and interval over {len(m['seeds'])} seeds"
              f"{' x trials' if m['trials'] > 1 else ''}")
-    table = Table(title=escape(title), title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True,
-                  show_lines=True)
+    table = Table(title=escape(title), title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                  collapse_padding=True, show_lines=True)
     table.add_column("test", justify="left", overflow="fold")
     for rule in matrix:
         table.add_column(escape(header(rule)), justify="right", overflow="fold")

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field, replace
 from ..distortions import Distortion, get_distortion
 from ..engine.sweep import Point, parse_distortions
 from ..errors import InvalidValueError
-from .train import TrainConfig, parse_rule
+from .projection import parse_rule
+from .train import TrainConfig
 
 # The paper's training rules; power and stochm are trained at one strength each (a rule carries its strength).
 DEFAULT_RULES = ("none", "clip", "sign", "stoch", "power:beta=0.5", "stochm:gamma=0.5")
@@ -99,6 +100,7 @@ class GridConfig:
     batch_size: int | None = None
     schedule: str | None = None
     device: str = "auto"
+    threads: int | None = 1
     data_options: dict = field(default_factory=dict)
 
     @property
@@ -131,7 +133,7 @@ class GridConfig:
         r = self.recipe
         return TrainConfig(dataset=self.dataset, arch=r.arch, projection=rule, clip=self.clip, epochs=r.epochs,
                            lr=r.lr, batch_size=r.batch_size, optimizer=r.optimizer, schedule=r.schedule, seed=seed,
-                           device=self.device, data_options=dict(self.data_options))
+                           device=self.device, threads=self.threads, data_options=dict(self.data_options))
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ def recipe_line(result: GridResult) -> str:
     seeds = ", ".join(map(str, m["seeds"]))
     return (f"Dataset `{m['dataset']}` ({m['n_test']} test images), arch `{m['arch']}`; recipe: {m['optimizer']} "
             f"lr {m['lr']:g} with a `{m['schedule']}` schedule, {m['epochs']} epochs, batch {m['batch_size']}, hidden "
-            f"weights initialised {m['init']} and clipped to [-{m['clip']:g}, {m['clip']:g}] (not for `none`); the same "
+            f"weights initialised {m['init']}, clipped to [-{m['clip']:g}, {m['clip']:g}] (not for `none`); the same "
             f"for every rule. Training seeds {seeds} ({len(m['seeds'])} per rule); {m['trials']} trials per random "
             f"point; claim 5 within {m['within']:g} points; {m['elapsed_s']:.0f} s in all"
             f"{' (--quick)' if m['quick'] else ''}.")

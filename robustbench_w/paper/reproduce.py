@@ -26,7 +26,7 @@ from ..load.checkpoints import LoadedModel
 from .cells import summarize_cells
 from .claims import Claim, judge_claims
 from .grid import Grid, GridConfig, check_grid, plan_points
-from .train import TrainProgress, TrainResult, train
+from .train import TrainProgress, TrainResult, cpu_threads, train
 
 
 @dataclass
@@ -53,14 +53,15 @@ def reproduce(config: GridConfig | None = None, out_dir: Path | None = None, pro
     points = plan_points(grid, config.n_trials)
     runs = [(rule, seed) for rule in grid.rules for seed in config.train_seeds]
     frames, training = [], {rule: {} for rule in grid.rules}
-    for i, (rule, seed) in enumerate(runs):
-        if progress is not None:
-            progress.rule_start(f"{rule} seed {seed}", i, len(runs))
-        result = train(config.train_config(rule, seed), progress)
-        if out_dir is not None:
-            result.save(model_path(out_dir, rule, seed))
-        frames.append(sweep_trained(result, rule, seed, points))
-        training[rule][seed] = {**result.record, "train_s": round(result.elapsed_s, 3)}
+    with cpu_threads(config.threads):
+        for i, (rule, seed) in enumerate(runs):
+            if progress is not None:
+                progress.rule_start(f"{rule} seed {seed}", i, len(runs))
+            result = train(config.train_config(rule, seed), progress)
+            if out_dir is not None:
+                result.save(model_path(out_dir, rule, seed))
+            frames.append(sweep_trained(result, rule, seed, points))
+            training[rule][seed] = {**result.record, "train_s": round(result.elapsed_s, 3)}
     rows = pd.concat(frames, ignore_index=True)
     claims = judge_claims(rows, grid.rules, grid.columns, config.within)
     meta = grid_meta(config, grid, rows, time.perf_counter() - started)
@@ -99,8 +100,8 @@ def grid_meta(config: GridConfig, grid: Grid, rows: pd.DataFrame, elapsed: float
         "package": "robustbench_w", "version": __version__, "torch": torch.__version__,
         "python": platform.python_version(), "dataset": config.dataset, "arch": tc.arch, "epochs": tc.epochs,
         "lr": tc.lr, "schedule": tc.schedule, "batch_size": tc.batch_size, "optimizer": tc.optimizer,
-        "clip": config.clip, "init": tc.init, "seeds": config.train_seeds, "trials": config.n_trials,
-        "quick": config.quick, "within": config.within, "rules": grid.rules,
+        "clip": config.clip, "init": tc.init, "threads": config.threads, "seeds": config.train_seeds,
+        "trials": config.n_trials, "quick": config.quick, "within": config.within, "rules": grid.rules,
         "curves": [d.spec for d in grid.curves], "columns": [c.label for c in grid.columns[1:]],
         "n_test": int(rows["n"].iloc[0]), "elapsed_s": round(elapsed, 1),
     }

@@ -11,10 +11,8 @@ rule with projection ``P`` and clip bound ``C``::
                                  arXiv:1511.00363); no gradient cancellation is needed since |w| <= C
     w   <- clamp(w, -C, C)       after every step, for every rule except ``none``
 
-Rules: ``none`` (ordinary training, no clipping), ``clip`` (no projection, clipping only), or any registered
-distortion spec (``sign``, ``round``, ``stoch``, ``power:beta=0.5``, ``stochm:gamma=0.5``, ...): the same
-functions as the test-time registry. As a *training rule* the name ``clip`` means "no projection, clip the
-hidden weights to [-C, C]"; the ``clip`` *distortion* (strength c) is not a training rule.
+Rules (:mod:`.projection`): ``none`` (ordinary training, no clipping), ``clip`` (no projection, clipping
+only), or any registered distortion spec (``sign``, ``round``, ``stoch``, ``power:beta=0.5``, ...).
 
 Scale: a projection uses ``a = C`` by default, the paper's setting (alpha = 1 on hidden weights clipped to
 [-1, 1]: sign gives +-1, stoch has p = (w + 1)/2, BinaryConnect's hard sigmoid). A per-layer ``max|w|``
@@ -37,14 +35,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..datasets.base import EvalSet, load_dataset
-from ..distortions import Distortion, get_distortion, parse_spec
 from ..engine.evaluate import Evaluator
 from ..engine.seeding import derive_seed
 from ..engine.targets import select_targets
 from ..errors import InvalidValueError
 from ..load.device import resolve_device
+from .projection import RULE_NONE, Projector, parse_rule
 
-RULE_NONE, RULE_CLIP = "none", "clip"
 OPTIMIZERS = ("adam", "sgd")
 INITS = ("uniform", "default")
 SCHEDULES = ("constant", "cosine", "exp")
@@ -53,99 +50,6 @@ EXP_FINAL = 1e-3  # schedule "exp": the last epoch runs at lr * EXP_FINAL (Binar
 
 class TrainingDiverged(InvalidValueError):
     """The loss became NaN or Inf: training stops, and nothing is written."""
-
-
-@dataclass(frozen=True)
-class TrainingRule:
-    """A training rule: the projection ``P`` (None: none) and the clip bound ``C`` (None: no clipping)."""
-
-    name: str
-    projection: Distortion | None = None
-    clip: float | None = None
-    own_scale: bool = False  # True: the projection's own scale rule; False: a = C
-
-    @property
-    def scale(self) -> str:
-        if self.projection is None:
-            return "-"
-        return self.projection.scale if self.own_scale else "clip"
-
-    def project(self, w: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``P(w)``, a new tensor (``w`` itself when the rule has no projection)."""
-        if self.projection is None:
-            return w
-        scale = None if self.own_scale else torch.full((1, 1), float(self.clip), device=w.device)
-        return self.projection(w, generator=generator, scale=scale)
-
-
-def parse_rule(spec: str, clip: float = 1.0) -> TrainingRule:
-    """The rule named by ``spec`` (``none``, ``clip`` or a distortion spec carrying its strength)."""
-    if not (isinstance(clip, (int, float)) and math.isfinite(clip) and clip > 0):
-        raise InvalidValueError(f"--clip must be a positive number, not {clip}")
-    name, opts = parse_spec(spec)
-    if name in (RULE_NONE, RULE_CLIP):
-        if opts:
-            raise InvalidValueError(f"training rule {name!r} takes no options (the clip bound is --clip)")
-        return TrainingRule(name, None, None if name == RULE_NONE else float(clip))
-    dist = get_distortion(spec)
-    info = dist.info
-    if not info.parameterless and dist.fixed_strength is None:
-        raise InvalidValueError(
-            f"projection {info.name!r} needs its strength: --projection {info.name}:{info.strength}=VALUE "
-            f"({info.strength} in {info.valid})")
-    own = "scale" in opts
-    label = dist.spec
-    if own and "scale=" not in label:  # the default rule (max) is left out of the canonical spec: name it
-        label += ("," if ":" in label else ":") + "scale=max"
-    return TrainingRule(label, dist, float(clip), own_scale=own)
-
-
-class Projector:
-    """The targeted parameters of a model (holding the hidden weights) and the switch to their projections."""
-
-    def __init__(self, targets: list[tuple[str, torch.Tensor]], rule: TrainingRule):
-        self.targets = targets
-        self.rule = rule
-        self._hidden = [torch.empty_like(p) for _, p in targets] if rule.projection is not None else []
-
-    @property
-    def names(self) -> list[str]:
-        return [name for name, _ in self.targets]
-
-    @contextmanager
-    def projected(self, generator: torch.Generator | None = None) -> Iterator[None]:
-        """Inside the block the parameters hold ``P(w)``; on exit, also by an exception, they hold ``w`` again.
-
-        Gradients computed inside are ``dL/dP(w)`` and stay in ``.grad``; an optimizer step taken after the
-        block applies them to the hidden weights: the straight-through estimator.
-        """
-        saved = 0
-        try:
-            with torch.no_grad():
-                for (_, p), hidden in zip(self.targets, self._hidden):
-                    hidden.copy_(p)
-                    saved += 1
-                    p.copy_(self.rule.project(hidden, generator))
-            yield
-        finally:
-            with torch.no_grad():
-                for (_, p), hidden in zip(self.targets[:saved], self._hidden):
-                    p.copy_(hidden)
-
-    def clip_(self) -> None:
-        """``w <- clamp(w, -C, C)`` (nothing for rule ``none``)."""
-        if self.rule.clip is None:
-            return
-        with torch.no_grad():
-            for _, p in self.targets:
-                p.clamp_(-self.rule.clip, self.rule.clip)
-
-    def init_uniform_(self, bound: float, seed: int) -> None:
-        """Hidden weights ``~ U(-bound, bound)``, drawn on the CPU (the same values on every device)."""
-        gen = torch.Generator().manual_seed(derive_seed(seed, "init-uniform"))
-        with torch.no_grad():
-            for _, p in self.targets:
-                p.copy_(torch.empty(p.shape, dtype=p.dtype).uniform_(-bound, bound, generator=gen))
 
 
 @dataclass(frozen=True)
@@ -165,6 +69,7 @@ class TrainConfig:
     init: str = "uniform"
     schedule: str = "cosine"
     weight_decay: float = 0.0
+    threads: int | None = 1  # CPU threads while training (None: torch's default); see cpu_threads
     arch_kwargs: dict = field(default_factory=dict)
     data_options: dict = field(default_factory=dict)
     device: str = "auto"
@@ -178,6 +83,8 @@ class TrainConfig:
                 raise InvalidValueError(f"{flag} must be at least {low}, not {value}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise InvalidValueError(f"--lr must be a positive number, not {self.lr}")
+        if self.threads is not None and self.threads < 1:
+            raise InvalidValueError(f"--threads must be at least 1, not {self.threads}")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise InvalidValueError(f"--weight-decay must be a number >= 0, not {self.weight_decay}")
 
@@ -229,7 +136,7 @@ def train(config: TrainConfig | None = None, progress: TrainProgress | None = No
     train_set = load_dataset(config.dataset, split="train", **config.data_options)
     test_set = load_dataset(config.dataset, split="test", **config.data_options)
     started = time.perf_counter()
-    with deterministic(config.seed, device):
+    with cpu_threads(config.threads), deterministic(config.seed, device):
         model, arch, arch_kwargs = build_for(config.arch, train_set, config.arch_kwargs)
         model.to(device)
         projector = Projector(select_targets(model), rule)
@@ -247,6 +154,25 @@ def _arguments(config: TrainConfig) -> dict:
     args.pop("device")
     args["data_options"] = {k: str(v) for k, v in config.data_options.items()}
     return args
+
+
+@contextmanager
+def cpu_threads(threads: int | None) -> Iterator[None]:
+    """``torch.set_num_threads(threads)`` inside the block, restored afterwards (``None``: left as it is).
+
+    Training uses one CPU thread by default: the result of a float reduction depends on how it is split
+    between threads, so a fixed count gives the same checkpoint for a seed on machines with different
+    numbers of cores; and small models gain nothing from more threads, while on a busy machine spinning
+    threads cost several times the time."""
+    if threads is None:
+        yield
+        return
+    was = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(was)
 
 
 @contextmanager
@@ -326,7 +252,8 @@ def fit(model: nn.Module, projector: Projector, train_set: EvalSet, test_set: Ev
             sched.step()
     projected = test_error(model, evaluator, projector, torch.Generator(device=device).manual_seed(
         derive_seed(config.seed, "test-projection")))
-    return {"epoch_lr": lrs, "loss": losses, "epoch_test_error": errors, "test_error": errors[-1], "test_error_projected": projected}
+    return {"epoch_lr": lrs, "loss": losses, "epoch_test_error": errors, "test_error": errors[-1],
+            "test_error_projected": projected}
 
 
 def check_converging(loss: float, epoch: int, config: TrainConfig) -> None:
