@@ -337,3 +337,12 @@ def test_output_folder_in_place_of_a_file(tmp_path, run_cli):
     assert code == 2 and "is a file" in stderr
     with pytest.raises(WrobustError, match="not a directory"):
         write_grid(None, tmp_path / "file")
+
+
+def test_cli_one_seed_says_why_every_claim_is_inconclusive(tmp_path, run_cli):
+    code, stdout, _ = run_cli("reproduce", "--epochs", "1", "--seeds", "1", "--trials", "1", "--rules", "none,sign",
+                              "--distortions", "sign", "--at", "sign", "-o", tmp_path / "o")
+    assert code == 0 and "One training seed" in stdout
+    claims = json.loads((tmp_path / "o" / "claims.json").read_text())["claims"]
+    assert claims[3]["verdict"] == "inconclusive" and claims[3]["parts"][0]["comparisons"][0]["left"]["low"] is None
+    assert "One training seed" in (tmp_path / "o" / "report.md").read_text()

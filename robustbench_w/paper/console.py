@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .cells import Interval
-from .report import cell_matrix
+from .report import cell_matrix, seed_warning
 from .reproduce import GridResult
 
 
@@ -48,7 +48,7 @@ def grid_table(result: GridResult) -> Table:
 
 
 def claim_lines(result: GridResult) -> list[str]:
-    return [f"({c.number}) {c.verdict}: {c.title}" for c in result.claims]
+    return [*seed_warning(result)[:1], *(f"({c.number}) {c.verdict}: {c.title}" for c in result.claims)]
 
 
 def render_grid(result: GridResult, console: Console) -> None:

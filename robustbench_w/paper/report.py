@@ -58,6 +58,14 @@ def recipe_line(result: GridResult) -> str:
             f"{' (--quick)' if m['quick'] else ''}.")
 
 
+ONE_SEED = ("One training seed per rule: there is no interval over seeds, so every tested claim is inconclusive "
+            "(--seeds 2 or more).")
+
+
+def seed_warning(result: GridResult) -> list[str]:
+    return [ONE_SEED, ""] if len(result.meta["seeds"]) < 2 else []
+
+
 def claims_markdown(claims: list[Claim]) -> list[str]:
     lines = ["| # | claim | verdict |", "|---|---|---|"]
     lines += [f"| {c.number} | {c.title} | **{c.verdict}** |" for c in claims]
@@ -107,7 +115,8 @@ def training_markdown(result: GridResult) -> list[str]:
 
 def grid_markdown(result: GridResult, figure: str | None = None) -> str:
     lines = [f"# Merolla et al. 2016 (arXiv:1606.01981) on {result.meta['dataset']}: training rule x test-time "
-             "distortion", "", recipe_line(result), "", "## Claims", "", *claims_markdown(result.claims),
+             "distortion", "", recipe_line(result), "", "## Claims", "", *seed_warning(result),
+             *claims_markdown(result.claims),
              INTERVAL_NOTE, "", "## Test error at the paper's strengths", "",
              "Test error in %, mean [interval] over training seeds (and trials of a random distortion), of the "
              "model trained with each rule (its hidden weights), clean and under each test-time distortion. The "
