@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Generic, TypeVar
 
-from .errors import UnknownNameError
+from .errors import UnknownNameError, WrobustWarning
 
 T = TypeVar("T")
 
@@ -106,6 +106,27 @@ class Registry(Generic[T]):
     def __len__(self) -> int:
         self._load()
         return len(self._entries)
+
+    def load_entry_points(self, group: str) -> None:
+        """Set the loader to import the plug-ins of entry-point ``group``: an entry point names a module that
+        registers on import, or an entry of this registry's type (registered under ``entry.info.name`` and
+        ``entry.info.aliases``). A broken plug-in is a one-line warning, never a failure of the tool."""
+
+        def load() -> None:
+            import warnings
+            from importlib.metadata import entry_points
+
+            for ep in entry_points(group=group):
+                try:
+                    obj = ep.load()
+                    if isinstance(obj, self.entry_type):
+                        self.register(obj.info.name, obj, aliases=obj.info.aliases)
+                except Exception as exc:  # a broken plug-in must not break the tool
+                    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+                    warnings.warn(f"{self.kind} plug-in {ep.name!r} failed to load: {first}", WrobustWarning,
+                                  stacklevel=2)
+
+        self.set_loader(load)
 
     @contextmanager
     def isolated(self) -> Iterator[Registry[T]]:

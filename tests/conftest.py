@@ -96,3 +96,23 @@ def sweep_results(tmp_path_factory):
     files["layers.csv"] = folder / "layers.csv"
     pd.concat(parts, ignore_index=True).to_csv(files["layers.csv"], index=False)
     return files
+
+
+# ------------------------------------------------------------------ tiny Hugging Face models (issue 12)
+
+@pytest.fixture(scope="session")
+def gpt2_folder(tmp_path_factory):
+    """A tiny GPT-2 trained here, saved as a Hugging Face folder with its tokenizer; ``eval.txt`` beside it."""
+    from tiny_hf import tiny_gpt2
+
+    torch.set_num_threads(1)
+    return tiny_gpt2(tmp_path_factory.mktemp("lm") / "gpt2")
+
+
+@pytest.fixture(scope="session")
+def bert_folder(tmp_path_factory):
+    """A tiny BERT-style encoder folder with its tokenizer; ``sentences.jsonl`` (no labels) beside it."""
+    from tiny_hf import tiny_bert
+
+    torch.set_num_threads(1)
+    return tiny_bert(tmp_path_factory.mktemp("encoder") / "bert")

@@ -208,8 +208,10 @@ def test_tensors_file_as_dict_or_tuple(tmp_path, form):
 
 
 @pytest.mark.parametrize("content, match", [
-    ({"inputs": torch.zeros(2, 3)}, "expected a dict with 'x' and 'y'"),
-    ({"x": torch.zeros(3, 2), "y": torch.zeros(2, dtype=torch.long)}, "'y' must be a 1-D integer tensor of length 3"),
+    ({"inputs": [0, 1]}, "expected a dict with 'x' and 'y'"),
+    ({"x": torch.zeros(3, 2), "y": torch.zeros(2, dtype=torch.long)}, "'y' must be a tensor of length 3"),
+    ({"x": torch.zeros(3, 2), "y": torch.zeros(3, 2, dtype=torch.long)}, "integer labels 'y' must be 1-D"),
+    ({"input_ids": torch.zeros(3, 4), "attention_mask": torch.zeros(2, 4)}, "share one first dimension"),
     ({"x": torch.zeros(3)}, "'x' must be a tensor of shape"),
 ])
 def test_bad_tensors_files(tmp_path, content, match):

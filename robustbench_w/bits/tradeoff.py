@@ -1,4 +1,4 @@
-"""Error versus bits: the cheapest point of a sweep that is good enough, and the Pareto frontier."""
+"""Error (or any metric) versus bits: the cheapest point of a sweep that is good enough, and the Pareto frontier."""
 
 from __future__ import annotations
 
@@ -9,20 +9,24 @@ import pandas as pd
 LOWEST_COLUMNS = ["spec", "distortion", "strength_name", "strength", "eff_bits", "error_mean", "met"]
 
 
-def lowest_bits(summary: pd.DataFrame, max_error: float) -> pd.DataFrame:
+def lowest_bits(summary: pd.DataFrame, limit: float, column: str = "error", higher_is_better: bool = False) -> pd.DataFrame:
     """Per distortion spec with effective bits (the discrete ones), the summary point with the fewest
-    ``eff_bits`` whose ``error_mean <= max_error`` (ties: the lower error), with ``met=True``. Where no point
-    meets it, the point of lowest error instead, with ``met=False``."""
-    if "eff_bits" not in summary:
-        return pd.DataFrame(columns=LOWEST_COLUMNS)
+    ``eff_bits`` whose mean ``column`` meets ``limit`` (``{column}_mean <= limit``, or ``>=`` for a metric where
+    higher is better; ties: the better value), with ``met=True``. Where no point meets it, the point of best
+    value instead, with ``met=False``. The default is the error: ``lowest_bits(summary, 0.11)``."""
+    mean = f"{column}_mean"
+    columns = [*LOWEST_COLUMNS[:5], mean, "met"]
+    if "eff_bits" not in summary or mean not in summary:
+        return pd.DataFrame(columns=columns)
     out = []
     for _, g in summary[summary["eff_bits"].notna()].groupby("spec", sort=False):
-        ok = g[g["error_mean"] <= max_error]
+        ok = g[g[mean] >= limit] if higher_is_better else g[g[mean] <= limit]
         met = len(ok) > 0
-        order = ["eff_bits", "error_mean"] if met else ["error_mean", "eff_bits"]
-        pick = (ok if met else g).sort_values(order, kind="stable").iloc[0]
-        out.append({**{c: pick[c] for c in LOWEST_COLUMNS[:-1]}, "met": met})
-    return pd.DataFrame(out, columns=LOWEST_COLUMNS)
+        by, ascending = (["eff_bits", mean], [True, not higher_is_better]) if met else \
+            ([mean, "eff_bits"], [not higher_is_better, True])
+        pick = (ok if met else g).sort_values(by, ascending=ascending, kind="stable").iloc[0]
+        out.append({**{c: pick[c] for c in columns[:-1]}, "met": met})
+    return pd.DataFrame(out, columns=columns)
 
 
 def frontier(summary: pd.DataFrame) -> pd.DataFrame:

@@ -13,7 +13,7 @@ from ..gate.verdict import run_gate
 from ..report.console import progress_bar, stdout_console
 from ..report.files import check_output_path
 from .app import cli
-from .options import device_option, model_argument, model_options, output_option
+from .options import device_option, model_argument, model_options, output_option, task_options
 
 
 def _output(suffixes: tuple[str, ...] | None):
@@ -42,21 +42,23 @@ def _file_option(*names: str, suffixes: tuple[str, ...] | None, help: str):
 @_file_option("--summary", suffixes=None, help="Write a Markdown summary (for $GITHUB_STEP_SUMMARY).")
 @output_option("Write JSON: verdicts and measured rows (a later --baseline).", (".json",))
 @model_options
+@task_options
 @click.option("--batch-size", type=click.IntRange(min=1), default=1024, show_default=True, metavar="N")
 @device_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no table; only the failures and the verdict.")
 @click.pass_context
 def gate(ctx: click.Context, model: str, policy: Path | None, baseline: Path | None, junit: Path | None,
-         summary: Path | None, outputs: tuple[Path, ...], quiet: bool, **options) -> None:
+         summary: Path | None, outputs: tuple[Path, ...], quiet: bool, metric: tuple[str, ...], **options) -> None:
     """Check MODEL against the robustness requirements of a policy; exit 0 if all pass, 1 if any fails.
 
     The policy names the evaluation (dataset, trials, seed) and the requirements: at a distortion and
-    strength, limits on the error, its rise over the clean model, the agreement with the clean model and
-    the effective bits per weight. See docs/gate.md.
+    strength, limits on the error, its rise over the clean model, the agreement with the clean model, the
+    effective bits per weight, or any metric (metric = "perplexity" with max, min, max_increase, min_ratio).
+    See docs/gate.md.
     """
     rules = load_policy(policy)
     with progress_bar(quiet, "gate") as progress:
-        result = run_gate(model, rules, baseline, progress=progress, **options)
+        result = run_gate(model, rules, baseline, progress=progress, metric=list(metric), **options)
     written = [p for out in outputs for p in write_gate_files(result, output=out)]
     written += write_gate_files(result, junit=junit, summary=summary)
     console = stdout_console()

@@ -10,13 +10,14 @@ from rich.table import Table
 
 from ..datasets.base import DATASETS
 from ..distortions import list_distortions
+from ..engine.metrics import list_metrics
 from ..errors import WrobustWarning
 from ..load.architectures import ARCHS
 from ..load.checkpoints import builtin_names
 from ..report.console import stdout_console
 from .app import cli
 
-KINDS = ("distortions", "datasets", "archs", "models")
+KINDS = ("distortions", "datasets", "archs", "models", "metrics")
 
 
 @cli.command("list")
@@ -24,8 +25,10 @@ KINDS = ("distortions", "datasets", "archs", "models")
 @click.option("--include", default=None, metavar="GLOB", help="Only names matching this wildcard.")
 @click.option("--exclude", default=None, metavar="GLOB", help="Leave out names matching this wildcard.")
 def list_cmd(kind: str, include: str | None, exclude: str | None) -> None:
-    """List registered distortions, datasets, architectures or built-in models."""
-    table = {"distortions": _distortions, "datasets": _datasets, "archs": _archs, "models": _models}[kind](include, exclude)
+    """List registered distortions, datasets, architectures, built-in models or metrics."""
+    tables = {"distortions": _distortions, "datasets": _datasets, "archs": _archs, "models": _models,
+              "metrics": _metrics}
+    table = tables[kind](include, exclude)
     if table.row_count == 0:  # only filters can empty a list: say so rather than print an empty table
         filters = " ".join(f"--{k} {v!r}" for k, v in (("include", include), ("exclude", exclude)) if v is not None)
         warnings.warn(f"no {kind} match {filters} (wrobust list {kind} shows them all)", WrobustWarning, stacklevel=1)
@@ -41,6 +44,17 @@ def _distortions(include, exclude) -> Table:
             info.name, ", ".join(info.aliases) or "-", _strength(info),
             ", ".join(f"{g:g}" for g in info.grid) or "-", info.formula + (" (random)" if info.random else ""),
         )))
+    return table
+
+
+def _metrics(include, exclude) -> Table:
+    table = Table("name", "kind", "needs", "better", "clean model", "formula",
+                  title="metrics (--metric NAME; rows get one column per metric)", title_justify="left")
+    for info in list_metrics(include, exclude):
+        needs = {"classes": "class labels", "targets": "numeric labels"}.get(info.labels, "no labels")
+        ident = "-" if info.identity is None else f"{info.identity:g}"
+        table.add_row(*map(escape, (info.name + (f" ({', '.join(info.aliases)})" if info.aliases else ""), info.kind,
+                                    needs, "higher" if info.higher_is_better else "lower", ident, info.formula)))
     return table
 
 
@@ -72,6 +86,7 @@ def _archs(include, exclude) -> Table:
         return table
     table.add_row("<torchvision name>", escape(f"any of torchvision's {len(names)} classification models by name "
                                                f"({', '.join(names[:4])}, ...), with --num-classes"))
+    table.add_row("timm:<name>", "any timm architecture (optional extra [timm]), built without pretrained weights")
     table.add_row("<file.py:fn>", "your own code: package.module:callable or path/to/file.py:callable")
     return table
 

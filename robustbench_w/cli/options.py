@@ -107,7 +107,8 @@ data_root_options = compose(
 data_options = compose(
     click.option("--dataset", metavar="NAME", default=None,
                  help="Evaluation dataset (default: the one the checkpoint names): digits, mnist, fashion-mnist, "
-                      "cifar10, cifar100, svhn, imagefolder:PATH, tensors:FILE, synthetic. See: wrobust list datasets."),
+                      "cifar10, cifar100, svhn, imagefolder:PATH, tensors:FILE, text:FILE, jsonl:FILE, synthetic. "
+                      "See: wrobust list datasets."),
     click.option("--split", type=click.Choice(["test", "train", "all"]), default="test", show_default=True,
                  help="Which examples (all: train and test together). digits: test is every fifth image of each "
                       "class (355), train the other 1,442."),
@@ -127,7 +128,7 @@ data_options = compose(
                  show_default=True, help="none: the inputs are already model-ready (no normalisation at all); "
                                          "auto: the checkpoint's, else the dataset's."),
     click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
-                 help="Evaluate on a seeded, class-balanced subset of N examples."),
+                 help="Evaluate on a seeded, class-balanced subset of N examples (text:FILE: N windows)."),
     click.option("--batch-size", type=click.IntRange(min=1), default=1024, show_default=True, metavar="N"),
     device_option,
 )
@@ -136,6 +137,20 @@ target_options = compose(
     click.option("--include", multiple=True, metavar="GLOB",
                  help="Distort the parameters whose names match (repeatable); default: conv and linear weights."),
     click.option("--exclude", multiple=True, metavar="GLOB", help="Leave these parameters alone (repeatable)."),
+)
+
+task_options = compose(
+    click.option("--metric", "metric", multiple=True, metavar="NAME",
+                 help="What to measure, repeatable (default: by task; a classifier: error, accuracy, loss, agreement; "
+                      "a language model: perplexity; other outputs: cosine, relative-l2). See: wrobust list metrics."),
+    click.option("--output-key", default=None, metavar="KEY",
+                 help="Which output of a model returning a dict, tuple or ModelOutput is measured (default: logits, "
+                      "else last_hidden_state, else the first tensor; a tuple position as 0, 1, ...)."),
+    click.option("--pool", type=click.Choice(["mean", "cls", "none"]), default=None,
+                 help="Token states (batch, tokens, features) to one vector per input: mean over the attention mask, "
+                      "the first token, or none (default: mean for hidden states, none for logits)."),
+    click.option("--seq-len", type=click.IntRange(min=2), default=None, metavar="N",
+                 help="text:FILE: tokens per window; jsonl:FILE: the longest text kept (default 128)."),
 )
 
 seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Run seed: same seed, same numbers.")

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import click
 
-from ..bits.tradeoff import lowest_bits
+from ..engine.metrics import get_metric
 from ..engine.stats import summarize
 from ..engine.sweep import DEFAULT_DISTORTIONS
 from ..engine.sweep import sweep as run_sweep
 from ..report.console import progress_bar, stdout_console
-from ..report.files import records, write_results
-from ..report.sweep import lowest_bits_lines, lowest_bits_markdown, render_sweep, summary_markdown
+from ..report.files import write_results
+from ..report.sweep import check_targets, render_sweep, summary_markdown, target_report
 from .app import cli
 from .options import (
     NumberList,
@@ -23,6 +23,7 @@ from .options import (
     quiet_option,
     seed_option,
     target_options,
+    task_options,
 )
 
 DEMO_MODEL = "builtin:digits-mlp"
@@ -47,6 +48,25 @@ class ErrorRate(click.ParamType):
         return rate
 
 
+class MetricTarget(click.ParamType):
+    """``METRIC=VALUE``: a registered metric and a limit (a number, or a percentage such as ``11%``)."""
+
+    name = "METRIC=VALUE"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        name, eq, text = str(value).partition("=")
+        text = text.strip()
+        try:
+            limit = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+        except ValueError:
+            limit = float("nan")
+        if not eq or not name.strip() or limit != limit:
+            self.fail(f"{value!r} is not METRIC=VALUE (for example perplexity=40 or error=11%)", param, ctx)
+        return get_metric(name.strip()).name, limit
+
+
 @cli.command()
 @model_argument
 @click.option("-d", "--distortion", "distortions", multiple=True, metavar="SPEC",
@@ -59,21 +79,29 @@ class ErrorRate(click.ParamType):
 @seed_option
 @model_options
 @data_options
+@task_options
 @target_options
+@click.option("--target", "targets", type=MetricTarget(), multiple=True,
+              help="Report, per discrete distortion, the point with the fewest effective bits whose mean METRIC "
+                   "meets VALUE (at most VALUE, or at least for a metric where higher is better), repeatable: "
+                   "perplexity=40, cosine=0.99, error=11%.")
 @click.option("--target-error", type=ErrorRate(), default=None, metavar="E",
-              help="Report, per discrete distortion, the point with the fewest effective bits whose mean error "
-                   "is at most E (0.11 or 11%).")
+              help="The same as --target error=E (0.11 or 11%).")
 @output_option("Write results: .csv/.jsonl/.parquet (rows), .json (meta, rows, summary), .md (summary).")
 @quiet_option
-def sweep(model: str, distortions: tuple[str, ...], strengths, trials: int, seed: int, target_error: float | None,
-          outputs: tuple[Path, ...], quiet: bool, **options) -> None:
-    """Evaluate MODEL (a checkpoint path or builtin:NAME) under weight distortions.
+def sweep(model: str, distortions: tuple[str, ...], strengths, trials: int, seed: int, targets: tuple,
+          target_error: float | None, outputs: tuple[Path, ...], quiet: bool, metric: tuple[str, ...],
+          **options) -> None:
+    """Evaluate MODEL (a checkpoint path, builtin:NAME or hf:DIR) under weight distortions.
 
-    One row per distortion x strength x trial, plus the clean model; the report gives the mean error with
-    its 95% confidence interval over trials, and the agreement with the clean model's predictions.
+    One row per distortion x strength x trial, plus the clean model; the report gives each metric's mean with
+    its 95% confidence interval over trials (a classifier: the error, and the agreement with the clean
+    model's predictions; a language model: the perplexity; see --metric).
     """
-    run_and_report(model, distortions or None, strengths, trials, seed, outputs, quiet, target_error=target_error,
-                   **options)
+    targets = ((("error", target_error),) if target_error is not None else ()) + tuple(targets)
+    check_targets(targets, metric)
+    run_and_report(model, distortions or None, strengths, trials, seed, outputs, quiet, targets=targets,
+                   metric=list(metric) or None, **options)
 
 
 @cli.command()
@@ -86,18 +114,14 @@ def demo(trials: int, seed: int, outputs: tuple[Path, ...], quiet: bool) -> None
     run_and_report(DEMO_MODEL, DEMO_DISTORTIONS, None, trials, seed, outputs, quiet, device="cpu")
 
 
-def run_and_report(model, distortions, strengths, trials, seed, outputs, quiet, target_error=None, **options) -> None:
+def run_and_report(model, distortions, strengths, trials, seed, outputs, quiet, targets=(), **options) -> None:
     with progress_bar(quiet) as progress:
         rows = run_sweep(model, options.pop("dataset", None), distortions, strengths, trials, seed,
                             progress=progress, **options)
     summary = summarize(rows)
-    meta, markdown, lines = rows.attrs["meta"], None, []
-    if target_error is not None:
-        lowest = lowest_bits(summary, target_error)
-        meta = {**meta, "target_error": target_error, "lowest_bits": records(lowest)}
-        lines, markdown = lowest_bits_lines(lowest, target_error), lowest_bits_markdown(lowest, target_error)
+    meta, lines, markdown = target_report(summary, rows.attrs["meta"], targets)
     for path in outputs:
-        write_results(path, rows, summary, meta, summary_markdown(summary, meta) + (markdown or ""))
+        write_results(path, rows, summary, meta, summary_markdown(summary, meta) + markdown)
     if not quiet:
         console = stdout_console()
         render_sweep(summary, meta, console)

@@ -9,11 +9,14 @@ that registers itself on import:
 - :mod:`.torchvision_sets`: ``mnist``, ``fashion-mnist``, ``cifar10``, ``cifar100``, ``svhn`` from
   ``--data-root`` in torchvision's own layout (``--download`` is the only way anything is fetched);
 - :mod:`.imagefolder`: ``imagefolder:PATH``, ImageNet-style class folders of images;
-- :mod:`.tensors`: ``tensors:FILE``, a ``.pt`` file with inputs and labels;
+- :mod:`.tensors`: ``tensors:FILE``, a ``.pt`` file with inputs (one tensor or named tensors) and labels;
+- :mod:`.text`: ``text:FILE`` and ``jsonl:FILE``, text tokenised with the model's tokenizer;
 - :mod:`.synthetic`: ``synthetic``, seeded random inputs without labels (only agreement is measured).
+
+:mod:`.batches` holds an evaluation set given as batches (a ``DataLoader``, a list of dicts or tuples).
 """
 
-from . import digits, imagefolder, synthetic, tensors, torchvision_sets  # noqa: F401  (they register)
+from . import digits, imagefolder, synthetic, tensors, text, torchvision_sets  # noqa: F401  (they register)
 from .base import (
                    DATASETS,
                    DatasetDef,
@@ -24,6 +27,7 @@ from .base import (
                    register_dataset,
                    subset_index,
 )
+from .batches import BatchedSet, from_batches
 
-__all__ = ["DATASETS", "DatasetDef", "EvalSet", "Normalization", "limit_subset", "load_dataset",
+__all__ = ["BatchedSet", "from_batches", "DATASETS", "DatasetDef", "EvalSet", "Normalization", "limit_subset", "load_dataset",
            "register_dataset", "subset_index"]

@@ -2,7 +2,9 @@
 
 An :class:`EvalSet` holds raw inputs (uint8 where the data is 8-bit) and labels, with the normalisation
 that turns a raw batch into model input. Each sweep point then costs one pass over the model and nothing
-else. Datasets are registered by name in ``DATASETS``; a loader is ``(split, **options) -> EvalSet``.
+else. Inputs are one tensor ``(N, ...)`` (passed to the model positionally) or a dict of named tensors
+``{"input_ids": (N, T), "attention_mask": (N, T), ...}`` (passed as keyword arguments, never normalised).
+Labels are integer classes ``(N,)`` or float targets ``(N, ...)`` (regression). Datasets are registered by name in ``DATASETS``; a loader is ``(split, **options) -> EvalSet``.
 
 A dataset that takes an argument is named ``PREFIX:ARGUMENT`` (``imagefolder:PATH``, ``tensors:FILE``); the
 prefix is looked up in the registry and the argument reaches the loader as ``source``. Loaders receive every
@@ -14,8 +16,9 @@ when the package :mod:`robustbench_w.datasets` is imported.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from typing import Union
 
 import torch
 
@@ -85,6 +88,26 @@ def _values(values: tuple[float, ...]) -> str:
     return f"{values[0]:g}" if len(values) == 1 else "(" + ", ".join(f"{v:g}" for v in values) + ")"
 
 
+Inputs = Union[torch.Tensor, dict[str, torch.Tensor]]  # one tensor, or named tensors (keyword arguments)
+
+
+def inputs_len(x: Inputs) -> int:
+    """The number of examples in ``x`` (the first dimension)."""
+    return int(next(iter(x.values())).shape[0] if isinstance(x, dict) else x.shape[0])
+
+
+def take(x: Inputs, index: torch.Tensor | slice) -> Inputs:
+    """The examples ``index`` of ``x`` (each named tensor indexed alike)."""
+    return {k: v[index] for k, v in x.items()} if isinstance(x, dict) else x[index]
+
+
+def describe_inputs(x: Inputs) -> str:
+    """``(1, 8, 8)`` or ``input_ids (16,), attention_mask (16,)``: the shape of one example."""
+    if isinstance(x, dict):
+        return ", ".join(f"{k} {tuple(v.shape[1:])}" for k, v in x.items())
+    return str(tuple(x.shape[1:]))
+
+
 @dataclass
 class EvalSet:
     """Inputs ``x`` (raw), labels ``y`` (None when the set has none), and how to normalise ``x``;
@@ -92,7 +115,7 @@ class EvalSet:
     checkpoint, the command line)."""
 
     name: str
-    x: torch.Tensor
+    x: Inputs
     y: torch.Tensor | None
     num_classes: int | None
     normalization: Normalization = field(default_factory=Normalization)
@@ -100,30 +123,54 @@ class EvalSet:
     normalization_source: str = "the dataset preset"
 
     def __len__(self) -> int:
-        return int(self.x.shape[0])
+        return inputs_len(self.x)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.x.shape[1:])
+        """The shape of one example (of the first named input, for named inputs)."""
+        first = next(iter(self.x.values())) if isinstance(self.x, dict) else self.x
+        return tuple(first.shape[1:])
 
     @property
     def has_labels(self) -> bool:
         return self.y is not None
 
+    @property
+    def named(self) -> bool:
+        """Whether the inputs are named tensors, passed to the model as keyword arguments."""
+        return isinstance(self.x, dict)
+
     def subset(self, index: torch.Tensor) -> EvalSet:
-        return replace(self, x=self.x[index], y=None if self.y is None else self.y[index])
+        return replace(self, x=take(self.x, index), y=None if self.y is None else self.y[index])
+
+    def raw_batches(self, batch_size: int) -> Iterator[tuple[Inputs, torch.Tensor | None]]:
+        """``(raw inputs, labels)`` of consecutive batches of ``batch_size`` examples."""
+        for start in range(0, len(self), batch_size):
+            part = slice(start, start + batch_size)
+            yield take(self.x, part), None if self.y is None else self.y[part]
+
+    def model_inputs(self, raw: Inputs) -> Inputs:
+        """Raw inputs as the model takes them: one tensor normalised, named tensors as they are."""
+        return raw if isinstance(raw, dict) else self.normalization.apply(raw)
+
+    def head(self, k: int) -> tuple[Inputs, torch.Tensor | None]:
+        """The first ``k`` examples as model inputs, with their labels (a probe batch)."""
+        raw, y = next(self.raw_batches(k))
+        return self.model_inputs(raw), y
 
     def classes(self) -> int | None:
-        """The number of classes: the dataset's, else the number of distinct labels (None without labels)."""
+        """The number of classes: the dataset's, else the number of distinct labels (None without class labels)."""
         if self.num_classes is not None:
             return self.num_classes
-        return int(torch.unique(self.y).numel()) if self.y is not None and len(self.y) else None
+        classes = self.y is not None and len(self.y) and self.y.dim() == 1 and not self.y.is_floating_point()
+        return int(torch.unique(self.y).numel()) if classes else None
 
 
 def concat_sets(first: EvalSet, second: EvalSet, split: str = "all") -> EvalSet:
     """Two splits of one dataset as one evaluation set (``--split all``): ``first``'s examples, then ``second``'s."""
     y = None if first.y is None or second.y is None else torch.cat([first.y, second.y])
-    return replace(first, x=torch.cat([first.x, second.x]), y=y, split=split)
+    x = {k: torch.cat([v, second.x[k]]) for k, v in first.x.items()} if first.named else torch.cat([first.x, second.x])
+    return replace(first, x=x, y=y, split=split)
 
 
 @dataclass(frozen=True)
@@ -179,19 +226,20 @@ def load_dataset(name: str, split: str = "test", limit: int | None = None, seed:
     if mean is not None or std is not None:
         data = replace(data, normalization=data.normalization.with_overrides(mean, std),
                        normalization_source="--mean/--std")
-    if data.x.dim() >= 2:
+    if not data.named and data.x.dim() >= 2:
         data.normalization.check_channels(int(data.x.shape[1]), f"dataset {data.name}")
     return limit_subset(data, limit, seed) if limit is not None else data
 
 
 def subset_index(y: torch.Tensor | None, n: int, limit: int, seed: int = 0) -> torch.Tensor:
     """Indices (sorted) of a seeded subset of ``limit`` of ``n`` examples, balanced over the classes of ``y``
-    when there are labels (classes take turns; a class that runs out drops out)."""
+    when there are class labels (classes take turns; a class that runs out drops out; float targets are not
+    classes)."""
     if limit <= 0:
         raise InvalidValueError(f"--limit must be a positive number, not {limit}")
     gen = torch.Generator().manual_seed(seed)
     order = torch.randperm(n, generator=gen)
-    if y is None or limit >= n:
+    if y is None or limit >= n or y.dim() != 1 or y.is_floating_point():
         return order[:limit].sort().values
     y = y[order]
     # rank of each example within its class (in the seeded order); take the lowest ranks first

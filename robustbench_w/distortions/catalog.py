@@ -8,11 +8,9 @@ that registers on import, or a :class:`DistortionDef`).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
-from importlib.metadata import entry_points
 
-from ..errors import InvalidValueError, WrobustWarning
+from ..errors import InvalidValueError
 from ..registry import Registry
 from .base import Distortion, DistortionDef, DistortionInfo, Fn
 from .spec import parse_spec
@@ -68,15 +66,4 @@ def list_distortions(include: str | None = None, exclude: str | None = None) -> 
     return [DISTORTIONS.get(n).info for n in DISTORTIONS.names(include, exclude)]
 
 
-def _load_plugins() -> None:
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            obj = ep.load()
-            if isinstance(obj, DistortionDef):
-                DISTORTIONS.register(obj.info.name, obj, aliases=obj.info.aliases)
-        except Exception as exc:  # a broken plug-in must not break the tool
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-            warnings.warn(f"distortion plug-in {ep.name!r} failed to load: {first}", WrobustWarning, stacklevel=2)
-
-
-DISTORTIONS.set_loader(_load_plugins)
+DISTORTIONS.load_entry_points(ENTRY_POINT_GROUP)

@@ -3,9 +3,11 @@
 In: a loaded model and an evaluation set (from :mod:`..load`), distortions (from :mod:`..distortions`).
 Out: tidy result rows (one per distortion x strength x trial) and their summary with confidence intervals.
 Files: :mod:`.targets` (which parameters), :mod:`.seeding` (one generator per point and tensor),
-:mod:`.perturb` (write distorted values in place, restore), :mod:`.evaluate` (one pass over the set),
-:mod:`.sweep` (the grid of points), :mod:`.stats` (intervals and summary rows), :mod:`.chance` (the warning
-for a clean model at chance level).
+:mod:`.perturb` (write distorted values in place, restore), :mod:`.batches` (how the set is kept and placed),
+:mod:`.outputs` (the measured output: ``--output-key``, ``--pool``), :mod:`.metrics` (the metric registry and
+its families), :mod:`.task` (default metrics by task, checked), :mod:`.evaluate` (one pass over the set),
+:mod:`.sweep` (the grid of points), :mod:`.stats` (intervals and summary rows), :mod:`.health` (non-finite
+weights and outputs), :mod:`.chance` (the warning for a clean model at chance level).
 """
 
 from ..registry import lazy_exports
@@ -15,6 +17,9 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "seeding": ("derive_seed", "point_generator"),
     "perturb": ("WeightPatch",),
     "evaluate": ("Evaluator", "PassResult"),
+    "metrics": ("METRICS", "Metric", "MetricInfo", "get_metric", "list_metrics", "register_metric", "custom_metric"),
+    "outputs": ("OutputPlan", "View"),
+    "task": ("Task", "plan_task"),
     "sweep": ("sweep", "SweepRunner", "Point", "plan", "parse_distortions", "ROW_COLUMNS", "DEFAULT_DISTORTIONS"),
     "stats": ("summarize", "t_interval"),
     "chance": ("chance_warning", "clean_warnings"),

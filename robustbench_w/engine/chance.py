@@ -22,17 +22,20 @@ def chance_warning(accuracy: float, classes: int | None, normalization: str, sou
     chance = 1.0 / classes
     if accuracy > chance + MARGIN:
         return None
+    head = (f"the clean model is at chance level: accuracy {100 * accuracy:.2f}% with {classes} classes "
+            f"(chance {100 * chance:.2f}%)")
+    if not normalization:  # named inputs or the user's batches: nothing is normalised
+        return f"{head}; check the inputs and their labels"
     fix = "" if source == "--normalize none" else "--normalize none if they are already model-ready, or "
-    return (f"the clean model is at chance level: accuracy {100 * accuracy:.2f}% with {classes} classes "
-            f"(chance {100 * chance:.2f}%); check the inputs: normalisation in use {normalization} (from "
-            f"{source}); pass {fix}--mean/--std")
+    return f"{head}; check the inputs: normalisation in use {normalization} (from {source}); pass {fix}--mean/--std"
 
 
 def clean_warnings(clean, data, healthy: bool = True) -> list[str]:
-    """The warnings about a clean pass (an engine ``PassResult``) on ``data`` (an ``EvalSet``): at most the
-    chance-level one, and none for a broken model."""
+    """The warnings about a clean pass (an engine ``PassResult``) on ``data`` (an ``EvalSet`` or given batches):
+    at most the chance-level one, and none for a broken model."""
     if not healthy:
         return []
-    norm = data.normalization
-    warning = chance_warning(clean.accuracy, data.classes(), norm.describe(), data.normalization_source)
+    normalised = not getattr(data, "named", False) and hasattr(data, "x")  # one input tensor, normalised
+    norm = data.normalization.describe() if normalised else ""
+    warning = chance_warning(clean.accuracy, data.classes(), norm, data.normalization_source)
     return [warning] if warning else []

@@ -1,155 +1,225 @@
-"""One fast pass over the evaluation set: accuracy, error, loss and agreement.
+"""One fast pass over the evaluation set: every metric of the task, reduced on the device.
 
-Where the inputs live is decided once, by size (``Evaluator.mode``):
+A pass runs the model on each batch (:mod:`.batches` keeps them; named inputs go in as keyword arguments),
+reduces its return value to the measured output (:mod:`.outputs`: ``--output-key``, ``--pool``), and lets
+each metric (:mod:`.metrics`) compute per-input statistics that are summed on the device; the sums are read
+once per pass. Statistics that several metrics share (``error`` and ``accuracy``) are computed once.
 
-- ``prepared``: normalised float inputs fit ``prepare_budget`` bytes: they are normalised once and kept on
-  the device, so a pass is the model's forward passes and nothing else;
-- ``raw``: the raw inputs (uint8 for 8-bit data) fit the device budget (a quarter of the free memory of a
-  GPU; no limit on the CPU, where the set already is): they are kept on the device and each batch is
-  normalised as it is used;
-- ``stream``: otherwise the raw inputs stay in host memory and each batch is moved to the device when it is
-  used (a set too large for the GPU; labels and clean predictions, which are small, stay on the device).
+**Fast path.** A pass does what a plain loop does (forward, the metric's arithmetic, a sum per batch) plus
+one sum of the outputs per batch. Only when that sum, or a total, is not finite is the pass redone with a
+check per input: an input whose outputs (or whose clean outputs) are not all finite takes each metric's
+``bad`` values: it counts as an error and never as an agreement (see :mod:`.metrics.base`).
 
-All counts stay on the device and are read once per pass. A pass does what a plain loop does (forward,
-argmax, summed loss, correct count) plus one sum of the outputs per batch; only when that sum is not finite
-is the pass redone row by row: an input whose outputs are not all finite counts as an error and as a
-disagreement, and the loss is averaged over the inputs with finite outputs (``nan`` when there are none).
+**Clean references** (what fidelity metrics compare with) are computed on the first pass, the clean model's,
+and kept on the device only in reduced form: the clean argmax for ``agreement`` and ``token-agreement``, the
+per-input vectors for ``cosine``, ``relative-l2`` and ``snr-db``, the log-probabilities for ``kl``, the
+measured outputs for a custom metric. They are kept when they take at most ``reference_budget`` bytes
+(1 GiB); otherwise nothing is kept and each batch is run a second time with the clean weights
+(``torch.func.functional_call`` with the pristine copy of the distorted tensors, so no model is copied). For
+example ``kl`` on a 32k-token vocabulary over 1,000 windows of 128 tokens would need 16 GB of
+log-probabilities: it reruns; ``token-agreement`` on the same set keeps 1 MB of argmaxes.
 """
 
 from __future__ import annotations
 
 import math
-import sys
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..datasets.base import EvalSet, Normalization
+from ..datasets.batches import BatchedSet
+from ..load.inputs import call_model, check_classes, probe
+from .batches import PREPARE_BUDGET, Batches
+from .metrics import Metric
+from .outputs import Kept, View, plan_outputs
+from .task import MetricSpec, Task, plan_task
 
-PREPARE_BUDGET = 1 << 30  # bytes of normalised float inputs kept ready on the device
-GPU_FRACTION = 0.25  # of a GPU's free memory, for the raw evaluation set (the rest is for the model)
+REFERENCE_BUDGET = 1 << 30  # bytes of clean references kept on the device; beyond it, the clean model reruns
+CORE = ("accuracy", "error", "loss", "agreement")
 
 
 @dataclass(frozen=True)
 class PassResult:
+    """One pass: the number of inputs, each metric's value (by column), the inputs with non-finite outputs."""
+
     n: int
-    accuracy: float  # nan without labels
-    error: float
-    loss: float
-    agreement: float  # fraction of predictions equal to the clean model's (1.0 for a finite clean pass)
-    nonfinite: int  # inputs whose outputs were not all finite
+    values: dict[str, float] = field(default_factory=dict)
+    nonfinite: int = 0
+
+    def get(self, column: str) -> float:
+        return self.values.get(column, math.nan)
+
+    @property
+    def accuracy(self) -> float:
+        return self.get("accuracy")
+
+    @property
+    def error(self) -> float:
+        return self.get("error")
+
+    @property
+    def loss(self) -> float:
+        return self.get("loss")
+
+    @property
+    def agreement(self) -> float:
+        return self.get("agreement")
 
 
-def device_budget(device: torch.device) -> int:
-    """Bytes of raw inputs that may live on ``device``: a share of a GPU's free memory; no limit on the CPU."""
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free * GPU_FRACTION)
-    return sys.maxsize
+class Statistics:
+    """The distinct statistics of a task's metrics (shared ones once), and the guard for non-finite inputs."""
 
+    def __init__(self, metrics: Iterable[Metric]):
+        self.fns: list[Callable] = []
+        self.bads: list[tuple[float | None, ...]] = []
+        self.slot: dict[str, int] = {}
+        self._guards: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        for m in metrics:
+            key = (m.stats, m.info.bad)
+            found = next((i for i, k in enumerate(zip(self.fns, self.bads)) if k == key), None)
+            if found is None:
+                found = len(self.fns)
+                self.fns.append(m.stats)
+                self.bads.append(m.info.bad)
+            self.slot[m.name] = found
 
-def placement(data: EvalSet, prepare_budget: int, budget: int) -> str:
-    """``prepared``, ``raw`` or ``stream`` (see the module docstring) for ``data`` under the two budgets."""
-    elements = len(data) * math.prod(data.input_shape)
-    if elements * 4 <= prepare_budget:
-        return "prepared"
-    return "raw" if elements * data.x.element_size() <= budget else "stream"
+    def guard(self, i: int, stats: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
+        """``stats`` with the rows of non-finite inputs (``ok`` false) replaced by the ``bad`` values."""
+        if i not in self._guards:
+            bad = self.bads[i]
+            keep = torch.tensor([b is None for b in bad], device=stats.device)
+            self._guards[i] = keep, torch.tensor([0.0 if b is None else b for b in bad], device=stats.device)
+        keep, values = self._guards[i]
+        if stats.dim() == 1:
+            return stats if bool(keep[0]) else torch.where(ok, stats, values[0])
+        return torch.where(ok.unsqueeze(1) | keep.unsqueeze(0), stats, values.unsqueeze(0))
 
 
 class Evaluator:
     """Evaluates one model on one evaluation set, again and again, as its weights change."""
 
-    def __init__(self, model: nn.Module, data: EvalSet, batch_size: int = 1024, device: torch.device | str = "cpu",
-                 normalization: Normalization | None = None, prepare_budget: int = PREPARE_BUDGET,
-                 budget: int | None = None):
-        self.model = model
-        self.device = torch.device(device)
-        self.norm = normalization or data.normalization
-        self.n = len(data)
-        self.has_labels = data.has_labels
-        self.mode = placement(data, prepare_budget, device_budget(self.device) if budget is None else budget)
-        self._batches = [(self._place(xb), None if yb is None else yb.to(self.device))
-                         for xb, yb in _split(data, batch_size)]
-        self.clean: torch.Tensor | None = None  # clean predictions, set by the first pass
+    def __init__(self, model: nn.Module, data: EvalSet | BatchedSet, batch_size: int = 1024,
+                 device: torch.device | str = "cpu", normalization: Normalization | None = None,
+                 prepare_budget: int = PREPARE_BUDGET, budget: int | None = None, *,
+                 metric: MetricSpec | Iterable[MetricSpec] | None = None, extra_metrics: Iterable[MetricSpec] = (),
+                 output_key: str | None = None, pool: str | None = None, hint: str | None = None,
+                 name: str | None = None,
+                 clean_params: dict[str, torch.Tensor] | None = None, reference_budget: int = REFERENCE_BUDGET):
+        self.model, self.device, self.name = model, torch.device(device), name or type(model).__name__
+        self.n, self.has_labels = len(data), data.has_labels
+        self.batches = Batches(data, batch_size, self.device, normalization, prepare_budget, budget)
+        self.task = self._plan(data, (metric, tuple(extra_metrics)), output_key, pool, hint)
+        self.stats = Statistics(self.task.metrics)
+        self.clean_params, self.reference_budget = clean_params, reference_budget
+        self.references: list[Kept] | None = None  # set by the first pass; [] when the clean model reruns
+        self.clean_finite = True  # whether every clean output was finite
 
-    def _place(self, xb: torch.Tensor) -> torch.Tensor:
-        """A batch as it is kept between passes."""
-        if self.mode == "stream":
-            return xb
-        xb = xb.to(self.device, non_blocking=True)
-        return self.norm.apply(xb) if self.mode == "prepared" else xb
+    @property
+    def mode(self) -> str:
+        return self.batches.mode
 
-    def _inputs(self, xb: torch.Tensor) -> torch.Tensor:
-        """A kept batch as model input."""
-        if self.mode == "prepared":
-            return xb
-        return self.norm.apply(xb.to(self.device, non_blocking=True) if self.mode == "stream" else xb)
+    @property
+    def rerun(self) -> bool:
+        """Whether the clean references did not fit and the clean model runs beside the distorted one."""
+        return self.references == [] and bool(self.task.clean_kinds)
+
+    def _plan(self, data, metrics: tuple, output_key: str | None, pool: str | None, hint: str | None) -> Task:
+        """Probe two inputs: choose the output, the task and its metrics, and check them (one line, exit 2)."""
+        raw, x, y = probe(self.model, self.name, data, self.device)
+        plan = plan_outputs(raw, output_key, pool, self.name)
+        view = View(plan.reduce(raw, x), x, y)
+        task = plan_task(view, plan, metrics[0], also=metrics[1], hint=hint, model=self.name, data=data.name)
+        if any(m.info.outputs == "classes" for m in task.metrics):
+            check_classes(self.name, data, int(view.out.shape[1]))
+        return task
+
+    def view(self, x, y, params: dict[str, torch.Tensor] | None = None) -> View:
+        """One batch through the model (with ``params`` in place of its own, for the clean rerun)."""
+        if params is None:
+            raw = call_model(self.model, x)
+        else:
+            args, kwargs = ((), x) if isinstance(x, dict) else ((x,), {})
+            raw = torch.func.functional_call(self.model, params, args, kwargs)
+        return View(self.task.plan.reduce(raw, x), x, y)
+
+    def _clean(self, i: int, x, y) -> object:
+        """The clean reference of batch ``i``: kept, or the clean model rerun on it."""
+        if not self.task.clean_kinds:
+            return None
+        if self.references:
+            return self.references[i]
+        return self.view(x, y, self.clean_params)
 
     @torch.inference_mode()
-    def fast_predict(self) -> tuple[torch.Tensor, list[float]]:
-        """Predictions and ``[loss, correct, sum of all outputs]`` with no per-row checks: the plain loop's
-        work. A non-finite sum of outputs means some output was NaN or Inf: :meth:`run` then redoes the pass
-        with :meth:`predict`."""
-        preds, losses, corrects, totals = [], [], [], []
-        for xb, yb in self._batches:
-            logits = self.model(self._inputs(xb)).float()
-            preds.append(logits.argmax(dim=1))
-            totals.append(logits.sum())
-            if yb is not None:
-                losses.append(F.cross_entropy(logits, yb, reduction="sum"))
-                corrects.append((preds[-1] == yb).sum())
-        pred = torch.cat(preds)
-        zero = torch.zeros((), device=self.device)
-        parts = [torch.stack(v).sum().double() if v else zero.double() for v in (losses, corrects, totals)]
-        if self.clean is not None:
-            parts.append((pred == self.clean).sum().double())
-        return pred, torch.stack(parts).tolist()
-
-    @torch.inference_mode()
-    def predict(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Predictions (-1 where outputs are not finite) and the sums ``[loss, correct, non-finite]``."""
-        preds, sums = [], torch.zeros(3, device=self.device, dtype=torch.float64)
-        for xb, yb in self._batches:
-            logits = self.model(self._inputs(xb)).float()
-            finite = torch.isfinite(logits.sum(dim=1))  # any NaN or Inf in a row makes its sum non-finite
-            pred = torch.where(finite, logits.argmax(dim=1), -1)
-            preds.append(pred)
-            if yb is None:
-                sums[2] += (~finite).sum()
-                continue
-            loss = F.cross_entropy(torch.where(finite.unsqueeze(1), logits, 0.0), yb, reduction="none")
-            sums += torch.stack([(loss * finite).sum(), (pred == yb).sum(), (~finite).sum()])
-        return torch.cat(preds), sums
+    def _pass(self, checked: bool) -> tuple[list[torch.Tensor], torch.Tensor, list[Kept]]:
+        """Per-statistic totals; the number of inputs with non-finite outputs (checked pass) or the sum of all
+        outputs (fast pass: finite when every output is); the clean references (first pass; ``[]`` when they
+        would not fit the budget). Nothing is read from the device here."""
+        first = self.references is None
+        keeper = Keeper(self.task.clean_kinds if first else (), self.n, self.reference_budget)
+        totals: list[torch.Tensor | None] = [None] * len(self.stats.fns)
+        sums, bad = [], torch.zeros((), dtype=torch.long, device=self.device)
+        for i, (x, y) in enumerate(self.batches):
+            view = self.view(x, y)
+            clean = view if first else self._clean(i, x, y)
+            if checked:
+                ok = view.finite if clean is None or clean is view else view.finite & clean.finite
+                bad += (~ok).sum()
+            else:
+                sums.append(view.out.sum())
+            for j, fn in enumerate(self.stats.fns):
+                s = fn(view, clean)
+                s = (self.stats.guard(j, s, ok) if checked else s).sum(dim=0, dtype=torch.float64)
+                totals[j] = s if totals[j] is None else totals[j] + s
+            keeper.add(view)
+        check = bad if checked else torch.stack(sums).sum()
+        return [t.reshape(-1) for t in totals], check, keeper.kept
 
     def run(self) -> PassResult:
-        """One pass; the first pass on a model defines the clean predictions that agreement compares with."""
-        pred, values = self.fast_predict()
-        if math.isfinite(values[2]):
-            loss_v, correct_v, bad_v = values[0], values[1], 0.0
-            agree_v = values[3] if self.clean is not None else self.n
-        else:  # some outputs are NaN or Inf: count them, row by row
-            pred, sums = self.predict()
-            loss_v, correct_v, bad_v = sums.tolist()
-            agree_v = agreements(pred, self.clean) if self.clean is not None else self.n - bad_v
-        if self.clean is None:
-            self.clean = pred
-        finite_n = self.n - int(bad_v)
-        acc = correct_v / self.n if self.has_labels else math.nan
-        return PassResult(
-            n=self.n, accuracy=acc, error=1.0 - acc if self.has_labels else math.nan,
-            loss=loss_v / finite_n if self.has_labels and finite_n > 0 else math.nan,
-            agreement=agree_v / self.n, nonfinite=int(bad_v),
-        )
+        """One pass; the first pass is the clean model's and defines the references metrics compare with. The
+        totals are read from the device once (twice when a non-finite sum calls for the checked pass)."""
+        parts, check, kept = self._pass(checked=False)
+        values = torch.cat([*parts, check.double().reshape(1)]).tolist()
+        nonfinite = 0
+        if not all(map(math.isfinite, values)) or not self.clean_finite:
+            parts, check, kept = self._pass(checked=True)
+            *values, bad = torch.cat([*parts, check.double().reshape(1)]).tolist()
+            nonfinite = int(bad)
+        if self.references is None:
+            self.references = kept
+            self.clean_finite = nonfinite == 0
+            if self.rerun and self.clean_params is None:  # no pristine copy from a sweep: snapshot the clean weights
+                self.clean_params = {k: v.detach().clone() for k, v in self.model.named_parameters()}
+        return PassResult(self.n, self.finish(parts, values, nonfinite), nonfinite)
+
+    def finish(self, parts: list[torch.Tensor], values: list[float], nonfinite: int) -> dict[str, float]:
+        """Each metric's value (by column) from the totals of its statistic."""
+        offsets = [0]
+        for p in parts:
+            offsets.append(offsets[-1] + p.numel())
+        out = {}
+        for m in self.task.metrics:
+            i = self.stats.slot[m.name]
+            out[m.column] = float(m.finish(values[offsets[i]:offsets[i + 1]], self.n, nonfinite))
+        return out
 
 
-def agreements(pred: torch.Tensor, clean: torch.Tensor) -> int:
-    """Inputs whose prediction equals the clean one; a non-finite row (-1, in either pass) never agrees."""
-    return int(((pred == clean) & (pred >= 0)).sum())
+class Keeper:
+    """Collects the clean references of the first pass while the whole set's would fit ``budget`` bytes."""
 
+    def __init__(self, kinds: tuple[str, ...], n: int, budget: int):
+        self.kinds, self.n, self.budget = kinds, n, budget
+        self.kept: list[Kept] = []
+        self.fits = bool(kinds)
 
-def _split(data: EvalSet, batch_size: int):
-    for start in range(0, len(data), batch_size):
-        yb = None if data.y is None else data.y[start:start + batch_size]
-        yield data.x[start:start + batch_size], yb
+    def add(self, view: View) -> None:
+        if not self.fits:
+            return
+        ref = Kept(view, self.kinds)
+        if ref.nbytes / len(view.out) * self.n > self.budget:
+            self.fits, self.kept = False, []  # too large: the clean model reruns beside the distorted one
+        else:
+            self.kept.append(ref)

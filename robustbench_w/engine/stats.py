@@ -1,9 +1,12 @@
 """Confidence intervals and the aggregation of sweep rows into summary rows.
 
-A summary row (one per distortion x strength) gives the number of trials, the mean and standard deviation
-(``ddof=1``) of the error over trials, and a 95% confidence interval of the mean with Student's t
-(``mean +- t_{0.975, n-1} * std / sqrt(n)``, clipped to [0, 1] since error and agreement are
-fractions). A point whose outcome does not depend on the seed (a
+A summary row (one per distortion x strength) gives the number of trials and, for every metric column
+(``error``, ``agreement``, ``accuracy``, ``loss``, and ``perplexity``, ``cosine``, ... where measured), the
+mean and standard deviation (``ddof=1``) over trials and a 95% confidence interval of the mean with
+Student's t (``mean +- t_{0.975, n-1} * std / sqrt(n)``, clipped to the metric's bounds: [0, 1] for
+fractions such as error and agreement): ``{column}_mean``, ``_std``, ``_ci_low``, ``_ci_high``. The other
+numeric columns (``weight_change``, ``nonfinite``, ``eff_bits``, ...) get their mean. A point whose outcome
+does not depend on the seed (a
 deterministic distortion, or a random one at its identity strength) is exact: std 0, interval of width 0.
 A random point with a single trial has no interval (``nan``). The interval is over trials of the
 distortion, for this evaluation set; it does not include the sampling error of the set itself.
@@ -15,6 +18,8 @@ import math
 
 import numpy as np
 import pandas as pd
+
+from .metrics import METRICS
 
 GROUP = ["model", "dataset", "distortion", "spec", "strength_name", "strength"]
 
@@ -37,25 +42,39 @@ def t_interval(values: np.ndarray | list[float], level: float = 0.95) -> tuple[f
 
 def summarize(rows: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     """One summary row per (model, dataset, distortion spec, strength), in the order of first appearance."""
+    metrics = metric_columns(rows)
+    extra = [c for c in _extra_columns(rows) if c not in metrics]
     out = []
     for key, g in rows.groupby(GROUP, sort=False, dropna=False):
         rec = dict(zip(GROUP, key))
         stochastic = bool(g["stochastic"].any())
         rec["trials"] = len(g)
-        for col in ("error", "agreement"):
+        for col, (lo, hi) in metrics.items():
             mean, std, low, high = t_interval(g[col].to_numpy(), level) if stochastic else _exact(g[col])
-            low, high = _clip01(low), _clip01(high)  # a fraction's interval stays within [0, 1]
+            low, high = _clip(low, lo, hi), _clip(high, lo, hi)  # an interval stays within the metric's bounds
             rec.update({f"{col}_mean": mean, f"{col}_std": std, f"{col}_ci_low": low, f"{col}_ci_high": high})
-        for col in ("accuracy", "loss", "weight_change", "nonfinite"):
+        for col in ("weight_change", "nonfinite"):
             rec[f"{col}_mean"] = float(g[col].mean())
-        for col in _extra_columns(rows):  # columns added by extensions (eff_bits, ...): their mean
+        for col in extra:  # columns added by extensions (eff_bits, ...): their mean
             rec[col] = float(g[col].mean())
         out.append(rec)
     return pd.DataFrame(out)
 
 
-CORE_COLUMNS = frozenset(GROUP + ["trial", "seed", "n", "accuracy", "error", "loss", "agreement",
-                                  "weight_change", "nonfinite", "stochastic"])
+CORE_METRICS = ("error", "agreement", "accuracy", "loss")
+CORE_COLUMNS = frozenset(GROUP + ["trial", "seed", "n", *CORE_METRICS, "weight_change", "nonfinite", "stochastic"])
+
+
+def metric_columns(rows: pd.DataFrame) -> dict[str, tuple[float, float]]:
+    """The metric columns of ``rows`` with their bounds: the core ones, every registered metric's column, and
+    those the rows' ``meta`` lists (custom metrics), in that order."""
+    bounds = {METRICS.get(n).column: METRICS.get(n).info.bounds for n in METRICS.names()}
+    listed = {m["column"]: tuple(m.get("bounds") or (-math.inf, math.inf))
+              for m in rows.attrs.get("meta", {}).get("metrics", []) if isinstance(m, dict) and "column" in m}
+    found = {c: bounds[c] for c in CORE_METRICS if c in rows.columns}
+    found.update({c: b for c, b in bounds.items() if c in rows.columns and c not in found})
+    found.update({c: tuple(map(float, b)) for c, b in listed.items() if c in rows.columns and c not in found})
+    return found
 
 
 def _extra_columns(rows: pd.DataFrame) -> list[str]:
@@ -63,8 +82,8 @@ def _extra_columns(rows: pd.DataFrame) -> list[str]:
             and not pd.api.types.is_bool_dtype(rows[c])]
 
 
-def _clip01(x: float) -> float:
-    return x if math.isnan(x) else min(1.0, max(0.0, x))
+def _clip(x: float, low: float, high: float) -> float:
+    return x if math.isnan(x) else min(high, max(low, x))
 
 
 def _exact(col: pd.Series) -> tuple[float, float, float, float]:

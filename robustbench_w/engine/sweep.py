@@ -5,6 +5,11 @@ copy of the targeted tensors; for each point: write the distorted values in plac
 restore. The clean model is always the first row (distortion ``none``). A point whose outcome cannot depend
 on the seed (a deterministic distortion, or a random one at its identity strength) is evaluated once,
 whatever ``trials`` says.
+
+What is measured at each point is the task's metrics (:mod:`.task`): a classifier's ``error``, ``accuracy``,
+``loss`` and ``agreement``, a language model's ``perplexity``, ... or those given with ``metric``. Rows always
+have the columns of SPEC section 3 (``accuracy``, ``error``, ``loss``, ``agreement``: ``nan`` where not
+measured) and one more column per other metric (``relative-l2`` in column ``relative_l2``).
 """
 
 from __future__ import annotations
@@ -21,15 +26,17 @@ from torch import nn
 
 from ..bits.tensor import sweep_bits
 from ..datasets.base import EvalSet
+from ..datasets.batches import BatchedSet
 from ..distortions import Distortion, get_distortion
 from ..errors import InvalidValueError, WrobustWarning
 from ..load.checkpoints import LoadedModel
 from ..load.inputs import load_inputs
 from .chance import clean_warnings
-from .evaluate import Evaluator, PassResult
+from .evaluate import CORE, Evaluator, PassResult
 from .health import check_model, warn_if_broken
 from .perturb import WeightPatch
 from .targets import select_targets
+from .task import MetricSpec
 
 DEFAULT_DISTORTIONS = ("addnorm", "multunif", "power", "sign", "round")
 ROW_COLUMNS = ["model", "dataset", "distortion", "spec", "strength_name", "strength", "trial", "seed", "n",
@@ -75,18 +82,36 @@ def parse_distortions(specs: Iterable[str | Distortion] | None) -> list[Distorti
 
 
 class SweepRunner:
-    """A model, an evaluation set and the targeted tensors, ready to evaluate points."""
+    """A model, an evaluation set and the targeted tensors, ready to evaluate points.
 
-    def __init__(self, model: LoadedModel, data: EvalSet, *, include: Iterable[str] = (), exclude: Iterable[str] = (),
-                 batch_size: int = 1024, device: torch.device | str = "cpu"):
+    ``metric`` (names, :class:`Metric` objects or callables), ``output_key`` and ``pool`` choose what is
+    measured (:mod:`.task`, :mod:`.outputs`); by default the task's metrics. ``extra_metrics`` are measured
+    as well (a gate's requirements)."""
+
+    def __init__(self, model: LoadedModel, data: EvalSet | BatchedSet, *, include: Iterable[str] = (),
+                 exclude: Iterable[str] = (), batch_size: int = 1024, device: torch.device | str = "cpu",
+                 metric: MetricSpec | Iterable[MetricSpec] | None = None, extra_metrics: Iterable[MetricSpec] = (),
+                 output_key: str | None = None, pool: str | None = None):
         if batch_size < 1:
             raise InvalidValueError(f"--batch-size must be at least 1, not {batch_size}")
         self.model, self.data, self.device = model, data, torch.device(device)
         self.patch = WeightPatch(select_targets(model.module, include, exclude))
-        self.evaluator = Evaluator(model.module, data, batch_size, self.device, model.normalization)
+        self.evaluator = Evaluator(model.module, data, batch_size, self.device, model.normalization, metric=metric,
+                                   extra_metrics=extra_metrics, output_key=output_key, pool=pool, hint=model.task,
+                                   name=model.name, clean_params=self.patch.pristine)
+        self.task = self.evaluator.task
+        clash = [c for c in self.columns if c in ROW_COLUMNS]
+        if clash:
+            raise InvalidValueError(f"metric column {clash[0]!r} is a column of every result row; name the metric "
+                                    f"otherwise")
         self.clean = self.evaluator.run()
         self.health = check_model(model.module, self.clean)  # non-finite weights or clean outputs
         self.warnings = clean_warnings(self.clean, data, self.health.ok)  # a clean model at chance level
+
+    @property
+    def columns(self) -> list[str]:
+        """The metric columns beyond the core ones, in the order of the metrics."""
+        return [m.column for m in self.task.metrics if m.column not in CORE]
 
     def evaluate(self, point: Point, seed: int) -> dict:
         with self.patch.applied(point.dist, point.strength, seed, point.trial) as applied:
@@ -111,7 +136,8 @@ class SweepRunner:
             "model": self.model.name, "dataset": self.data.name, "distortion": dist.name, "spec": dist.spec,
             "strength_name": dist.info.strength or "", "strength": strength, "trial": trial, "seed": seed,
             "n": r.n, "accuracy": r.accuracy, "error": r.error, "loss": r.loss, "agreement": r.agreement,
-            "weight_change": change, "nonfinite": r.nonfinite, "stochastic": stochastic, **extras,
+            "weight_change": change, "nonfinite": r.nonfinite, "stochastic": stochastic,
+            **{c: r.get(c) for c in self.columns}, **extras,
         }
 
     def run(self, points: Sequence[Point], seed: int = 0, progress: Progress | None = None) -> list[dict]:
@@ -127,12 +153,15 @@ class SweepRunner:
 
 def sweep(
     model: str | LoadedModel | nn.Module,
-    dataset: str | EvalSet | None = None,
+    dataset: object = None,
     distortions: Iterable[str | Distortion] | None = None,
     strengths: Sequence[float] | None = None,
     trials: int = 3,
     seed: int = 0,
     *,
+    metric: MetricSpec | Iterable[MetricSpec] | None = None,
+    output_key: str | None = None,
+    pool: str | None = None,
     include: Iterable[str] = (),
     exclude: Iterable[str] = (),
     batch_size: int = 1024,
@@ -143,16 +172,21 @@ def sweep(
 ) -> pd.DataFrame:
     """Evaluate ``model`` under each distortion, strength and trial; one row per point (SPEC section 3).
 
-    ``dataset`` defaults to the one the checkpoint was trained on; other keyword ``options`` go to the
-    model and dataset loaders (``arch``, ``num_classes``, ``data_root``, ...; see ``inputs.load_inputs``). The returned frame carries a ``meta``
-    dict in ``.attrs`` (versions, device, seed, model hash, targets, timing). ``engine.stats.summarize`` gives
-    the summary rows.
+    ``model`` is a model spec (a path, ``builtin:NAME``, ``hf:DIR``), a :class:`LoadedModel` or any
+    ``nn.Module``. ``dataset`` is a dataset name, an :class:`EvalSet`, or any iterable of batches (a
+    ``DataLoader``, a list of dicts of named tensors or of ``(inputs, labels)`` tuples); it defaults to the one
+    the checkpoint was trained on. ``metric`` is a registered metric's name, a callable
+    ``(outputs, clean_outputs, batch) -> per-input scores``, or a list of them (default: the task's);
+    ``output_key`` and ``pool`` choose and pool the measured output. Other keyword ``options`` go to the model
+    and dataset loaders (``arch``, ``num_classes``, ``data_root``, ``seq_len``, ...; see
+    ``inputs.load_inputs``). The returned frame carries a ``meta`` dict in ``.attrs`` (versions, device, seed,
+    model hash, targets, task and metrics, timing). ``engine.stats.summarize`` gives the summary rows.
     """
     started = time.perf_counter()
     points = plan(parse_distortions(distortions), strengths, trials)
     inputs = load_inputs(model, dataset, device=device, limit=limit, seed=seed, **options)
     runner = SweepRunner(inputs.model, inputs.data, include=include, exclude=exclude, batch_size=batch_size,
-                         device=inputs.device)
+                         device=inputs.device, metric=metric, output_key=output_key, pool=pool)
     warn_if_broken(runner.health)
     for warning in runner.warnings:
         warnings.warn(warning, WrobustWarning, stacklevel=2)
@@ -162,7 +196,8 @@ def sweep(
     return rows
 
 
-def run_meta(model: LoadedModel, data: EvalSet, runner: SweepRunner, device: torch.device, seed: int, elapsed: float) -> dict:
+def run_meta(model: LoadedModel, data: EvalSet | BatchedSet, runner: SweepRunner, device: torch.device, seed: int,
+             elapsed: float) -> dict:
     import platform
     import sys
 
@@ -176,6 +211,17 @@ def run_meta(model: LoadedModel, data: EvalSet, runner: SweepRunner, device: tor
         "model_sha256": model.sha256, "dataset": data.name, "split": data.split, "n": len(data),
         "normalization": data.normalization.to_dict(), "normalization_text": data.normalization.describe(),
         "normalization_source": data.normalization_source,
-        "targets": runner.patch.names, "target_weights": runner.patch.numel, "elapsed_s": round(elapsed, 3),
+        "targets": runner.patch.names, "target_weights": runner.patch.numel, **task_meta(runner),
+        "elapsed_s": round(elapsed, 3),
         **runner.health.to_meta(), "notes": list(model.notes), "warnings": list(runner.warnings),
     }
+
+
+def task_meta(runner: SweepRunner) -> dict:
+    """What was measured: the task, its metrics (name, column, direction, bounds), those the report shows, the
+    measured output and its pooling, and whether the clean model reran for lack of room for its references."""
+    task = runner.task
+    metrics = [{"name": m.name, "column": m.column, "higher_is_better": m.info.higher_is_better,
+                "bounds": list(m.info.bounds)} for m in task.metrics]
+    return {"task": task.name, "metrics": metrics, "report_metrics": list(task.shown),
+            "output_key": task.plan.key, "pool": task.plan.pool, "clean_rerun": runner.evaluator.rerun}

@@ -12,6 +12,12 @@ requirements, each at one distortion and strength with one or more limits::
     strength = 0.1
     max_error = 0.15
 
+    [[gate.require]]                # a limit on any metric
+    distortion = "noise"
+    strength = 0.05
+    metric = "perplexity"
+    max = 40                        # or min, max_increase (over the clean model), min_ratio (of the clean value)
+
 Everything is checked before any model is loaded, so that a typo costs nothing. Every error names the
 key that is wrong, as a path: ``gate.require[2].strength: expected a number`` (``require`` entries count
 from 0). See docs/gate.md for the reference of every key.
@@ -26,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..distortions import Distortion, get_distortion
+from ..engine.metrics import get_metric
 from ..errors import InputFileError, InvalidValueError, WrobustError, permission_denied
 
 try:  # Python 3.11+
@@ -47,10 +54,16 @@ class LimitKind:
     """One kind of limit: which measure it bounds, from which side, and the values a limit may take."""
 
     key: str
-    measure: str  # error, drop, agreement, bits
+    measure: str  # error, drop, agreement, bits; for the limits on a requirement's metric: value, increase, ratio
     upper: bool  # True: measured <= limit; False: measured >= limit
     low: float = 0.0
     high: float = math.inf
+    on_metric: bool = False  # a limit on the requirement's ``metric``
+
+    @property
+    def metric(self) -> str | None:
+        """The metric a fixed limit bounds (``max_error``: error), None for bits and the metric limits."""
+        return None if self.on_metric else {"error": "error", "drop": "error", "agreement": "agreement"}.get(self.measure)
 
 
 LIMIT_KINDS = {k.key: k for k in (
@@ -58,7 +71,12 @@ LIMIT_KINDS = {k.key: k for k in (
     LimitKind("max_drop", "drop", True, 0.0, 1.0),
     LimitKind("min_agreement", "agreement", False, 0.0, 1.0),
     LimitKind("max_bits", "bits", True, 0.0, 64.0),
+    LimitKind("max", "value", True, -math.inf, math.inf, on_metric=True),
+    LimitKind("min", "value", False, -math.inf, math.inf, on_metric=True),
+    LimitKind("max_increase", "increase", True, 0.0, math.inf, on_metric=True),
+    LimitKind("min_ratio", "ratio", False, 0.0, math.inf, on_metric=True),
 )}
+METRIC_LIMITS = tuple(k for k, v in LIMIT_KINDS.items() if v.on_metric)
 
 
 @dataclass(frozen=True)
@@ -73,6 +91,13 @@ class Requirement:
     limits: dict[str, float]
     judge: str
     max_regression: float
+    metric: str | None = None  # the metric that max, min, max_increase and min_ratio bound
+
+    @property
+    def metrics(self) -> list[str]:
+        """The metrics its limits need measured."""
+        found = [self.metric] if self.metric else []
+        return found + [m for m in (LIMIT_KINDS[k].metric for k in self.limits) if m and m not in found]
 
     @property
     def point(self) -> tuple[str, float]:
@@ -97,15 +122,25 @@ class Policy:
     exclude: tuple[str, ...] = ()
     table: str = "gate"  # the key of the [gate] table in its file
     normalize: str = "auto"  # "none": the dataset's inputs are already model-ready
+    seq_len: int | None = None
+    output_key: str | None = None
+    pool: str | None = None
 
     def load_options(self) -> dict:
         """Options for ``inputs.load_inputs`` (the dataset is passed on its own)."""
-        return {"limit": self.limit, "seed": self.seed, "data_root": self.data_root, "normalize": self.normalize}
+        return {"limit": self.limit, "seed": self.seed, "data_root": self.data_root, "normalize": self.normalize,
+                "seq_len": self.seq_len}
+
+    @property
+    def metrics(self) -> list[str]:
+        """Every metric a requirement needs measured, in order of first mention."""
+        return list(dict.fromkeys(m for r in self.requirements for m in r.metrics))
 
     def to_dict(self) -> dict:
         return {"source": self.source, "dataset": self.dataset, "data_root": self.data_root, "limit": self.limit,
                 "trials": self.trials, "seed": self.seed, "judge": self.judge, "max_regression": self.max_regression,
-                "include": list(self.include), "exclude": list(self.exclude), "normalize": self.normalize}
+                "include": list(self.include), "exclude": list(self.exclude), "normalize": self.normalize,
+                "seq_len": self.seq_len, "output_key": self.output_key, "pool": self.pool}
 
 
 # ------------------------------------------------------------------ reading files
@@ -165,9 +200,10 @@ def _tool_table(doc: dict) -> object | None:
 # ------------------------------------------------------------------ validation
 
 GATE_KEYS = {"dataset", "data_root", "limit", "trials", "seed", "judge", "max_regression", "include", "exclude",
-             "normalize", "require"}
+             "normalize", "require", "seq_len", "output_key", "pool"}
 NORMALIZE = ("auto", "none")
-REQUIRE_KEYS = {"distortion", "strength", "name", "judge", "max_regression", *LIMIT_KINDS}
+REQUIRE_KEYS = {"distortion", "strength", "name", "judge", "max_regression", "metric", *LIMIT_KINDS}
+POOLS = ("mean", "cls", "none")
 
 
 def parse_policy(table: object, source: str = "<policy>", key: str = "gate", base: Path | None = None) -> Policy:
@@ -186,6 +222,8 @@ def parse_policy(table: object, source: str = "<policy>", key: str = "gate", bas
         seed=_opt(t, "seed", key, _integer, 0), judge=_opt(t, "judge", key, _judge, DEFAULT_JUDGE),
         max_regression=_opt(t, "max_regression", key, _fraction, DEFAULT_MAX_REGRESSION),
         include=tuple(_opt(t, "include", key, _strings, ())), exclude=tuple(_opt(t, "exclude", key, _strings, ())),
+        seq_len=_opt(t, "seq_len", key, _count), output_key=_opt(t, "output_key", key, _string),
+        pool=_opt(t, "pool", key, _pool),
     )
     entries = t.get("require")
     if not isinstance(entries, list) or not entries:
@@ -206,13 +244,39 @@ def parse_requirement(entry: object, index: int, key: str, common: dict) -> Requ
     limits = {k: _limit(t[k], LIMIT_KINDS[k], f"{key}.{k}") for k in LIMIT_KINDS if k in t}
     if not limits:
         raise InvalidValueError(f"{key}: no limit (give at least one of {', '.join(LIMIT_KINDS)})")
+    metric = _metric(t, limits, key)
     judge = _opt(t, "judge", key, _judge, common["judge"])
     if judge == "ci" and common["trials"] < 2 and dist.is_random_at(strength):
         raise InvalidValueError(f"{key}.judge: 'ci' needs trials >= 2 for the random distortion {dist.name} "
                                 f"(trials = {common['trials']}); raise trials or use judge = 'mean'")
     name = _opt(t, "name", key, _string) or point_name(dist, strength)
     return Requirement(index, key, name, dist, strength, limits, judge,
-                       _opt(t, "max_regression", key, _fraction, common["max_regression"]))
+                       _opt(t, "max_regression", key, _fraction, common["max_regression"]), metric)
+
+
+def _metric(t: dict, limits: dict[str, float], key: str) -> str | None:
+    """The requirement's ``metric`` (canonical name): needed by, and only by, the limits on a metric."""
+    on_metric = [k for k in limits if LIMIT_KINDS[k].on_metric]
+    if "metric" not in t:
+        if on_metric:
+            raise InvalidValueError(f"{key}.{on_metric[0]}: needs metric = NAME (the metric it limits, for example "
+                                    f"metric = \"perplexity\")")
+        return None
+    name = _string(t["metric"], f"{key}.metric")
+    try:
+        name = get_metric(name).name
+    except WrobustError as exc:
+        raise type(exc)(f"{key}.metric: {exc}") from None
+    if not on_metric:
+        raise InvalidValueError(f"{key}.metric: {name} needs a limit: {', '.join(METRIC_LIMITS)}")
+    return name
+
+
+def _pool(value: object, key: str) -> str:
+    s = _string(value, key).lower()
+    if s not in POOLS:
+        raise InvalidValueError(f"{key}: expected one of {', '.join(repr(p) for p in POOLS)}, not {value!r}")
+    return s
 
 
 def _path(text: str | None, base: Path | None) -> str | None:
@@ -361,4 +425,4 @@ def _judge(value: object, key: str) -> str:
     return s
 
 
-__all__ = ["LIMIT_KINDS", "LimitKind", "Policy", "Requirement", "load_policy", "parse_policy"]
+__all__ = ["LIMIT_KINDS", "METRIC_LIMITS", "LimitKind", "Policy", "Requirement", "load_policy", "parse_policy"]

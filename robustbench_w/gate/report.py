@@ -15,22 +15,35 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ..engine.metrics import get_metric
 from ..report.files import atomic_write, jsonable, records
+from ..report.text import num
 from .verdict import Check, GateResult, Verdict
 
 MEASURES = {"max_error": "error", "max_drop": "error drop", "min_agreement": "agreement",
             "max_bits": "bits/weight", "max_regression": "error rise vs baseline"}
+METRIC_MEASURES = {"max": "{}", "min": "{}", "max_increase": "{} rise", "min_ratio": "{} ratio to clean"}
 
 
 # ------------------------------------------------------------------ text pieces
 
 def number(limit: str, x: float) -> str:
-    """A value in the policy's own units: fractions with 4 decimals, bits with 3, rises with a sign."""
+    """A value in the policy's own units: fractions with 4 decimals, bits with 3, rises with a sign; a metric's
+    value with 4 significant digits."""
     if x is None or math.isnan(x):
         return "-"
     if limit == "max_bits":
         return f"{x:.3f}"
+    if limit in ("max", "min"):
+        return num(x)
+    if limit == "max_increase":
+        return ("+" if x >= 0 else "") + num(x)
     return f"{x:+.4f}" if limit in ("max_regression", "max_drop") else f"{x:.4f}"
+
+
+def measure_text(c: Check) -> str:
+    """What a check measures: ``error``, ``perplexity``, ``perplexity rise``, ..."""
+    return METRIC_MEASURES[c.limit].format(c.metric) if c.limit in METRIC_MEASURES else MEASURES[c.limit]
 
 
 def limit_text(c: Check) -> str:
@@ -44,9 +57,9 @@ def status(c: Check) -> str:
 def check_line(v: Verdict, c: Check) -> str:
     """One line for a log: ``FAIL addnorm sigma=0.3: error 0.3042 (95% CI high) > limit 0.1500``."""
     rel = c.relation if c.passed is not False else {"<=": ">", ">=": "<"}[c.relation]
-    measured = f"{MEASURES[c.limit]} {number(c.limit, c.value)} ({c.judged_on})"
+    measured = f"{measure_text(c)} {number(c.limit, c.value)} ({c.judged_on})"
     if c.passed is None or math.isnan(c.value):
-        measured = f"{MEASURES[c.limit]}: {c.note}"
+        measured = f"{measure_text(c)}: {c.note}"
         return f"{status(c)} {v.requirement.name}: {measured}"
     note = f"; {c.note}" if c.note else ""
     return f"{status(c)} {v.requirement.name}: {measured} {rel} limit {number(c.limit, c.threshold)}{note}"
@@ -62,11 +75,20 @@ def verdict_line(result: GateResult) -> str:
 
 def context(result: GateResult) -> str:
     m, p = result.meta, result.policy
-    clean = result.summary[result.summary["distortion"] == "none"]["error_mean"].iloc[0]
+    clean = result.summary[result.summary["distortion"] == "none"].iloc[0]
     norm = f"; normalisation {m['normalization_text']} (from {m.get('normalization_source')})" \
         if m.get("normalization_text") else ""
-    return (f"{m.get('model')} on {m.get('dataset')}, n={m.get('n')}, clean error {number('max_error', clean)}"
+    return (f"{m.get('model')} on {m.get('dataset')}, n={m.get('n')}, {clean_values(clean, result.policy)}"
             f"{norm}; {p.trials} trials, seed {p.seed}; judged on {judge_text(p.judge)}")
+
+
+def clean_values(clean, policy) -> str:
+    """``clean error 0.0254`` (as always), and the clean value of each other metric a requirement names."""
+    others = [n for n in policy.metrics if n not in ("error", "agreement")]
+    parts = [f"clean {n} {num(clean.get(f'{get_metric(n).column}_mean', math.nan))}" for n in others]
+    if not others or not math.isnan(clean["error_mean"]):
+        parts.insert(0, f"clean error {number('max_error', clean['error_mean'])}")
+    return ", ".join(parts)
 
 
 def judge_text(judge: str) -> str:
@@ -79,7 +101,7 @@ def table_rows(result: GateResult) -> list[list[str]]:
     for v in result.verdicts:
         for i, c in enumerate(v.checks):
             measured = number(c.limit, c.value) if c.passed is not None else "-"
-            out.append([v.requirement.name if i == 0 else "", MEASURES[c.limit], limit_text(c), measured,
+            out.append([v.requirement.name if i == 0 else "", measure_text(c), limit_text(c), measured,
                         c.judged_on if c.passed is not None else c.note, status(c)])
     return out
 
@@ -175,8 +197,10 @@ def gate_document(result: GateResult) -> dict:
     reqs = [{"name": v.requirement.name, "key": v.requirement.key, "distortion": v.requirement.distortion.spec,
              "strength": v.requirement.strength, "judge": v.requirement.judge, "limits": v.requirement.limits,
              "max_regression": v.requirement.max_regression, "passed": v.passed,
+             "metric": v.requirement.metric,
              "checks": [{"limit": c.limit, "threshold": c.threshold, "value": c.value, "mean": c.mean,
-                         "judged_on": c.judged_on, "passed": c.passed, "note": c.note} for c in v.checks]}
+                         "judged_on": c.judged_on, "passed": c.passed, "note": c.note,
+                         **({"metric": c.metric} if c.metric else {})} for c in v.checks]}
             for v in result.verdicts]
     gate = {"passed": result.passed, "policy": result.policy.to_dict(), "baseline": result.baseline,
             "clean_model": result.health.to_meta()["health"], "requirements": reqs, "notes": result.notes,

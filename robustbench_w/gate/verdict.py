@@ -4,8 +4,11 @@ The model and data are loaded once; every distinct (distortion, strength) point 
 with ``policy.trials`` trials (deterministic points once) by one :class:`SweepRunner`, and summarised with
 :func:`..engine.stats.summarize`. A limit is judged on the mean over trials (``judge = "mean"``) or on the
 conservative end of the 95% confidence interval of the mean (``judge = "ci"``, the default): the upper end
-for ``max_error``, ``max_drop`` and ``max_bits``, the lower end for ``min_agreement``. A deterministic point
-is exact, so both rules give the same value there.
+for ``max_error``, ``max_drop``, ``max_bits``, ``max`` and ``max_increase``, the lower end for
+``min_agreement``, ``min`` and ``min_ratio``. A deterministic point is exact, so both rules give the same value
+there. ``max``/``min`` bound a requirement's ``metric`` (any metric: ``perplexity``, ``cosine``, ...),
+``max_increase`` its rise over the clean model's value, ``min_ratio`` its ratio to the clean model's value.
+The gate measures the task's default metrics plus every metric a requirement names (and ``--metric``).
 
 With a baseline (a results file written earlier by ``gate -o`` or ``sweep -o FILE.json``), every
 requirement's point also fails when its mean error rose by more than ``max_regression`` over the
@@ -32,12 +35,13 @@ from torch import nn
 
 from ..distortions import get_distortion
 from ..engine.health import Health
+from ..engine.metrics import get_metric
 from ..engine.stats import summarize, t_interval
 from ..engine.sweep import ROW_COLUMNS, Point, Progress, SweepRunner, plan, run_meta
 from ..errors import InputFileError, InvalidValueError, WrobustError, permission_denied
 from ..load.checkpoints import LoadedModel
 from ..load.inputs import Inputs, load_inputs
-from .policy import LIMIT_KINDS, Policy, Requirement, load_policy, point_name
+from .policy import LIMIT_KINDS, LimitKind, Policy, Requirement, load_policy, point_name
 
 TOLERANCE = 1e-9  # a value equal to its limit passes, whatever the rounding of k/n
 Key = tuple[str, float]  # (canonical spec without a fixed strength, strength or nan)
@@ -47,13 +51,14 @@ Key = tuple[str, float]  # (canonical spec without a fixed strength, strength or
 class Check:
     """One limit of one requirement, judged. ``passed`` is None when it could not be checked (no baseline point)."""
 
-    limit: str  # max_error, max_drop, min_agreement, max_bits or max_regression
+    limit: str  # max_error, max_drop, min_agreement, max_bits, max, min, max_increase, min_ratio or max_regression
     threshold: float
     value: float  # the judged value (nan when not measured)
     judged_on: str  # "mean", "95% CI high", "95% CI low", "exact", "mean vs baseline"
     passed: bool | None
     mean: float = math.nan  # the mean over trials (equal to value when judged on the mean)
     note: str = ""
+    metric: str = ""  # the metric that max, min, max_increase and min_ratio bound
 
     @property
     def relation(self) -> str:
@@ -107,16 +112,20 @@ class GateResult:
 
 def run_gate(model: str | LoadedModel | nn.Module, policy: Policy | str | Path, baseline: Path | str | None = None, *,
              device: str | torch.device = "auto", batch_size: int = 1024, progress: Progress | None = None,
-             **model_options) -> GateResult:
+             metric: Sequence[str] | None = None, output_key: str | None = None, pool: str | None = None,
+             seq_len: int | None = None, **model_options) -> GateResult:
     """Evaluate ``model`` against ``policy`` (a :class:`Policy` or a policy file; and ``baseline``, if given)
-    and return the verdicts."""
+    and return the verdicts. ``metric`` adds metrics to measure; ``output_key``, ``pool`` and ``seq_len``
+    override the policy's."""
     policy = policy if isinstance(policy, Policy) else load_policy(Path(policy))
     check_supported(policy)
     base = load_baseline(Path(baseline)) if baseline is not None else None
     started = time.perf_counter()
-    inputs = load_inputs(model, policy.dataset, device=device, **{**policy.load_options(), **model_options})
+    options = {**policy.load_options(), **model_options, **({"seq_len": seq_len} if seq_len is not None else {})}
+    inputs = load_inputs(model, policy.dataset, device=device, **options)
     runner = SweepRunner(inputs.model, inputs.data, include=policy.include, exclude=policy.exclude,
-                         batch_size=batch_size, device=inputs.device)
+                         batch_size=batch_size, device=inputs.device, extra_metrics=[*(metric or ()), *policy.metrics],
+                         output_key=output_key or policy.output_key, pool=pool or policy.pool)
     rows = pd.DataFrame(runner.run(gate_points(policy), policy.seed, progress))
     rows = rows[ROW_COLUMNS + [c for c in rows.columns if c not in ROW_COLUMNS]]
     summary = summarize(rows)
@@ -170,17 +179,17 @@ def point_mask(frame: pd.DataFrame, key: Key) -> pd.Series:
 def judge(r: Requirement, summary: pd.DataFrame, bits: dict, base: Baseline | None) -> Verdict:
     """All checks of one requirement: its limits, then the regression over the baseline (if any)."""
     row = summary[point_mask(summary, r.point)].iloc[0].to_dict()
-    clean = float(summary[summary["distortion"] == "none"]["error_mean"].iloc[0])
+    clean = summary[summary["distortion"] == "none"].iloc[0].to_dict()
     checks = [judge_limit(r, key, row, clean, bits.get(r.point)) for key in LIMIT_KINDS if key in r.limits]
     if base is not None:
         checks.append(regression_check(r, row, base))
     return Verdict(r, tuple(checks), row)
 
 
-def judge_limit(r: Requirement, key: str, row: dict, clean_error: float, bits: tuple | None) -> Check:
+def judge_limit(r: Requirement, key: str, row: dict, clean: dict, bits: tuple | None) -> Check:
     """Judge one limit: take the mean or the conservative end of the interval, compare with the threshold."""
     kind = LIMIT_KINDS[key]
-    mean, low, high, draws = measures(kind.measure, row, clean_error, bits)
+    mean, low, high, draws = measures(kind, row, clean, bits, r.metric)
     if not r.distortion.is_random_at(r.strength):
         value, on = mean, "exact"
     elif draws == 1:
@@ -189,26 +198,33 @@ def judge_limit(r: Requirement, key: str, row: dict, clean_error: float, bits: t
         value, on = mean, "mean"
     else:
         value, on = (high, "95% CI high") if kind.upper else (low, "95% CI low")
-    threshold = r.limits[key]
+    threshold, metric = r.limits[key], r.metric if kind.on_metric else ""
     if math.isnan(value):
-        why = unmeasured(kind.measure) if math.isnan(mean) else "no 95% interval from one trial"
-        return Check(key, threshold, math.nan, on, False, mean, f"not measured: {why}")
+        why = unmeasured(kind.measure, metric) if math.isnan(mean) else "no 95% interval from one trial"
+        return Check(key, threshold, math.nan, on, False, mean, f"not measured: {why}", metric)
     passed = value <= threshold + TOLERANCE if kind.upper else value >= threshold - TOLERANCE
-    return Check(key, threshold, value, on, passed, mean)
+    return Check(key, threshold, value, on, passed, mean, metric=metric)
 
 
-def measures(measure: str, row: dict, clean_error: float, bits: tuple | None) -> tuple[float, float, float, int]:
-    """``(mean, ci low, ci high, number of draws)`` of a measure at a point."""
-    if measure == "bits":
+def measures(kind: LimitKind, row: dict, clean: dict, bits: tuple | None,
+             metric: str | None = None) -> tuple[float, float, float, int]:
+    """``(mean, ci low, ci high, number of draws)`` of a limit's measure at a point (``clean``: the clean
+    model's summary row)."""
+    if kind.measure == "bits":
         return bits if bits is not None else (math.nan, math.nan, math.nan, 0)
-    col = "error" if measure == "drop" else measure
+    col = get_metric(metric).column if kind.on_metric else ("error" if kind.measure == "drop" else kind.measure)
     mean, low, high = (_float(row.get(f"{col}_{s}")) for s in ("mean", "ci_low", "ci_high"))
-    if measure == "drop":
-        mean, low, high = mean - clean_error, low - clean_error, high - clean_error
+    base = _float(clean.get(f"{col}_mean"))
+    if kind.measure in ("drop", "increase"):
+        mean, low, high = mean - base, low - base, high - base
+    elif kind.measure == "ratio":
+        mean, low, high = (x / base if base else math.nan for x in (mean, low, high))
     return mean, low, high, int(row.get("trials", 1))
 
 
-def unmeasured(measure: str) -> str:
+def unmeasured(measure: str, metric: str = "") -> str:
+    if metric:
+        return f"no {metric}, or the clean model's {metric} is 0" if measure == "ratio" else f"no {metric}"
     return {"bits": "no effective bits", "agreement": "no agreement"}.get(measure, "the evaluation set has no labels")
 
 

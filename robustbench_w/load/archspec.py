@@ -1,11 +1,12 @@
 """Resolve an architecture name (``--arch``) to a factory, and build the module.
 
-``NAME`` is, in this order: a built-in architecture (``wrobust list archs``); any torchvision classification
-model (``torchvision.models.get_model``, built without pretrained weights: the checkpoint supplies them); or
-user code, ``package.module:callable`` or ``path/to/file.py:callable``, a callable that returns the
-``nn.Module`` (it gets ``num_classes=N`` when ``--num-classes`` is given); ``package.module`` is found in
-the current folder too, as ``python -m`` finds it. Naming user code runs it, as importing it would: that is
-the user's explicit choice.
+``NAME`` is, in this order: ``timm:NAME``, a timm architecture (``timm.create_model``, the optional extra
+``[timm]``); a built-in architecture (``wrobust list archs``); any torchvision classification model
+(``torchvision.models.get_model``); or user code, ``package.module:callable`` or
+``path/to/file.py:callable``, a callable that returns the ``nn.Module`` (it gets ``num_classes=N`` when
+``--num-classes`` is given); ``package.module`` is found in the current folder too, as ``python -m`` finds
+it. timm and torchvision models are built without pretrained weights: the checkpoint supplies them. Naming
+user code runs it, as importing it would: that is the user's explicit choice.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from .architectures import ARCHS
 
 
 def resolve_arch(name: str) -> Callable[..., nn.Module]:
-    """A factory for ``name``: built-in, torchvision model, or ``module:callable`` / ``file.py:callable``."""
+    """A factory for ``name``: ``timm:NAME``, built-in, torchvision model, or ``module:callable`` / ``file.py:callable``."""
+    if name.lower().startswith(TIMM_PREFIX):
+        return _timm(name[len(TIMM_PREFIX):])
     if ":" in name:
         return _user_callable(name)
     if name in ARCHS:
@@ -59,6 +62,32 @@ def build(name: str, num_classes: int | None = None, **kwargs) -> nn.Module:
 def arch_input_shape(name: str) -> tuple[int, ...] | None:
     """The fixed input shape of a built-in architecture (without batch), else None."""
     return ARCHS.get(name).input_shape if ":" not in name and name in ARCHS else None
+
+
+def module_input_shape(module: nn.Module) -> tuple[int, ...] | None:
+    """The input shape (without batch) a module records, as timm models do in ``pretrained_cfg``."""
+    shape = (getattr(module, "pretrained_cfg", None) or {}).get("input_size")
+    return tuple(int(d) for d in shape) if isinstance(shape, (tuple, list)) and shape else None
+
+
+TIMM_PREFIX = "timm:"
+
+
+def _timm(name: str) -> Callable[..., nn.Module]:
+    """A factory for the timm architecture ``name`` (no pretrained weights, nothing downloaded)."""
+    try:
+        import timm
+    except ImportError:
+        raise InvalidValueError("--arch timm:NAME needs the timm package: pip install 'robustbench_w[timm]'") from None
+    if not name or not timm.is_model(name):
+        close = close_matches(name.lower(), timm.list_models())
+        hint = f"; did you mean {' or '.join(repr('timm:' + c) for c in close)}?" if close else ""
+        raise UnknownNameError(f"unknown timm architecture {name!r}{hint} (see timm.list_models())")
+
+    def build_timm(**kwargs) -> nn.Module:
+        return timm.create_model(name, pretrained=False, **kwargs)
+
+    return build_timm
 
 
 def _accepts(factory: Callable, param: str) -> bool:

@@ -21,7 +21,8 @@ Kinds (``LoadedModel.format``), told apart by the file's bytes, never by its suf
 - ``pickle``: a whole pickled module (``torch.save(model)``). Unpickling runs code from the file, so it
   is refused unless the caller passes ``trust_checkpoint=True`` (``--trust-checkpoint``).
 
-``builtin:NAME`` names a checkpoint shipped in the package (``robustbench_w/assets/NAME.pt``). Every
+``builtin:NAME`` names a checkpoint shipped in the package (``robustbench_w/assets/NAME.pt``), and
+``hf:DIR`` a local Hugging Face model folder (:mod:`.hf`, format ``hf``; needs ``transformers``). Every
 failure is an :class:`InputFileError` (or another ``WrobustError``) whose one-line message names the file.
 
 Fitting a state dict to its architecture (:func:`load_state`): every parameter must be there with its shape,
@@ -62,7 +63,8 @@ from ..errors import (
     permission_denied,
 )
 from ..registry import close_matches
-from .archspec import arch_input_shape, build, build_arch, current_folder_importable
+from .archspec import arch_input_shape, build, build_arch, current_folder_importable, module_input_shape
+from .hf import is_hf_spec, read_hf_folder
 from .writing import atomic_write_bytes
 
 FORMAT = "wrobust"
@@ -84,8 +86,10 @@ class LoadedModel:
     input_shape: tuple[int, ...] | None = None
     normalization: Normalization | None = None
     extra: dict = field(default_factory=dict)  # training record and anything else the file holds
-    format: str | None = None  # wrobust, state_dict, safetensors, torchscript, export or pickle
+    format: str | None = None  # wrobust, state_dict, safetensors, torchscript, export, pickle or hf
     notes: list[str] = field(default_factory=list)  # what loading adjusted (buffers ignored or kept), said once
+    tokenizer: object | None = None  # the tokenizer of an hf: folder (for text:FILE and jsonl:FILE)
+    task: str | None = None  # what the checkpoint says the model is: "causal-lm", "other" (hf: folders); None: unknown
 
 
 @dataclass
@@ -394,7 +398,8 @@ def from_state_dict(state: dict[str, torch.Tensor], path: Path, name: str, opts:
     notes = load_state(module, fit_prefixes(state, module.state_dict()), str(path), f"--arch {opts.arch}", hint,
                        strict=opts.strict)
     return LoadedModel(module=module, name=name, arch=opts.arch, num_classes=opts.num_classes,
-                       input_shape=arch_input_shape(opts.arch), format=kind, notes=notes)
+                       input_shape=arch_input_shape(opts.arch) or module_input_shape(module), format=kind,
+                       notes=notes)
 
 
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
@@ -435,13 +440,15 @@ LOADERS = {"torch": _load_torch_file, "safetensors": _load_safetensors, "torchsc
 
 def load_model(spec: str | Path, device: str | torch.device = "cpu", *, arch: str | None = None,
                num_classes: int | None = None, trust_checkpoint: bool = False, strict: bool = False) -> LoadedModel:
-    """Load a model spec (a path or ``builtin:NAME``) into an eval-mode module on ``device``.
+    """Load a model spec (a path, ``builtin:NAME`` or ``hf:DIR``) into an eval-mode module on ``device``.
 
     ``arch`` and ``num_classes`` rebuild plain state dicts and safetensors files; ``trust_checkpoint``
     allows unpickling a whole pickled module (it runs code from the file); ``strict`` asks for exactly the
     architecture's keys (no buffer ignored or kept)."""
     if num_classes is not None and int(num_classes) < 1:
         raise InvalidValueError(f"--num-classes must be a positive number, not {num_classes}")
+    if is_hf_spec(spec):
+        return load_hf(str(spec), device)
     path = resolve_path(spec)
     opts = LoadOptions(arch, None if num_classes is None else int(num_classes), bool(trust_checkpoint), bool(strict))
     loaded = LOADERS[sniff(path)](path, str(spec), opts)
@@ -462,3 +469,11 @@ def _options_not_used(loaded: LoadedModel, arch: str | None, num_classes: int | 
     if num_classes is not None and loaded.format == "wrobust" and num_classes != loaded.num_classes:
         warnings.warn(f"--num-classes {num_classes} is not used: {loaded.name} has {loaded.num_classes} classes",
                       WrobustWarning, stacklevel=3)
+
+
+def load_hf(spec: str, device: str | torch.device = "cpu") -> LoadedModel:
+    """A Hugging Face model folder (``hf:DIR``) as a :class:`LoadedModel` (see :mod:`.hf`)."""
+    hf = read_hf_folder(spec)
+    hf.module.to(device).eval()
+    return LoadedModel(module=hf.module, name=spec, path=hf.weights, sha256=file_sha256(hf.weights), arch=hf.arch,
+                       format="hf", tokenizer=hf.tokenizer, task="causal-lm" if hf.causal else "other")

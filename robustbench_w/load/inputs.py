@@ -7,10 +7,16 @@ parses them, and routed by name.
 Normalisation: none with ``--normalize none`` (inputs that are already model-ready); ``--mean``/``--std``
 when given; else the checkpoint's, when it records one (it is what the model expects); else the dataset's
 (its preset, or what a ``tensors:`` file records). The evaluation set records which, as
-``normalization_source``. The model's input shape, normalisation and image mode (from its first layer) are
-offered to the dataset loader (``synthetic`` draws its inputs from them, ``imagefolder`` reads grey or colour
-images). Before any sweep, one probe batch of two inputs checks that the model runs on the data and that its
-outputs fit the dataset's classes.
+``normalization_source``. Named inputs (token ids) and batches given from Python are never normalised. The
+model's input shape, normalisation, image mode (from its first layer) and tokenizer are offered to the
+dataset loader (``synthetic`` draws its inputs from them, ``imagefolder`` reads grey or colour images,
+``text:FILE`` and ``jsonl:FILE`` tokenise with it). Before any sweep, one probe batch of two inputs checks
+that the model runs on the data; what its outputs must look like depends on the metrics, and is checked by
+the engine.
+
+The dataset may also be an :class:`EvalSet`, or any iterable of batches (a ``DataLoader``, a list of dicts
+or tuples; see :mod:`..datasets.batches`). Named inputs (a dict of tensors) are passed to the model as keyword
+arguments (:func:`call_model`).
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from ..datasets.base import EvalSet, Normalization, limit_subset, load_dataset
+from ..datasets.base import EvalSet, Normalization, describe_inputs, limit_subset, load_dataset
+from ..datasets.base import Inputs as ModelInputs
+from ..datasets.batches import BatchedSet, from_batches
 from ..errors import InvalidValueError, MissingOptionsError
 from .checkpoints import LoadedModel, load_model
 from .device import resolve_device
@@ -34,11 +42,25 @@ NORMALIZE = ("auto", "none")  # --normalize: auto (checkpoint, else dataset) or 
 NO_DATASET = "--dataset NAME (the checkpoint names no dataset)"
 
 
+DataSet = EvalSet | BatchedSet
+
+
 @dataclass
 class Inputs:
     model: LoadedModel
-    data: EvalSet
+    data: DataSet
     device: torch.device
+
+
+def call_model(module: nn.Module, x: ModelInputs) -> object:
+    """Run the model on one batch: named inputs as keyword arguments, a tensor as the one argument."""
+    return module(**x) if isinstance(x, dict) else module(x)
+
+
+def to_device(x: ModelInputs, device: torch.device) -> ModelInputs:
+    if isinstance(x, dict):
+        return {k: v.to(device, non_blocking=True) for k, v in x.items()}
+    return x.to(device, non_blocking=True)
 
 
 def split_options(options: dict) -> tuple[dict, dict]:
@@ -57,8 +79,12 @@ def as_loaded(model: str | LoadedModel | nn.Module, device: torch.device, **mode
     return load_model(model, device=device, **model_options)
 
 
-def as_evalset(dataset: str | EvalSet | None, model: LoadedModel, limit: int | None = None, seed: int = 0,
-               **data_options) -> EvalSet:
+def as_evalset(dataset: object, model: LoadedModel, limit: int | None = None, seed: int = 0,
+               **data_options) -> DataSet:
+    if dataset is not None and not isinstance(dataset, (str, EvalSet, BatchedSet)):
+        dataset = from_batches(dataset)
+    if isinstance(dataset, BatchedSet):
+        return dataset.limited(limit) if limit else dataset
     if isinstance(dataset, EvalSet):
         if any(k in data_options for k in OVERRIDES):
             norm = dataset.normalization.with_overrides(data_options.get("mean"), data_options.get("std"))
@@ -70,11 +96,15 @@ def as_evalset(dataset: str | EvalSet | None, model: LoadedModel, limit: int | N
     data_options.setdefault("input_shape", model.input_shape)
     data_options.setdefault("model_normalization", model.normalization)
     data_options.setdefault("image_mode", image_mode_of(model))
+    data_options.setdefault("tokenizer", model.tokenizer)
     return load_dataset(name, limit=limit, seed=seed, **data_options)
 
 
 def _example(model: LoadedModel) -> str:
-    """A ``--dataset`` example that fits the model: its own input shape when it records one."""
+    """A ``--dataset`` example that fits the model: its own input shape when it records one; text for a model
+    with a tokenizer."""
+    if model.tokenizer is not None:
+        return "text:FILE, tokenised with the model's tokenizer, or jsonl:FILE"
     if model.input_shape:
         shape = "x".join(map(str, model.input_shape))
         return f"a labelled set of {shape} inputs, or synthetic: seeded {shape} inputs, agreement only"
@@ -93,10 +123,13 @@ def image_mode_of(model: LoadedModel) -> str | None:
     return {1: "L", 3: "RGB"}.get(channels)
 
 
-def resolve_normalization(model: LoadedModel, data: EvalSet, chosen: str | None = None) -> tuple[LoadedModel, EvalSet]:
+def resolve_normalization(model: LoadedModel, data: DataSet, chosen: str | None = None) -> tuple[LoadedModel, DataSet]:
     """The model and evaluation set of this run, both carrying the normalisation it uses (copies where that
     differs: the caller's objects are left as they were), and the set saying where it came from. ``chosen``:
-    ``"none"`` (``--normalize none``), ``"flags"`` (``--mean``/``--std``, already in ``data``) or None."""
+    ``"none"`` (``--normalize none``), ``"flags"`` (``--mean``/``--std``, already in ``data``) or None. Named
+    inputs and given batches are not normalised."""
+    if data.named or isinstance(data, BatchedSet):
+        return model, data
     if chosen == "none":
         norm, source = Normalization(), "--normalize none"
     elif chosen == "flags" or model.normalization is None:
@@ -121,37 +154,44 @@ def normalization_choice(data_options: dict) -> str | None:
     return "none" if normalize == "none" else "flags" if flags else None
 
 
-def check_fit(model: LoadedModel, data: EvalSet, device: torch.device) -> None:
-    """One probe batch: the model must run on the data and give ``(batch, classes)`` outputs that fit its labels."""
+def probe(module: nn.Module, name: str, data: DataSet, device: torch.device) -> tuple[object, ModelInputs, torch.Tensor | None]:
+    """``(raw outputs, inputs, labels)`` of the first two inputs; a model (``name``) that does not run on them is
+    an input error (one line naming the shapes)."""
     if len(data) == 0:
         raise InvalidValueError(f"dataset {data.name} is empty")
-    x = data.normalization.apply(data.x[:2].to(device))
+    x, y = data.head(2)
+    x = to_device(x, device)
     try:
         with torch.inference_mode():
-            out = model.module(x)
+            out = call_model(module, x)
     except Exception as exc:  # the user's code raised, or model and data do not fit each other
         mine = user_code_error(exc)
         if mine is not None:
             raise mine from exc
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise InvalidValueError(f"{model.name} does not run on {data.name} inputs of shape {tuple(data.input_shape)}: "
-                                f"{first} (wrong dataset, --input-shape or --image-size?)") from exc
-    if not isinstance(out, torch.Tensor) or out.dim() != 2:
-        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise InvalidValueError(f"{model.name}: outputs {shape}, expected logits of shape (batch, classes)")
-    _check_classes(model, data, int(out.shape[1]))
+        hint = "wrong dataset or --seq-len?" if isinstance(x, dict) else "wrong dataset, --input-shape or --image-size?"
+        raise InvalidValueError(f"{name} does not run on {data.name} inputs of shape {describe_inputs(x)}: "
+                                f"{first} ({hint})") from exc
+    return out, x, None if y is None else y.to(device)
 
 
-def _check_classes(model: LoadedModel, data: EvalSet, outputs: int) -> None:
+def check_fit(model: LoadedModel, data: DataSet, device: torch.device) -> None:
+    """One probe batch: the model must run on the data (what its outputs must be is the engine's to check)."""
+    probe(model.module, model.name, data, device)
+
+
+def check_classes(model: str, data: DataSet, outputs: int) -> None:
+    """Class outputs of ``model`` (its name) must fit the dataset: as many as its classes, and more than its
+    largest label."""
     if data.num_classes is not None and outputs != data.num_classes:
-        raise InvalidValueError(f"{model.name} has {outputs} outputs but dataset {data.name} has {data.num_classes} "
+        raise InvalidValueError(f"{model} has {outputs} outputs but dataset {data.name} has {data.num_classes} "
                                 f"classes (with --arch, pass --num-classes {data.num_classes})")
     if data.y is not None and len(data.y) and int(data.y.max()) >= outputs:
-        raise InvalidValueError(f"{model.name} has {outputs} outputs but dataset {data.name} has label "
+        raise InvalidValueError(f"{model} has {outputs} outputs but dataset {data.name} has label "
                                 f"{int(data.y.max())}")
 
 
-def load_inputs(model: str | LoadedModel | nn.Module, dataset: str | EvalSet | None = None, *,
+def load_inputs(model: str | LoadedModel | nn.Module, dataset: object = None, *,
                 device: str | torch.device | None = "auto", limit: int | None = None, seed: int = 0,
                 **options) -> Inputs:
     """Load the model (on the device) and its evaluation set, and check that they fit each other."""

@@ -14,7 +14,7 @@ points, judged differences) and :mod:`.comparison` (its table and files) for ``w
 from ..registry import lazy_exports
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
-    "text": ("pct", "ci_text", "strength_text"),
+    "text": ("pct", "num", "ci_text", "strength_text"),
     "sweep": ("render_sweep", "summary_markdown", "summary_tables", "lowest_bits_lines", "lowest_bits_markdown"),
     "bits": ("BITS_SUFFIXES", "render_bits", "bits_markdown", "write_bits"),
     "files": ("OUTPUT_SUFFIXES", "check_output_path", "atomic_write", "jsonable", "records", "write_results"),

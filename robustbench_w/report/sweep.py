@@ -1,5 +1,11 @@
-"""The sweep report: the summary as rich tables on the terminal and as Markdown, and the ``--target-error``
-lines (the lowest-bits point per discrete distortion)."""
+"""The sweep report: the summary as rich tables on the terminal and as Markdown, and the ``--target`` lines
+(the lowest-bits point per discrete distortion meeting a target on a metric).
+
+The table shows the metrics the run's ``meta`` names in ``report_metrics`` (a classifier: error with its
+95% interval and agreement; a language model: perplexity with its interval; ...), each in its own units:
+fractions (error, agreement, accuracy, ...) in percent, everything else as a number. Without labels a
+classifier's error columns give way to the agreement's interval.
+"""
 
 from __future__ import annotations
 
@@ -11,44 +17,107 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ..bits.tradeoff import lowest_bits
 from ..distortions import list_distortions
-from .text import ci_text, pack, pct, strength_text
+from ..engine.metrics import get_metric
+from ..errors import InvalidValueError
+from .text import ci_text, num, pack, pct, strength_text
+
+CLASSIFIER_SHOWN = ("error", "agreement")
+NO_INTERVAL = ("agreement",)  # shown without its interval (as the report always did)
+FRACTION = (0.0, 1.0)
 
 
-def summary_tables(summary: pd.DataFrame) -> Iterator[tuple[str, str, list[list[str]]]]:
-    """``(spec, strength name, table rows)`` per distortion spec, clean model excluded. Without labels the
-    error columns give way to the agreement's interval."""
+def shown_metrics(meta: dict | None, labelled: bool = True) -> list[tuple[str, str, tuple[float, float]]]:
+    """``(name, column, bounds)`` of the metrics the table shows (a classifier's when ``meta`` names none;
+    without labels, a classifier's error is left out)."""
+    meta = meta or {}
+    known = {m["name"]: m for m in meta.get("metrics", []) if isinstance(m, dict) and "name" in m}
+    names = list(meta.get("report_metrics") or CLASSIFIER_SHOWN)
+    if not labelled and names == list(CLASSIFIER_SHOWN):
+        names = ["agreement"]
+    out = []
+    for name in names:
+        m = known.get(name, {})
+        bounds = tuple(m.get("bounds") or (FRACTION if name in CLASSIFIER_SHOWN else (-math.inf, math.inf)))
+        out.append((name, m.get("column", name.replace("-", "_")), bounds))
+    return out
+
+
+def is_fraction(bounds: tuple[float, float]) -> bool:
+    return tuple(bounds) == FRACTION
+
+
+def value_text(x: float, bounds: tuple[float, float]) -> str:
+    return pct(x) if is_fraction(bounds) else num(x)
+
+
+def interval_shown(name: str, shown: list) -> bool:
+    """Every metric's interval is shown, except the agreement's beside the error (as the report always did)."""
+    return name not in NO_INTERVAL or "error" not in [m[0] for m in shown]
+
+
+def metric_headers(meta: dict | None, labelled: bool = True) -> list[str]:
+    heads, shown = [], shown_metrics(meta, labelled)
+    for name, _, bounds in shown:
+        label = {"agreement": "agree"}.get(name, name)
+        heads.append(f"{label} %" if is_fraction(bounds) else label)
+        heads += ["95% CI"] if interval_shown(name, shown) else []
+    return heads
+
+
+def metric_cells(r: pd.Series, meta: dict | None, labelled: bool = True) -> list[str]:
+    cells, shown = [], shown_metrics(meta, labelled)
+    for name, col, bounds in shown:
+        cells.append(value_text(r.get(f"{col}_mean", math.nan), bounds))
+        if interval_shown(name, shown):
+            low, high = r.get(f"{col}_ci_low", math.nan), r.get(f"{col}_ci_high", math.nan)
+            cells.append(ci_text(low, high) if is_fraction(bounds) else ci_text(low, high, num))
+    return cells
+
+
+def summary_tables(summary: pd.DataFrame, meta: dict | None = None) -> Iterator[tuple[str, str, list[list[str]]]]:
+    """``(spec, strength name, table rows)`` per distortion spec, clean model excluded."""
     labelled = has_labels(summary)
     for spec, g in summary[summary["distortion"] != "none"].groupby("spec", sort=False):
-        body = [[strength_text(r.strength)]
-                + ([pct(r.error_mean), ci_text(r.error_ci_low, r.error_ci_high), pct(r.agreement_mean)] if labelled
-                   else [pct(r.agreement_mean), ci_text(r.agreement_ci_low, r.agreement_ci_high)])
-                + [f"{r.weight_change_mean:.3f}", str(r.trials)]
-                + ([_bits(r)] if "eff_bits" in summary.columns else []) for r in g.itertuples()]
+        body = [[strength_text(r.strength), *metric_cells(r, meta, labelled), f"{r.weight_change_mean:.3f}",
+                 str(r.trials)] + ([_bits(r)] if "eff_bits" in summary.columns else []) for _, r in g.iterrows()]
         yield spec, g["strength_name"].iloc[0] or "strength", body
 
 
 def has_labels(summary: pd.DataFrame) -> bool:
-    return bool(summary["error_mean"].notna().any())
+    return "error_mean" in summary and bool(summary["error_mean"].notna().any())
 
 
 def _bits(r) -> str:
-    v = getattr(r, "eff_bits", math.nan)
+    v = r.get("eff_bits", math.nan)
     return "-" if v is None or math.isnan(v) else f"{v:.3f}"
 
 
-def headers(strength_name: str, with_bits: bool, labelled: bool = True) -> list[str]:
-    middle = ["error %", "95% CI", "agree %"] if labelled else ["agree %", "95% CI"]
-    return [strength_name, *middle, "Δw", "trials"] + (["bits/w"] if with_bits else [])
+def headers(strength_name: str, with_bits: bool, meta: dict | None = None, labelled: bool = True) -> list[str]:
+    return [strength_name, *metric_headers(meta, labelled), "Δw", "trials"] + (["bits/w"] if with_bits else [])
+
+
+def clean_text(clean: pd.Series, meta: dict | None) -> str:
+    """``clean error 5.00%`` for a classifier, ``clean perplexity 23.4`` for a language model, ..."""
+    shown = [m for m in shown_metrics(meta) if m[0] not in NO_INTERVAL] or shown_metrics(meta)[:1]
+    parts = []
+    for name, col, bounds in shown:
+        x = clean.get(f"{col}_mean", math.nan)
+        if name == "error" and math.isnan(x):
+            parts.append("clean error n/a (no labels: agreement only)")
+        else:
+            parts.append(f"clean {name} {value_text(x, bounds)}{'%' if is_fraction(bounds) else ''}")
+    return ", ".join(parts)
 
 
 def header_parts(summary: pd.DataFrame, meta: dict, width: int | None = None) -> list[str]:
-    """The pieces of the report's header: model and data, the clean error, the normalisation in use and where it
-    came from (two pieces when one would not fit ``width``), what was distorted, the seed and the device."""
-    clean = summary[summary["distortion"] == "none"].iloc[0]
-    err = "n/a (no labels: agreement only)" if math.isnan(clean.error_mean) else f"{pct(clean.error_mean)}%"
+    """The pieces of the report's header: model and data, the clean value of the shown metrics, the
+    normalisation in use and where it came from (two pieces when one would not fit ``width``), what was
+    distorted, the seed and the device."""
+    clean = clean_text(summary[summary["distortion"] == "none"].iloc[0], meta)
     where = f"{meta.get('model')} on {meta.get('dataset')} ({meta.get('split', 'test')}, n={meta.get('n')})"
-    parts = _fitting([f"{where}: clean error {err}"], [where, f"clean error {err}"], width)
+    parts = _fitting([f"{where}: {clean}"], [where, clean], width)
     if meta.get("normalization_text"):
         norm, source = f"normalisation {meta['normalization_text']}", meta.get("normalization_source")
         parts += _fitting([f"{norm} (from {source})"], [norm, f"normalisation from {source}"], width)
@@ -70,9 +139,9 @@ def render_sweep(summary: pd.DataFrame, meta: dict, console: Console) -> None:
     for line in pack(header_parts(summary, meta, console.width), console.width):
         console.print(line, markup=False, highlight=False)
     with_bits, labelled = "eff_bits" in summary.columns, has_labels(summary)
-    for spec, strength_name, body in summary_tables(summary):
+    for spec, strength_name, body in summary_tables(summary, meta):
         table = Table(title=escape(spec), title_justify="left", show_edge=False, pad_edge=False)
-        for i, h in enumerate(headers(strength_name, with_bits, labelled)):
+        for i, h in enumerate(headers(strength_name, with_bits, meta, labelled)):
             table.add_column(h, justify="left" if i == 0 else "right")
         for row in body:
             table.add_row(*map(escape, row))
@@ -83,32 +152,71 @@ def summary_markdown(summary: pd.DataFrame, meta: dict | None = None) -> str:
     lines = [f"# wrobust sweep\n\n{clean_line(summary, meta)}\n"] if meta else ["# wrobust sweep\n"]
     lines += [f"**Warning:** {w}\n" for w in (meta or {}).get("warnings", [])]
     with_bits, labelled = "eff_bits" in summary.columns, has_labels(summary)
-    for spec, strength_name, body in summary_tables(summary):
-        head = headers(strength_name, with_bits, labelled)
+    for spec, strength_name, body in summary_tables(summary, meta):
+        head = headers(strength_name, with_bits, meta, labelled)
         lines += [f"## {spec}\n", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         lines += ["| " + " | ".join(r) + " |" for r in body]
         lines.append("")
     return "\n".join(lines)
 
 
-def lowest_bits_lines(table: pd.DataFrame, max_error: float) -> list[str]:
-    """The ``--target-error`` report: per discrete distortion, the lowest-bits point meeting the error."""
-    head = f"lowest bits meeting error <= {pct(max_error)}%:"
+def target_text(metric: str, limit: float, higher_is_better: bool, fraction: bool) -> str:
+    """``error <= 6.00%``, ``perplexity <= 40``, ``cosine >= 0.99``."""
+    value = f"{pct(limit)}%" if fraction else num(limit)
+    return f"{metric} {'>=' if higher_is_better else '<='} {value}"
+
+
+def lowest_bits_lines(table: pd.DataFrame, limit: float, metric: str = "error", higher_is_better: bool = False,
+                      fraction: bool = True) -> list[str]:
+    """The ``--target`` report: per discrete distortion, the lowest-bits point meeting the target."""
+    head = f"lowest bits meeting {target_text(metric, limit, higher_is_better, fraction)}:"
     if table.empty:
         discrete = ", ".join(i.name + ("" if i.discrete else " (at some strengths)")
                              for i in list_distortions() if i.discrete or i.discrete_when)
         return [f"{head} no discrete distortion was swept (effective bits are defined for {discrete})"]
+    mean = [c for c in table.columns if c.endswith("_mean")][0]
+    show = (lambda x: f"{pct(x)}%") if fraction else num
     lines = [head]
-    for r in table.itertuples():
-        point = "" if math.isnan(r.strength) else f" at {r.strength_name}={r.strength:g}"
-        if r.met:
-            lines.append(f"  {r.spec}{point}: {r.eff_bits:.3f} bits/w, error {pct(r.error_mean)}%")
+    for r in table.to_dict(orient="records"):
+        point = "" if math.isnan(r["strength"]) else f" at {r['strength_name']}={r['strength']:g}"
+        if r["met"]:
+            lines.append(f"  {r['spec']}{point}: {r['eff_bits']:.3f} bits/w, {metric} {show(r[mean])}")
         else:
-            best = "no labels" if math.isnan(r.error_mean) else f"lowest error {pct(r.error_mean)}%{point}, {r.eff_bits:.3f} bits/w"
-            lines.append(f"  {r.spec}: no point meets it ({best})")
+            best = "no labels" if math.isnan(r[mean]) else \
+                f"{'highest' if higher_is_better else 'lowest'} {metric} {show(r[mean])}{point}, {r['eff_bits']:.3f} bits/w"
+            lines.append(f"  {r['spec']}: no point meets it ({best})")
     return lines
 
 
-def lowest_bits_markdown(table: pd.DataFrame, max_error: float) -> str:
-    head, *points = lowest_bits_lines(table, max_error)
+def lowest_bits_markdown(table: pd.DataFrame, limit: float, metric: str = "error", higher_is_better: bool = False,
+                         fraction: bool = True) -> str:
+    head, *points = lowest_bits_lines(table, limit, metric, higher_is_better, fraction)
     return f"\n## {head.rstrip(':')}\n\n" + "".join(f"- {p.strip()}\n" for p in points) if points else f"\n{head}\n"
+
+
+def check_targets(targets: tuple, metric: tuple[str, ...]) -> None:
+    """Before any work: a target on a metric that ``--metric`` leaves out cannot be met."""
+    given = {get_metric(m).name for m in metric}
+    for name, _ in targets:
+        if given and name not in given:
+            raise InvalidValueError(f"--target {name}: {name} is not measured (--metric {' --metric '.join(sorted(given))}); "
+                                    f"add --metric {name}")
+
+
+def target_report(summary: pd.DataFrame, meta: dict, targets: tuple) -> tuple[dict, list[str], str]:
+    """The lowest-bits point per discrete distortion for each ``(metric, limit)`` target: meta, lines, Markdown."""
+    lines, markdown, found = [], "", []
+    for name, limit in targets:
+        m = get_metric(name)
+        if f"{m.column}_mean" not in summary:
+            measured = ", ".join(x["name"] for x in meta.get("metrics", []))
+            raise InvalidValueError(f"--target {name}: {name} was not measured (measured: {measured}); "
+                                    f"add --metric {name}")
+        lowest = lowest_bits(summary, limit, m.column, m.info.higher_is_better)
+        shape = (m.name, m.info.higher_is_better, tuple(m.info.bounds) == (0.0, 1.0))
+        lines += lowest_bits_lines(lowest, limit, *shape)
+        markdown += lowest_bits_markdown(lowest, limit, *shape)
+        found.append({"metric": m.name, "limit": limit, "lowest_bits": lowest.to_dict(orient="records")})
+        if m.name == "error":
+            meta = {**meta, "target_error": limit, "lowest_bits": lowest.to_dict(orient="records")}
+    return ({**meta, "targets": found} if found else meta), lines, markdown

@@ -1,19 +1,29 @@
-"""How numbers and names read on the terminal and in Markdown: percentages, intervals, strengths, names fitted
-to a width, lines packed to a width."""
+"""How numbers and names read on the terminal and in Markdown: percentages, plain numbers, intervals, strengths,
+names fitted to a width, lines packed to a width."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 
 def pct(x: float, digits: int = 2) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.{digits}f}"
 
 
-def ci_text(low: float, high: float) -> str:
+def num(x: float) -> str:
+    """A metric's value with four significant digits (``23.41``, ``0.9987``, ``inf``); ``-`` when missing."""
+    if x is None or math.isnan(x):
+        return "-"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return f"{x:.3e}" if x != 0 and (abs(x) >= 1e5 or abs(x) < 1e-4) else f"{x:.4g}"
+
+
+def ci_text(low: float, high: float, fmt: Callable[[float], str] = pct) -> str:
     if any(v is None or math.isnan(v) for v in (low, high)):
         return "-"
-    return f"[{pct(low)}, {pct(high)}]"
+    return f"[{fmt(low)}, {fmt(high)}]"
 
 
 def strength_text(x: float) -> str:
