@@ -4,6 +4,7 @@ Python API (everything returns plain objects or pandas DataFrames)::
 
     import robustbench_w as rw
     rows = rw.sweep("builtin:digits-mlp", distortions=["noise", "sign"], trials=3)
+    rows = rw.sweep(module, batches, ["noise"], metric="cosine")  # any nn.Module, any batches, any metric
     summary = rw.summarize(rows)
     bits = rw.effective_bits("builtin:digits-mlp", "sign")
     result = rw.gate("model.pt", "robustness.toml")         # verdicts of a CI policy
@@ -30,6 +31,7 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "load.checkpoints": ("load_model",),
     "datasets.base": ("load_dataset",),
     "distortions": ("get_distortion", "list_distortions", "register_distortion"),
+    "engine.metrics": ("get_metric", "list_metrics", "register_metric"),
     "engine.stats": ("summarize",),
     "engine.sweep": ("sweep",),
     "paper.train": ("train",),
