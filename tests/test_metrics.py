@@ -20,6 +20,8 @@ from robustbench_w.engine.stats import summarize
 from robustbench_w.engine.sweep import sweep
 from robustbench_w.engine.targets import select_targets
 
+pytestmark = pytest.mark.filterwarnings("ignore:the clean model is at chance level")  # random tiny models
+
 ALL = ["accuracy", "agreement", "cosine", "error", "kl", "loss", "mae", "mse", "perplexity", "relative-l2", "snr-db",
        "token-agreement", "top5"]
 
