@@ -72,3 +72,10 @@ class MissingOptionsError(InputFileError):
 
     def adding(self, need: str) -> MissingOptionsError:
         return MissingOptionsError(self.subject, [*self.needs, need])
+
+
+def first_line(exc: BaseException, empty: str | None = None) -> str:
+    """The first non-empty line of an exception's message (at most 200 characters), for one-line errors;
+    ``empty`` (default: the exception's type name) when it has none."""
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[0][:200] if lines else (type(exc).__name__ if empty is None else empty)

@@ -19,7 +19,9 @@ from torch import nn
 from robustbench_w.engine.targets import select_targets
 from robustbench_w.errors import InputFileError, InvalidValueError, UnknownNameError
 from robustbench_w.load.archspec import build, build_model, resolve_arch
-from robustbench_w.load.checkpoints import fit_prefixes, load_model, save_checkpoint, sniff
+from robustbench_w.load.checkpoints import load_model, save_checkpoint
+from robustbench_w.load.sniff import sniff
+from robustbench_w.load.statedict import fit_prefixes
 
 SWEEP_SIGN = ("-d", "sign", "--device", "cpu", "-q")
 

@@ -11,7 +11,14 @@ from conftest import result_rows
 
 from robustbench_w.errors import InputFileError
 from robustbench_w.report.columns import Metric
-from robustbench_w.report.compare import NO_CLEAR, NO_INTERVAL, compare, margin, verdict_col, where_better
+from robustbench_w.report.compare import (
+    NO_CLEAR,
+    NO_INTERVAL,
+    compare,
+    margin,
+    verdict_col,
+    where_better,
+)
 from robustbench_w.report.results import load_all
 
 A = [("addnorm", 0.1, [0.10, 0.12, 0.14]), ("addnorm", 0.3, [0.30, 0.34, 0.32]), ("sign", math.nan, [0.2]),

@@ -14,9 +14,20 @@ import pytest
 import torch
 from torch import nn
 
-from robustbench_w.datasets.base import DATASETS, EvalSet, Normalization, limit_subset, load_dataset
+from robustbench_w.datasets.base import (
+    DATASETS,
+    EvalSet,
+    Normalization,
+    limit_subset,
+    load_dataset,
+)
 from robustbench_w.engine.evaluate import Evaluator
-from robustbench_w.errors import InputFileError, InvalidValueError, UnknownNameError, WrobustWarning
+from robustbench_w.errors import (
+    InputFileError,
+    InvalidValueError,
+    UnknownNameError,
+    WrobustWarning,
+)
 from robustbench_w.load.archspec import build_model
 from robustbench_w.load.checkpoints import LoadedModel, save_checkpoint
 from robustbench_w.load.inputs import load_inputs

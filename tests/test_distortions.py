@@ -9,7 +9,12 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from robustbench_w.distortions import DISTORTIONS, get_distortion, list_distortions, register_distortion
+from robustbench_w.distortions import (
+    DISTORTIONS,
+    get_distortion,
+    list_distortions,
+    register_distortion,
+)
 from robustbench_w.distortions.base import Range, rows_of
 from robustbench_w.errors import InvalidValueError, UnknownNameError
 

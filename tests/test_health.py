@@ -16,7 +16,12 @@ from torch import nn
 from robustbench_w.bits import effective_bits
 from robustbench_w.datasets.base import EvalSet
 from robustbench_w.engine.evaluate import Evaluator
-from robustbench_w.engine.health import Health, check_model, nonfinite_counts, weights_text
+from robustbench_w.engine.health import (
+    Health,
+    check_model,
+    nonfinite_counts,
+    weights_text,
+)
 from robustbench_w.errors import InvalidValueError, WrobustWarning
 from robustbench_w.paper.train import train
 

@@ -14,7 +14,14 @@ from robustbench_w.datasets.base import EvalSet
 from robustbench_w.distortions import DISTORTIONS, get_distortion, register_distortion
 from robustbench_w.distortions.base import Range
 from robustbench_w.engine.evaluate import Evaluator, Statistics
-from robustbench_w.engine.metrics import METRICS, Metric, MetricInfo, get_metric, list_metrics, register_metric
+from robustbench_w.engine.metrics import (
+    METRICS,
+    Metric,
+    MetricInfo,
+    get_metric,
+    list_metrics,
+    register_metric,
+)
 from robustbench_w.engine.perturb import WeightPatch
 from robustbench_w.engine.stats import summarize
 from robustbench_w.engine.sweep import sweep

@@ -18,7 +18,13 @@ from robustbench_w.errors import InvalidValueError, WrobustError
 from robustbench_w.paper.cells import Interval, fewest_bits, summarize_cells
 from robustbench_w.paper.claims import combine, judge_claims
 from robustbench_w.paper.console import grid_table
-from robustbench_w.paper.grid import DEFAULT_RULES, GridConfig, check_grid, parse_columns, plan_points
+from robustbench_w.paper.grid import (
+    DEFAULT_RULES,
+    GridConfig,
+    check_grid,
+    parse_columns,
+    plan_points,
+)
 from robustbench_w.paper.report import grid_markdown, write_grid
 from robustbench_w.paper.reproduce import GridResult, reproduce
 

@@ -11,7 +11,12 @@ from conftest import result_rows
 
 from robustbench_w.engine.stats import summarize
 from robustbench_w.errors import InputFileError, InvalidValueError
-from robustbench_w.report.columns import Metric, choose_metric, metrics_in, strength_label
+from robustbench_w.report.columns import (
+    Metric,
+    choose_metric,
+    metrics_in,
+    strength_label,
+)
 from robustbench_w.report.files import write_results
 from robustbench_w.report.results import load_results, point_key, point_text, series_of
 

@@ -10,7 +10,13 @@ import os
 import pandas as pd
 import pytest
 import torch
-from broken_inputs import BUILTIN, bert_state, write_net, write_safetensors, write_state_dict
+from broken_inputs import (
+    BUILTIN,
+    bert_state,
+    write_net,
+    write_safetensors,
+    write_state_dict,
+)
 from torch import nn
 
 from robustbench_w.bits import effective_bits

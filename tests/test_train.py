@@ -16,7 +16,14 @@ from robustbench_w.engine.targets import select_targets
 from robustbench_w.errors import InvalidValueError, WrobustError
 from robustbench_w.load.architectures import ARCHS
 from robustbench_w.load.archspec import build_arch
-from robustbench_w.paper.train import Projector, TrainConfig, deterministic, parse_rule, train, train_step
+from robustbench_w.paper.train import (
+    Projector,
+    TrainConfig,
+    deterministic,
+    parse_rule,
+    train,
+    train_step,
+)
 
 FAST = dict(epochs=2, device="cpu")
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import InputFileError, permission_denied
+from ..errors import InputFileError, first_line, permission_denied
 from .base import EvalSet, Normalization, concat_sets, register_dataset
 
 DATA_ROOT_ENV = "WROBUST_DATA"
@@ -106,16 +106,12 @@ def check_plain_pickle(path: Path, name: str) -> None:
                     raise InputFileError(f"{path}: not a plain {name} batch: it would run {found.replace(' ', '.')} "
                                          f"when unpickled; refusing to read it")
     except (ValueError, EOFError) as exc:  # pickletools' words for a corrupt or truncated pickle
-        raise InputFileError(f"dataset {name}: {path} is corrupt or truncated ({_first_line(exc)})") from exc
+        raise InputFileError(f"dataset {name}: {path} is corrupt or truncated ({first_line(exc, '')})") from exc
 
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:200] if lines else ""
 
 
 def _describe(exc: BaseException) -> str:
-    line = _first_line(exc)
+    line = first_line(exc, '')
     return f"{type(exc).__name__}: {line}" if line else f"{type(exc).__name__} (a truncated or corrupt file?)"
 
 

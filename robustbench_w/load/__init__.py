@@ -3,7 +3,8 @@
 In: a model spec (a checkpoint path or ``builtin:NAME``), ``--arch``, a dataset name, a device.
 Out: a :class:`LoadedModel` (module in eval mode, with what its checkpoint recorded) and, through
 :func:`load_inputs`, the evaluation set checked to fit it.
-Files: :mod:`.checkpoints` (every ``torch.save``/safetensors format, wrobust's own), :mod:`.compiled`
+Files: :mod:`.checkpoints` (every ``torch.save``/safetensors format, wrobust's own), :mod:`.sniff` (a file's
+kind by its bytes), :mod:`.statedict` (finding and fitting state dicts), :mod:`.hf` (``hf:DIR``), :mod:`.compiled`
 (TorchScript and ``torch.export`` programs), :mod:`.architectures` (the built-in architectures),
 :mod:`.archspec` (``--arch`` names to factories), :mod:`.layers` (which layer types carry weights),
 :mod:`.device` (``--device``), :mod:`.inputs` (model + data, checked), :mod:`.writing` (atomic file writes).

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from torch import nn
 
-from ..errors import InputFileError, InvalidValueError, UnknownNameError, permission_denied
+from ..errors import InputFileError, InvalidValueError, UnknownNameError, first_line, permission_denied
 from ..registry import close_matches
 from .architectures import ARCHS
 
@@ -53,7 +53,7 @@ def build(name: str, num_classes: int | None = None, **kwargs) -> nn.Module:
         module = factory(**kwargs)
     except Exception as exc:  # the factory is user or library code given the user's arguments
         raise InvalidValueError(f"--arch {name}: building the model failed: "
-                                f"{type(exc).__name__}: {_first_line(exc)}") from exc
+                                f"{type(exc).__name__}: {first_line(exc, '(no message)')}") from exc
     if not isinstance(module, nn.Module):
         raise InvalidValueError(f"--arch {name}: the factory returned a {type(module).__name__}, not an nn.Module")
     return module
@@ -97,10 +97,6 @@ def _accepts(factory: Callable, param: str) -> bool:
         return True
     return any(p.name == param or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:200] if lines else "(no message)"
 
 
 def _torchvision_names() -> list[str]:
@@ -186,7 +182,7 @@ def _import_file(path: Path, spec: str):
         raise permission_denied(path, f"from --arch {spec}") from None
     except Exception as exc:
         del sys.modules[mod_name]
-        raise InputFileError(f"{path}: failed to import: {type(exc).__name__}: {_first_line(exc)}") from exc
+        raise InputFileError(f"{path}: failed to import: {type(exc).__name__}: {first_line(exc, '(no message)')}") from exc
     finally:
         sys.path.remove(str(resolved.parent))
     return module

@@ -15,7 +15,7 @@ Kinds (``LoadedModel.format``), told apart by the file's bytes, never by its suf
   ``state_dict``/``model``/... key, with ``module.``/``model.``/``_orig_mod.`` prefixes fitted away;
   rebuilt with ``--arch NAME`` (and ``--num-classes N``): see :mod:`.archspec`.
 - ``safetensors``: the same, from a safetensors file (needs the optional ``safetensors`` package).
-- ``torchscript`` and ``export``: compiled programs that carry their graph (no ``--arch``): :mod:`.exported`.
+- ``torchscript`` and ``export``: compiled programs that carry their graph (no ``--arch``): :mod:`.compiled`.
   A TorchScript archive is a program, so it needs ``--trust-checkpoint``; an exported program does not,
   unless it holds pickled Python objects.
 - ``pickle``: a whole pickled module (``torch.save(model)``). Unpickling runs code from the file, so it
@@ -25,11 +25,8 @@ Kinds (``LoadedModel.format``), told apart by the file's bytes, never by its suf
 ``hf:DIR`` a local Hugging Face model folder (:mod:`.hf`, format ``hf``; needs ``transformers``). Every
 failure is an :class:`InputFileError` (or another ``WrobustError``) whose one-line message names the file.
 
-Fitting a state dict to its architecture (:func:`load_state`): every parameter must be there with its shape,
-and nothing else may be. Buffers are looser, as real checkpoints need: keys that are buffers the architecture
-does not save (``embeddings.position_ids`` of older Hugging Face files: a non-persistent buffer of the module,
-or any integer tensor, which cannot be a trained parameter) are ignored, and buffers the architecture creates
-itself may be missing; both with a one-line note. ``strict=True`` (``--strict``) asks for exact keys. A file
+The kind comes from :mod:`.sniff`; a state dict is found and fitted to its architecture by :mod:`.statedict`
+(parameters exactly, buffers with one-line notes; ``strict=True``, ``--strict``, asks for exact keys). A file
 that carries its own architecture (wrobust's format, a pickled module, a compiled program) ignores ``--arch``
 and says so. A plain state dict without ``--arch`` raises :class:`NeedsArchitecture`, which carries the
 tensors: effective bits need nothing else.
@@ -58,13 +55,14 @@ from ..errors import (
     MissingOptionsError,
     UnknownNameError,
     UntrustedCheckpointError,
-    WrobustNote,
     WrobustWarning,
-    permission_denied,
+    first_line,
 )
 from ..registry import close_matches
 from .archspec import arch_input_shape, build, build_arch, current_folder_importable, module_input_shape
 from .hf import is_hf_spec, read_hf_folder
+from .sniff import sniff
+from .statedict import extract_state_dict, find_module, fit_prefixes, load_state
 from .writing import atomic_write_bytes
 
 FORMAT = "wrobust"
@@ -161,56 +159,6 @@ def save_checkpoint(path: str | Path, model: nn.Module, arch: str, arch_kwargs: 
     return atomic_write_bytes(path, buffer.getvalue())
 
 
-# ------------------------------------------------------------------ recognising a file by its bytes
-
-def sniff(path: Path) -> str:
-    """The kind of checkpoint file, from its content: ``torch``, ``safetensors``, ``torchscript`` or ``export``."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(16)
-    except PermissionError:
-        raise permission_denied(path, "cannot read the checkpoint") from None
-    if not head:
-        raise InputFileError(f"{path}: empty file, not a checkpoint")
-    if head.startswith(b"PK\x03\x04"):
-        return _zip_kind(path)
-    if len(head) > 8 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < (1 << 30):
-        return "safetensors"  # an 8-byte little-endian header length, then the JSON header
-    if head[:1] == b"\x80":  # a pickle: torch.save's legacy (before PyTorch 1.6) format
-        return "torch"
-    raise InputFileError(f"{path}: not a checkpoint wrobust can read (expected a PyTorch .pt/.pth/.bin, "
-                         f"safetensors, TorchScript or torch.export .pt2 file)")
-
-
-def _zip_kind(path: Path) -> str:
-    try:
-        if not _ends_with_directory(path):
-            raise zipfile.BadZipFile("the archive's directory is not at its end")
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise InputFileError(f"{path}: truncated or corrupt checkpoint ({_first_line(exc)})") from exc
-    tails = {name.split("/", 1)[-1] for name in names}
-    if "archive_format" in tails or any(t.startswith("models/") and t.endswith(".json") for t in tails):
-        return "export"
-    if "constants.pkl" in tails and any(t.startswith("code/") for t in tails):
-        return "torchscript"
-    if "data.pkl" in tails:
-        return "torch"
-    raise InputFileError(f"{path}: a zip archive, but not a PyTorch checkpoint")
-
-
-def _ends_with_directory(path: Path) -> bool:
-    """Whether the file ends with a zip end-of-directory record (a truncated archive does not; without this
-    check a cut ``.pt2`` would be read as the ``torch.save`` archive it embeds)."""
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        f.seek(max(0, size - 22 - 65535))
-        tail = f.read()
-    at = tail.rfind(b"PK\x05\x06")
-    return at >= 0 and at + 22 + int.from_bytes(tail[at + 20:at + 22], "little") == len(tail)
-
-
 # ------------------------------------------------------------------ torch.save files
 
 def is_wrobust_checkpoint(obj: object) -> bool:
@@ -230,7 +178,7 @@ def read_weights_only(path: Path) -> object:
         ) from exc
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, io.UnsupportedOperation) as exc:
         raise InputFileError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): "
-                             f"{_first_line(exc)}") from exc
+                             f"{first_line(exc)}") from exc
 
 
 def read_trusted(path: Path) -> object:
@@ -240,14 +188,10 @@ def read_trusted(path: Path) -> object:
         with current_folder_importable():
             return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # unpickling can raise anything the file's classes raise
-        raise InputFileError(f"{path}: cannot unpickle it: {type(exc).__name__}: {_first_line(exc)} (the code that "
+        raise InputFileError(f"{path}: cannot unpickle it: {type(exc).__name__}: {first_line(exc)} (the code that "
                              f"defined its classes must be importable, from the current folder or an installed "
                              f"package)") from exc
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
 
 
 @dataclass(frozen=True)
@@ -291,102 +235,6 @@ def from_wrobust(obj: dict, name: str, path: Path | None, strict: bool = False) 
     )
 
 
-# ------------------------------------------------------------------ state dicts
-
-# Keys under which checkpoints keep the weights (Lightning, timm, training scripts), searched in this order.
-STATE_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network", "state_dict_ema", "ema",
-              "weights", "params")
-# Prefixes that wrappers add to every key: DataParallel/DDP, Lightning, torch.compile, training scripts.
-PREFIXES = ("module.", "model.", "_orig_mod.", "net.", "network.")
-
-
-def find_module(obj: object) -> nn.Module | None:
-    """A whole module in a (trusted) unpickled object: the object itself or under one of ``STATE_KEYS``."""
-    if isinstance(obj, nn.Module):
-        return obj
-    if isinstance(obj, Mapping):
-        return next((obj[k] for k in STATE_KEYS if isinstance(obj.get(k), nn.Module)), None)
-    return None
-
-
-def extract_state_dict(obj: object, path: Path, depth: int = 0) -> dict[str, torch.Tensor]:
-    """The ``{name: tensor}`` mapping in ``obj``: ``obj`` itself, or found under one of ``STATE_KEYS``."""
-    if isinstance(obj, Mapping):
-        tensors = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
-        if tensors and len(tensors) == len(obj):
-            return tensors
-        for key in STATE_KEYS:
-            if isinstance(obj.get(key), Mapping) and depth < 3:
-                found = extract_state_dict(obj[key], path, depth + 1)
-                if found:
-                    return found
-        if tensors:
-            return tensors
-    if depth:
-        return {}
-    what = f"a dict with keys {sorted(map(str, obj))[:8]}" if isinstance(obj, Mapping) else f"a {type(obj).__name__}"
-    raise InputFileError(f"{path}: holds {what}, not a model or a state dict of tensors")
-
-
-def fit_prefixes(state: dict[str, torch.Tensor], own_keys) -> dict[str, torch.Tensor]:
-    """``state`` with wrapper prefixes (``module.``, ``model.``, ...) removed where that fits the model's keys
-    better: of all ways to strip up to three prefixes, the one matching most keys (the least stripping wins ties)."""
-    own = set(own_keys)
-    best, best_hits = state, len(own.intersection(state))
-    frontier = [state]
-    for _ in range(3):
-        frontier = [{k[len(p):]: v for k, v in cand.items() if k.startswith(p)}
-                    for cand in frontier for p in PREFIXES if any(k.startswith(p) for k in cand)]
-        for cand in frontier:
-            hits = len(own.intersection(cand))
-            if hits > best_hits:
-                best, best_hits = cand, hits
-    return best
-
-
-def load_state(module: nn.Module, state: Mapping, name: str, what: str = "the architecture", hint: str = "",
-               strict: bool = False) -> list[str]:
-    """``load_state_dict`` with a one-line report of the first missing, unexpected and mis-shaped keys.
-
-    A missing BatchNorm ``num_batches_tracked`` counter (absent from old checkpoints) is never an error. Unless
-    ``strict``, keys that are only buffers (see the module docstring) are ignored or kept with a note: the
-    notes are returned (and shown once as a :class:`WrobustNote`)."""
-    own = module.state_dict()
-    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state if k not in own]
-    shaped = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
-              if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(own[k].shape)]
-    buffers = {k for k, _ in module.named_buffers()}
-    kept = [] if strict else [k for k in missing if k in buffers]
-    ignored = [] if strict else [k for k in unexpected if k in buffers or not _trainable(state[k])]
-    if shaped or len(kept) < len(missing) or len(ignored) < len(unexpected):  # a parameter does not fit: say all
-        parts = [f"{len(keys)} {label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
-                 for label, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", shaped)) if keys]
-        raise InputFileError(f"{name}: the weights do not fit {what}; " + "; ".join(parts) + (hint if shaped else ""))
-    module.load_state_dict({k: v for k, v in state.items() if k not in ignored}, strict=False)
-    return _buffer_notes(name, ignored, kept)
-
-
-def _trainable(value: object) -> bool:
-    """Whether a state dict entry could be a trained parameter (integer and bool tensors cannot)."""
-    return not isinstance(value, torch.Tensor) or value.is_floating_point() or value.is_complex()
-
-
-def _some(keys: list[str]) -> str:
-    return ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
-
-
-def _buffer_notes(name: str, ignored: list[str], kept: list[str]) -> list[str]:
-    """One note for the buffers that were ignored or kept, shown once as a :class:`WrobustNote`."""
-    parts = [f"ignored {len(ignored)} buffer(s) the architecture does not load ({_some(ignored)})"] if ignored else []
-    parts += [f"kept the architecture's own values of {len(kept)} buffer(s) the file lacks ({_some(kept)})"] if kept else []
-    if not parts:
-        return []
-    note = f"{name}: " + "; ".join(parts) + " (--strict refuses this)"
-    warnings.warn(note, WrobustNote, stacklevel=3)
-    return [note]
-
-
 def from_state_dict(state: dict[str, torch.Tensor], path: Path, name: str, opts: LoadOptions, kind: str) -> LoadedModel:
     """Build ``--arch`` and load ``state`` into it."""
     if not opts.arch:
@@ -413,7 +261,7 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
         return load_file(str(path), device="cpu")
     except Exception as exc:  # safetensors raises its own error types on bad headers and short files
         raise InputFileError(f"{path}: not a readable safetensors file (truncated or corrupt?): "
-                             f"{_first_line(exc)}") from exc
+                             f"{first_line(exc)}") from exc
 
 
 def _load_safetensors(path: Path, name: str, opts: LoadOptions) -> LoadedModel:

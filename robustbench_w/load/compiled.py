@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import InputFileError, UntrustedCheckpointError
+from ..errors import InputFileError, UntrustedCheckpointError, first_line
 from .layers import WEIGHT_LAYER_NAMES
 
 TRUST_HINT = "pass --trust-checkpoint to load it, only if you trust where it came from"
@@ -60,7 +60,7 @@ def load_torchscript(path: Path, trust: bool = False) -> nn.Module:
             module = torch.jit.load(str(path), map_location="cpu")
     except Exception as exc:  # the TorchScript reader raises RuntimeError and friends on a bad archive
         raise InputFileError(f"{path}: not a readable TorchScript archive (truncated or corrupt?): "
-                             f"{_first_line(exc)}") from exc
+                             f"{first_line(exc)}") from exc
     _require_parameters(module, path, "frozen with torch.jit.freeze? save the module before freezing")
     return module
 
@@ -81,7 +81,7 @@ def load_exported(path: Path, trust: bool = False) -> tuple[nn.Module, tuple[int
             raise UntrustedCheckpointError(f"{path}: the program holds pickled Python objects beyond tensors; loading "
                                            f"them would run code from the file: {TRUST_HINT}") from exc
         raise InputFileError(f"{path}: not a readable torch.export program (truncated or corrupt?): "
-                             f"{_first_line(exc)}") from exc
+                             f"{first_line(exc)}") from exc
     recover_weight_layers(module)
     _require_parameters(module, path, "its weights are neither parameters nor used by conv/linear operators")
     shape = user_input_shape(program)
@@ -106,7 +106,7 @@ def python_objects(path: Path) -> list[str]:
                         (CUSTOM_OBJ_FILENAME_PREFIX, OPAQUE_OBJ_FILENAME_PREFIX))]
     except (ValueError, AttributeError, OSError, zipfile.BadZipFile) as exc:  # a damaged archive or config
         raise InputFileError(f"{path}: not a readable torch.export program (truncated or corrupt?): "
-                             f"{_first_line(exc)}") from exc
+                             f"{first_line(exc)}") from exc
     return found
 
 
@@ -219,7 +219,3 @@ def _require_parameters(module: nn.Module, path: Path, hint: str) -> None:
     if not any(True for _ in module.parameters()):
         raise InputFileError(f"{path}: the program has no parameters to distort ({hint})")
 
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-    return lines[0][:200] if lines else type(exc).__name__

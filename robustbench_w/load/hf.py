@@ -17,7 +17,7 @@ from pathlib import Path
 
 from torch import nn
 
-from ..errors import InputFileError, InvalidValueError
+from ..errors import InputFileError, InvalidValueError, first_line
 
 PREFIX = "hf:"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
@@ -95,7 +95,7 @@ def read_hf_folder(spec: str) -> HfModel:
             cls = model_class(transformers, config)
             module = cls.from_pretrained(str(folder), config=config, local_files_only=True)
         except Exception as exc:  # transformers raises many types for a bad folder
-            raise InputFileError(f"{folder}: cannot load the model: {type(exc).__name__}: {_first_line(exc)}") from exc
+            raise InputFileError(f"{folder}: cannot load the model: {type(exc).__name__}: {first_line(exc, '(no message)')}") from exc
         tokenizer = read_tokenizer(transformers, folder)
     if hasattr(module.config, "use_cache"):
         module.config.use_cache = False
@@ -108,9 +108,5 @@ def read_tokenizer(transformers, folder: Path) -> object | None:
     try:
         return transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     except Exception as exc:  # a broken tokenizer file
-        raise InputFileError(f"{folder}: cannot load the tokenizer: {type(exc).__name__}: {_first_line(exc)}") from exc
+        raise InputFileError(f"{folder}: cannot load the tokenizer: {type(exc).__name__}: {first_line(exc, '(no message)')}") from exc
 
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-    return lines[0][:200] if lines else "(no message)"

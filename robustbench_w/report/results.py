@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..engine.stats import summarize
-from ..errors import InputFileError
+from ..errors import InputFileError, first_line
 
 RESULT_SUFFIXES = (".json", ".csv", ".jsonl", ".parquet")
 REQUIRED = ("model", "distortion", "spec", "strength")
@@ -113,7 +113,7 @@ def _read_csv(path: Path) -> Parsed:
     except pd.errors.EmptyDataError:
         raise InputFileError(f"{path}: the file is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise InputFileError(f"{path}: not a readable CSV file ({_first_line(exc)})") from None
+        raise InputFileError(f"{path}: not a readable CSV file ({first_line(exc)})") from None
 
 
 def _read_parquet(path: Path) -> Parsed:
@@ -122,7 +122,7 @@ def _read_parquet(path: Path) -> Parsed:
     except ImportError:
         raise InputFileError(f"{path}: reading .parquet needs pyarrow: pip install 'robustbench_w[parquet]'") from None
     except (ValueError, OSError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-        raise InputFileError(f"{path}: not a readable parquet file ({_first_line(exc)})") from None
+        raise InputFileError(f"{path}: not a readable parquet file ({first_line(exc)})") from None
 
 
 READERS: dict[str, Callable[[Path], Parsed]] = {
@@ -219,10 +219,6 @@ def _derived_meta(rows: pd.DataFrame, summary: pd.DataFrame) -> dict:
         meta["n"] = int(rows["n"].max())
     return meta
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
 
 
 # ------------------------------------------------------------------ series: one model of one file
