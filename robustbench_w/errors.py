@@ -79,3 +79,13 @@ def first_line(exc: BaseException, empty: str | None = None) -> str:
     ``empty`` (default: the exception's type name) when it has none."""
     lines = [line for line in str(exc).strip().splitlines() if line.strip()]
     return lines[0][:200] if lines else (type(exc).__name__ if empty is None else empty)
+
+
+class RankFailed(WrobustError):
+    """A process of a distributed run (torchrun) failed. Every process raises it with that process's one-line
+    error and exit code; only rank 0 prints it (``silent`` on the others)."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_USAGE, silent: bool = False):
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.silent = silent

@@ -23,6 +23,7 @@ from ..errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
+    RankFailed,
     WrobustError,
     WrobustWarning,
     permission_denied,
@@ -78,11 +79,17 @@ def _run(args: list[str], debug: bool) -> int:
         _debug(debug)
         where = getattr(getattr(exc, "ctx", None), "command_path", "wrobust")
         return _fail(f"{exc.format_message()} (see '{where} --help')", EXIT_USAGE)
+    except RankFailed as exc:  # under torchrun: rank 0 says it, for every rank
+        _debug(debug)
+        return exc.exit_code if exc.silent else _fail(str(exc), exc.exit_code)
     except WrobustError as exc:
         _debug(debug)
         return _fail(str(exc), exc.exit_code)
-    except (KeyboardInterrupt, click.Abort):
-        click.echo("wrobust: interrupted", err=True)
+    except (KeyboardInterrupt, click.Abort) as exc:
+        cause = exc.__cause__ if isinstance(exc, click.Abort) else exc
+        if not getattr(cause, "silent", False):
+            detail = getattr(cause, "message", "")
+            click.echo(f"wrobust: interrupted{': ' + detail if detail else ''}", err=True)
         return EXIT_INTERRUPTED
     except PermissionError as exc:  # a file the user named, and no loader said which it is
         _debug(debug)

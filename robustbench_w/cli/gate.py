@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ..engine.distributed import current_world
+from ..engine.signals import Interrupted
 from ..errors import EXIT_FAILED
 from ..gate.policy import load_policy
 from ..gate.report import render_gate, write_gate_files
@@ -13,7 +15,7 @@ from ..gate.verdict import run_gate
 from ..report.console import progress_bar, stdout_console
 from ..report.files import check_output_path
 from .app import cli
-from .options import device_option, model_argument, model_options, output_option, task_options
+from .options import device_option, log_options, model_argument, model_options, output_option, task_options
 
 
 def _output(suffixes: tuple[str, ...] | None):
@@ -46,6 +48,7 @@ def _file_option(*names: str, suffixes: tuple[str, ...] | None, help: str):
 @click.option("--batch-size", type=click.IntRange(min=1), default=1024, show_default=True, metavar="N")
 @device_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no table; only the failures and the verdict.")
+@log_options
 @click.pass_context
 def gate(ctx: click.Context, model: str, policy: Path | None, baseline: Path | None, junit: Path | None,
          summary: Path | None, outputs: tuple[Path, ...], quiet: bool, metric: tuple[str, ...], **options) -> None:
@@ -57,8 +60,16 @@ def gate(ctx: click.Context, model: str, policy: Path | None, baseline: Path | N
     See docs/gate.md.
     """
     rules = load_policy(policy)
-    with progress_bar(quiet, "gate") as progress:
-        result = run_gate(model, rules, baseline, progress=progress, metric=list(metric), **options)
+    leader = current_world().leader  # under torchrun only rank 0 shows and writes
+    try:
+        with progress_bar(quiet or not leader, "gate") as progress:
+            result = run_gate(model, rules, baseline, progress=progress, metric=list(metric), **options)
+    except Interrupted as exc:
+        again = "; the log keeps the finished points: run again with --resume" if options.get("log") else ""
+        exc.message, exc.silent = f"{exc.signal_name}: no verdict{again}", not leader
+        raise
+    if not leader:
+        ctx.exit(0 if result.passed else EXIT_FAILED)
     written = [p for out in outputs for p in write_gate_files(result, output=out)]
     written += write_gate_files(result, junit=junit, summary=summary)
     console = stdout_console()

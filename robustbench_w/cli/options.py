@@ -153,6 +153,29 @@ task_options = compose(
                  help="text:FILE: tokens per window; jsonl:FILE: the longest text kept (default 128)."),
 )
 
+
+log_options = compose(
+    click.option("--log", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="FILE.jsonl",
+                 help="Append each finished point to this run log (flushed to disk point by point)."),
+    click.option("--resume", is_flag=True, default=False,
+                 help="Continue the run in --log: evaluate only the points it lacks (a missing log starts it)."),
+)
+
+
+class ShardType(click.ParamType):
+    """``I/N``: part I (from 1) of N of the grid."""
+
+    name = "I/N"
+
+    def convert(self, value, param, ctx):
+        from ..engine.shards import parse_shard
+
+        return parse_shard(value)  # a bad value raises InvalidValueError: one line, exit 2
+
+
+shard_option = click.option("--shard", type=ShardType(), default=None,
+                            help="Evaluate part I of N of the grid (N jobs cover it once; wrobust merge joins them).")
+
 seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Run seed: same seed, same numbers.")
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar and no report on the terminal.")
 

@@ -7,6 +7,8 @@ from pathlib import Path
 import click
 
 from ..engine.metrics import get_metric
+from ..engine.distributed import current_world
+from ..engine.signals import Interrupted
 from ..engine.stats import summarize
 from ..engine.sweep import DEFAULT_DISTORTIONS
 from ..engine.sweep import sweep as run_sweep
@@ -17,11 +19,13 @@ from .app import cli
 from .options import (
     NumberList,
     data_options,
+    log_options,
     model_argument,
     model_options,
     output_option,
     quiet_option,
     seed_option,
+    shard_option,
     target_options,
     task_options,
 )
@@ -88,6 +92,8 @@ class MetricTarget(click.ParamType):
 @click.option("--target-error", type=ErrorRate(), default=None, metavar="E",
               help="The same as --target error=E (0.11 or 11%).")
 @output_option("Write results: .csv/.jsonl/.parquet (rows), .json (meta, rows, summary), .md (summary).")
+@log_options
+@shard_option
 @quiet_option
 def sweep(model: str, distortions: tuple[str, ...], strengths, trials: int, seed: int, targets: tuple,
           target_error: float | None, outputs: tuple[Path, ...], quiet: bool, metric: tuple[str, ...],
@@ -97,6 +103,10 @@ def sweep(model: str, distortions: tuple[str, ...], strengths, trials: int, seed
     One row per distortion x strength x trial, plus the clean model; the report gives each metric's mean with
     its 95% confidence interval over trials (a classifier: the error, and the agreement with the clean
     model's predictions; a language model: the perplexity; see --metric).
+
+    Long runs: --log keeps every finished point, --resume continues a killed run, --shard I/N splits the grid
+    over N jobs (join them with wrobust merge), and under torchrun each process takes its share. Ctrl-C
+    writes the finished points (partial) and exits 130. See docs/resume.md.
     """
     targets = ((("error", target_error),) if target_error is not None else ()) + tuple(targets)
     check_targets(targets, metric)
@@ -115,17 +125,51 @@ def demo(trials: int, seed: int, outputs: tuple[Path, ...], quiet: bool) -> None
 
 
 def run_and_report(model, distortions, strengths, trials, seed, outputs, quiet, targets=(), **options) -> None:
-    with progress_bar(quiet) as progress:
-        rows = run_sweep(model, options.pop("dataset", None), distortions, strengths, trials, seed,
-                            progress=progress, **options)
+    leader = current_world().leader  # under torchrun only rank 0 shows and writes
+    stopped = None
+    try:
+        with progress_bar(quiet or not leader) as progress:
+            rows = run_sweep(model, options.pop("dataset", None), distortions, strengths, trials, seed,
+                             progress=progress, **options)
+    except Interrupted as exc:
+        if exc.partial is None:
+            raise
+        rows, stopped = exc.partial, exc
+    if leader:
+        report(rows, outputs, quiet, targets)
+    if stopped is not None:
+        stopped.message = interrupted_message(stopped, rows.attrs["meta"], outputs, options.get("log"))
+        stopped.silent = not leader
+        raise stopped
+
+
+def report(rows, outputs, quiet, targets) -> None:
+    """Summarise the rows, write ``outputs`` and show the report (partial rows say so)."""
     summary = summarize(rows)
     meta, lines, markdown = target_report(summary, rows.attrs["meta"], targets)
+    note = partial_note(meta)
+    text = summary_markdown(summary, meta) + markdown
     for path in outputs:
-        write_results(path, rows, summary, meta, summary_markdown(summary, meta) + markdown)
+        write_results(path, rows, summary, meta, f"{note}\n\n{text}" if note else text)
     if not quiet:
         console = stdout_console()
+        if note:
+            console.print(note, markup=False, highlight=False)
         render_sweep(summary, meta, console)
         for line in lines:
             console.print(line, markup=False, highlight=False)
         for path in outputs:
             console.print(f"wrote {path}", markup=False, highlight=False)
+
+
+def partial_note(meta: dict) -> str:
+    if not meta.get("partial"):
+        return ""
+    return f"PARTIAL: {meta['points_done']} of {meta['points_planned']} points (the run was interrupted)"
+
+
+def interrupted_message(exc, meta: dict, outputs, log) -> str:
+    held = ", ".join(map(str, outputs))
+    where = f"; {held} {'hold' if len(outputs) > 1 else 'holds'} them (partial)" if outputs else ""
+    again = "; run again with --resume to finish" if log is not None else ""
+    return f"{exc.signal_name}: {meta['points_done']} of {meta['points_planned']} points finished{where}{again}"

@@ -7,7 +7,10 @@ Files: :mod:`.targets` (which parameters), :mod:`.seeding` (one generator per po
 :mod:`.outputs` (the measured output: ``--output-key``, ``--pool``), :mod:`.metrics` (the metric registry and
 its families), :mod:`.task` (default metrics by task, checked), :mod:`.evaluate` (one pass over the set),
 :mod:`.sweep` (the grid of points), :mod:`.stats` (intervals and summary rows), :mod:`.health` (non-finite
-weights and outputs), :mod:`.chance` (the warning for a clean model at chance level).
+weights and outputs), :mod:`.chance` (the warning for a clean model at chance level); for long runs
+:mod:`.points` (a point's key), :mod:`.runlog` (the run log), :mod:`.shards` (``--shard I/N``),
+:mod:`.signals` (Ctrl-C, SIGTERM), :mod:`.distributed` (torchrun) and :mod:`.resume` (all of them around a
+sweep's points).
 """
 
 from ..registry import lazy_exports
@@ -23,4 +26,10 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "sweep": ("sweep", "SweepRunner", "Point", "plan", "parse_distortions", "ROW_COLUMNS", "DEFAULT_DISTORTIONS"),
     "stats": ("summarize", "t_interval"),
     "chance": ("chance_warning", "clean_warnings"),
+    "points": ("point_key", "row_key", "key_of"),
+    "runlog": ("RunLog", "read_log", "consolidate"),
+    "shards": ("Shard", "parse_shard", "partition", "take_shard"),
+    "signals": ("Interrupted",),
+    "distributed": ("World", "current_world"),
+    "resume": ("RunSetup", "run_setup", "run_resumable", "Outcome"),
 })

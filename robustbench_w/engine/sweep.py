@@ -19,6 +19,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -32,9 +33,12 @@ from ..errors import InvalidValueError, WrobustWarning
 from ..load.checkpoints import LoadedModel
 from ..load.inputs import load_inputs
 from .chance import clean_warnings
+from .distributed import current_world, process_group
 from .evaluate import CORE, Evaluator, PassResult
 from .health import check_model, warn_if_broken
 from .perturb import WeightPatch
+from .resume import run_resumable, run_setup
+from .signals import Interrupted
 from .targets import select_targets
 from .task import MetricSpec
 
@@ -140,12 +144,16 @@ class SweepRunner:
             **{c: r.get(c) for c in self.columns}, **extras,
         }
 
-    def run(self, points: Sequence[Point], seed: int = 0, progress: Progress | None = None) -> list[dict]:
+    def run(self, points: Sequence[Point], seed: int = 0, progress: Progress | None = None,
+            on_row: Callable[[Point, dict], None] | None = None) -> list[dict]:
+        """The clean row, then one row per point; ``on_row(point, row)`` is called as each point finishes."""
         rows = [self.clean_row(seed)]
         for i, point in enumerate(points):
             if progress:
                 progress(i, len(points), point.label)
             rows.append(self.evaluate(point, seed))
+            if on_row is not None:
+                on_row(point, rows[-1])
         if progress:
             progress(len(points), len(points), "done")
         return rows
@@ -168,6 +176,9 @@ def sweep(
     device: str | torch.device = "auto",
     limit: int | None = None,
     progress: Progress | None = None,
+    log: str | Path | None = None,
+    resume: bool = False,
+    shard: str | None = None,
     **options,
 ) -> pd.DataFrame:
     """Evaluate ``model`` under each distortion, strength and trial; one row per point (SPEC section 3).
@@ -181,18 +192,30 @@ def sweep(
     and dataset loaders (``arch``, ``num_classes``, ``data_root``, ``seq_len``, ...; see
     ``inputs.load_inputs``). The returned frame carries a ``meta`` dict in ``.attrs`` (versions, device, seed,
     model hash, targets, task and metrics, timing). ``engine.stats.summarize`` gives the summary rows.
+
+    Long runs (docs/resume.md): ``log`` appends each finished point to a run log, ``resume`` evaluates only
+    the points the log lacks, ``shard="I/N"`` takes one of N parts of the grid; under torchrun each process
+    takes its share and every process returns all rows. SIGINT/SIGTERM raise
+    :class:`~.signals.Interrupted` whose ``partial`` holds the rows of the finished points.
     """
     started = time.perf_counter()
+    setup = run_setup(log, resume, shard)
     points = plan(parse_distortions(distortions), strengths, trials)
-    inputs = load_inputs(model, dataset, device=device, limit=limit, seed=seed, **options)
-    runner = SweepRunner(inputs.model, inputs.data, include=include, exclude=exclude, batch_size=batch_size,
-                         device=inputs.device, metric=metric, output_key=output_key, pool=pool)
-    warn_if_broken(runner.health)
-    for warning in runner.warnings:
-        warnings.warn(warning, WrobustWarning, stacklevel=2)
-    rows = pd.DataFrame(runner.run(points, seed, progress))
+    with process_group(device) as dev:
+        inputs = load_inputs(model, dataset, device=dev, limit=limit, seed=seed, **options)
+        runner = SweepRunner(inputs.model, inputs.data, include=include, exclude=exclude, batch_size=batch_size,
+                             device=inputs.device, metric=metric, output_key=output_key, pool=pool)
+        if current_world().leader:  # under torchrun, said once
+            warn_if_broken(runner.health)
+            for warning in runner.warnings:
+                warnings.warn(warning, WrobustWarning, stacklevel=2)
+        meta = run_meta(inputs.model, inputs.data, runner, inputs.device, seed, 0.0)
+        outcome = run_resumable(runner, points, seed, progress, setup, meta)
+    rows = pd.DataFrame(outcome.rows)
     rows = rows[ROW_COLUMNS + [c for c in rows.columns if c not in ROW_COLUMNS]]
-    rows.attrs["meta"] = run_meta(inputs.model, inputs.data, runner, inputs.device, seed, time.perf_counter() - started)
+    rows.attrs["meta"] = {**meta, "elapsed_s": round(time.perf_counter() - started, 3), **outcome.meta()}
+    if outcome.signal:
+        raise Interrupted(outcome.signal, partial=rows)
     return rows
 
 

@@ -34,8 +34,11 @@ import torch
 from torch import nn
 
 from ..distortions import get_distortion
+from ..engine.distributed import process_group
 from ..engine.health import Health
 from ..engine.metrics import get_metric
+from ..engine.resume import run_resumable, run_setup
+from ..engine.signals import Interrupted
 from ..engine.stats import summarize, t_interval
 from ..engine.sweep import ROW_COLUMNS, Point, Progress, SweepRunner, plan, run_meta
 from ..errors import InputFileError, InvalidValueError, WrobustError, permission_denied
@@ -113,20 +116,29 @@ class GateResult:
 def run_gate(model: str | LoadedModel | nn.Module, policy: Policy | str | Path, baseline: Path | str | None = None, *,
              device: str | torch.device = "auto", batch_size: int = 1024, progress: Progress | None = None,
              metric: Sequence[str] | None = None, output_key: str | None = None, pool: str | None = None,
-             seq_len: int | None = None, **model_options) -> GateResult:
+             seq_len: int | None = None, log: str | Path | None = None, resume: bool = False,
+             **model_options) -> GateResult:
     """Evaluate ``model`` against ``policy`` (a :class:`Policy` or a policy file; and ``baseline``, if given)
     and return the verdicts. ``metric`` adds metrics to measure; ``output_key``, ``pool`` and ``seq_len``
-    override the policy's."""
+    override the policy's. ``log``/``resume``: a run log, as for a sweep (docs/resume.md); an interrupted
+    gate raises :class:`~..engine.signals.Interrupted` (no verdict on part of the points)."""
     policy = policy if isinstance(policy, Policy) else load_policy(Path(policy))
     check_supported(policy)
     base = load_baseline(Path(baseline)) if baseline is not None else None
+    setup = run_setup(log, resume, kind="gate")
     started = time.perf_counter()
     options = {**policy.load_options(), **model_options, **({"seq_len": seq_len} if seq_len is not None else {})}
-    inputs = load_inputs(model, policy.dataset, device=device, **options)
-    runner = SweepRunner(inputs.model, inputs.data, include=policy.include, exclude=policy.exclude,
-                         batch_size=batch_size, device=inputs.device, extra_metrics=[*(metric or ()), *policy.metrics],
-                         output_key=output_key or policy.output_key, pool=pool or policy.pool)
-    rows = pd.DataFrame(runner.run(gate_points(policy), policy.seed, progress))
+    with process_group(device) as dev:
+        inputs = load_inputs(model, policy.dataset, device=dev, **options)
+        runner = SweepRunner(inputs.model, inputs.data, include=policy.include, exclude=policy.exclude,
+                             batch_size=batch_size, device=inputs.device,
+                             extra_metrics=[*(metric or ()), *policy.metrics],
+                             output_key=output_key or policy.output_key, pool=pool or policy.pool)
+        head = run_meta(inputs.model, inputs.data, runner, inputs.device, policy.seed, 0.0)
+        outcome = run_resumable(runner, gate_points(policy), policy.seed, progress, setup, head)
+    if outcome.signal:
+        raise Interrupted(outcome.signal)
+    rows = pd.DataFrame(outcome.rows)
     rows = rows[ROW_COLUMNS + [c for c in rows.columns if c not in ROW_COLUMNS]]
     summary = summarize(rows)
     bits = measure_bits(policy, inputs, rows)

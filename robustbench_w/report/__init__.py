@@ -8,7 +8,8 @@ tables), :mod:`.bits` (the bits table and files), :mod:`.files` (writing results
 and meta), :mod:`.columns` (metric columns, units, directions), :mod:`.figures` (matplotlib, palette, saving),
 :mod:`.plots` (curves, frontier) and :mod:`.heatmap` (layers) for ``wrobust plot``; :mod:`.compare` (common
 points, judged differences) and :mod:`.comparison` (its table and files) for ``wrobust compare``;
-:mod:`.document` (the report's content), :mod:`.html`, :mod:`.markdown` and :mod:`.publish` for ``wrobust report``.
+:mod:`.document` (the report's content), :mod:`.html`, :mod:`.markdown` and :mod:`.publish` for ``wrobust report``;
+:mod:`.merge` (merging shard logs and result files) for ``wrobust merge``.
 """
 
 from ..registry import lazy_exports
@@ -29,4 +30,5 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "document": ("Report", "build_report"),
     "html": ("report_html",),
     "publish": ("REPORT_SUFFIXES", "write_report"),
+    "merge": ("merge_files", "read_source", "Merged"),
 })
