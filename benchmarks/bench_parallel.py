@@ -62,7 +62,9 @@ def timed(cmd: list[str], out: Path) -> tuple[float, float, float]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     cpu = _children_cpu()
     started = time.perf_counter()
-    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+    done = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:  # (the random model's chance-level warning is not shown)
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr}")
     wall = time.perf_counter() - started
     elapsed = json.loads(out.read_text())["meta"]["elapsed_s"]
     return wall, elapsed, _children_cpu() - cpu
