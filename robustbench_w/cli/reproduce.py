@@ -21,6 +21,7 @@ from ..paper.grid import (
 from ..paper.report import copy_models, output_dirs, write_grid
 from ..paper.reproduce import reproduce as run_grid
 from ..paper.reproduce import with_overrides
+from ..paper.resume import check_resume
 from ..paper.train import SCHEDULES
 from ..report.console import stdout_console
 from .app import cli
@@ -76,16 +77,27 @@ class SpecList(click.ParamType):
 @data_root_options
 @output_option("Write DIR/report.md, claims.json, results.csv, summary.csv, the checkpoints in "
                "DIR/models/RULE-seedN.pt and, with matplotlib installed, figure.png.", None, folder=True)
+@click.option("--resume", is_flag=True, default=False,
+              help="Continue the run in the (first) -o folder: reuse its checkpoints that match this configuration "
+                   "and resume the sweeps from their logs (DIR/logs/).")
 @quiet_option
-def reproduce(outputs: tuple[Path, ...], quiet: bool, data_root: Path | None, download: bool, **options) -> None:
+def reproduce(outputs: tuple[Path, ...], quiet: bool, data_root: Path | None, download: bool, resume: bool,
+              **options) -> None:
     """Train each rule with several seeds, sweep each model under the paper's test-time distortions
     (Merolla et al. 2016), and test the paper's five claims: a verdict for each (shown, not shown,
     inconclusive), from intervals over training seeds."""
     config = with_overrides(GridConfig(data_options=data_source(data_root, download)), **options)
-    with output_dirs(outputs) as dirs, train_bars(quiet, keep=False) as bars:
-        result = run_grid(config, dirs[0] if dirs else None, bars)
-        written = [p for d in dirs for p in write_grid(result, d)]
-        copy_models(dirs)
+    check_resume(resume, outputs[0] if outputs else None)
+    try:
+        with output_dirs(outputs) as dirs, train_bars(quiet, keep=False) as bars:
+            result = run_grid(config, dirs[0] if dirs else None, bars, resume=resume)
+            written = [p for d in dirs for p in write_grid(result, d)]
+            copy_models(dirs)
+    except KeyboardInterrupt as exc:  # Ctrl-C while training, or Ctrl-C/SIGTERM in a sweep
+        if outputs:
+            exc.message = (f"the trained models and the finished points are kept in {outputs[0]}: "
+                           "run again with --resume to continue")
+        raise
     if not quiet:
         console = stdout_console()
         render_grid(result, console)

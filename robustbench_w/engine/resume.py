@@ -38,12 +38,14 @@ DELAY_ENV = "WROBUST_TEST_POINT_DELAY"
 
 @dataclass(frozen=True)
 class RunSetup:
-    """How to run a plan: where to log (None: no log), whether to resume from it, which shard, what kind."""
+    """How to run a plan: where to log (None: no log), whether to resume from it, which shard, what kind, and
+    what else the log's header should keep (``extra``)."""
 
     log: Path | None = None
     resume: bool = False
     shard: Shard | None = None
     kind: str = "sweep"
+    extra: dict = field(default_factory=dict)
 
 
 def run_setup(log: str | Path | None = None, resume: bool = False, shard: str | Shard | None = None,
@@ -90,7 +92,8 @@ def run_resumable(runner, points: Sequence, seed: int = 0, progress: Callable | 
     world = current_world()
     mine = take_shard(points, setup.shard)
     grid = [key_of(p) for p in points]
-    head = runlog.header(setup.kind, meta or {}, grid, shard=None if setup.shard is None else str(setup.shard))
+    head = runlog.header(setup.kind, meta or {}, grid, shard=None if setup.shard is None else str(setup.shard),
+                         **setup.extra)
     prior = _on_leader(lambda: _prior_rows(setup, head), world)
     wanted = {key_of(p) for p in mine} | {CLEAN_KEY}
     prior = {k: r for k, r in prior.items() if k in wanted}

@@ -5,6 +5,7 @@ stoch, stochm). Out: trained checkpoints, and the grid of rule x test-time disto
 Files: :mod:`.projection` (training rules; hidden weights and their projection), :mod:`.train`
 (BinaryConnect-style training: projected forward pass, straight-through gradient, clipping, the recipe),
 :mod:`.grid` (what the grid runs: rules, recipe, seeds, curves, columns), :mod:`.reproduce` (the run),
+:mod:`.resume` (``--resume``: reusing matching checkpoints, resuming the sweeps from their logs),
 :mod:`.cells` (numbers over training seeds and trials, intervals), :mod:`.claims` (the five claims and their
 verdicts), :mod:`.report` (``report.md``, ``claims.json`` and the other files), :mod:`.console` (the
 terminal view), :mod:`.figure` (the figure).
@@ -13,7 +14,8 @@ terminal view), :mod:`.figure` (the figure).
 from ..registry import lazy_exports
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
-    "train": ("train", "TrainConfig", "TrainResult", "TrainProgress"),
+    "train": ("train", "TrainConfig", "TrainResult", "TrainProgress", "config_record"),
+    "resume": ("check_reusable", "load_trained"),
     "grid": ("GridConfig",),
     "reproduce": ("reproduce", "GridResult"),
     "claims": ("Claim",),

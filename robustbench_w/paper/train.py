@@ -144,9 +144,16 @@ def train(config: TrainConfig | None = None, progress: TrainProgress | None = No
             projector.init_uniform_(config.clip, config.seed)
         history = fit(model, projector, train_set, test_set, config, device, progress or TrainProgress())
     model.eval()
-    record = {**_arguments(config), "rule": rule.name, "clip": rule.clip, "scale": rule.scale, **history,
-              "targets": projector.names, "device": device.type, "torch": str(torch.__version__)}
+    record = {**config_record(config), **history, "targets": projector.names, "device": device.type,
+              "torch": str(torch.__version__)}
     return TrainResult(model, arch, arch_kwargs, test_set, record, time.perf_counter() - started)
+
+
+def config_record(config: TrainConfig) -> dict:
+    """What a checkpoint's ``train`` record says of the configuration it was trained with (``reproduce --resume``
+    compares it with the configuration it needs)."""
+    rule = parse_rule(config.projection, config.clip)
+    return {**_arguments(config), "rule": rule.name, "clip": rule.clip, "scale": rule.scale}
 
 
 def _arguments(config: TrainConfig) -> dict:
