@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from ..engine.metrics import get_metric
 from ..engine.distributed import current_world
+from ..engine.metrics import get_metric
 from ..engine.signals import Interrupted
 from ..engine.stats import summarize
 from ..engine.sweep import DEFAULT_DISTORTIONS
