@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 
@@ -37,6 +38,9 @@ def test_every_result_format_reads_back_to_the_same_summary(tmp_path, suffix):
     assert loaded.summary["strength_name"].tolist() == ["", "sigma", "sigma", ""]  # never NaN
     assert loaded.meta["model"] == "m.pt" and loaded.meta["n"] == 1000
     assert (loaded.meta.get("seed") == 3) == (suffix == ".json")  # only .json carries the meta
+
+
+HAS_PYARROW = importlib.util.find_spec("pyarrow") is not None
 
 
 def test_rows_with_a_layer_column_are_summarised_per_layer(tmp_path):
@@ -96,7 +100,7 @@ def test_bad_csv_parquet_jsonl_and_suffixes_are_one_clear_error(tmp_path):
         "empty.csv": ("", "the file is empty"),
         "foreign.csv": ("a,b\n1,2\n", "no column model"),
         "binary.csv": (b"\x89PNG\r\n\x1a\n\x00\xff\xfe", "not a readable CSV file"),
-        "bad.parquet": ("not parquet", "not a readable parquet file"),
+        "bad.parquet": ("not parquet", "not a readable parquet file" if HAS_PYARROW else "needs pyarrow"),
         "bad.jsonl": ('{"model": "m"}\n[1]\n', "line 2 is not a JSON object"),
         "bad2.jsonl": ('{"model": "m"}\n{oops\n', "not valid JSON .* at line 2"),
         "summary.md": ("# wrobust sweep\n", "cannot read '.md' results"),
