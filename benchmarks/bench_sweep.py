@@ -1,30 +1,62 @@
-"""Sweep overhead: ``wrobust``'s engine against a plain PyTorch loop over the same points, in one run.
+"""Sweep overhead and memory: the public ``rw.sweep`` against a hand-written plain loop over the same points.
 
-    python benchmarks/bench_sweep.py [--device cpu|cuda] [--repeats 5]
+    python benchmarks/bench_sweep.py [--quick] [--device cpu|cuda] [--repeats N] [--cases mlp,resnet18]
+                                     [--json FILE]
 
-Both do the same work per point: draw additive Gaussian noise for every conv/linear weight (sigma * max|w|),
-write it in place, one pass over the evaluation tensors computing predictions, correct count, loss and
-agreement with the clean predictions, and restore the weights. The ratio (engine time / plain time, best of
-``--repeats``) is the number to watch: the target is <= 1.05 on the CPU and <= 1.10 on a GPU (SPEC 6).
+Both sides do the same points: additive Gaussian noise (``noise``, sigma * max|w|) on every conv/linear
+weight at 4 strengths x 3 trials, plus the clean pass. The plain loop is what a careful user writes by hand:
+one pristine copy, ``normal_`` into the parameter with the very seeds wrobust uses (so the draws are the
+same numbers), an in-place scale and add, one pass computing predictions, correct count, summed loss and
+agreement with the clean predictions, and a restoring copy. Its results are compared with wrobust's rows
+(``same`` in the table). ``rw.sweep`` is called on the in-memory model and evaluation set, as a user would,
+so its time includes everything a call does (checks, targets, pristine copy, clean pass, rows, the frame).
+
+Timing is best of ``--repeats``, interleaved (the order alternates each round), after one warm-up of each.
+Ratio = wrobust / plain; the target is <= 1.05 on the CPU and <= 1.10 on a GPU (SPEC section 6).
+
+Peak memory: a 1-point and a 100-point sweep of the same model, each in a fresh process, report the memory
+the call needed on top of what was in use before it (CPU: the peak resident set, reset through
+``/proc/self/clear_refs`` on Linux, else ``ru_maxrss``; GPU: ``torch.cuda.max_memory_allocated``). Without a
+copy of the model per point the two agree within 10%.
+
+``--json FILE`` writes ``{"device", "torch", "cases": [{"name", "plain_s", "wrobust_s", "ratio",
+"peak_mb_1", "peak_mb_100", ...}]}`` (times in seconds per sweep, best of N).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import platform
+import re
+import resource
+import subprocess
+import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-from torch import nn
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # measure the package next to this file, whatever is installed
 
-from robustbench_w.datasets.base import EvalSet
-from robustbench_w.distortions import get_distortion
-from robustbench_w.engine.sweep import SweepRunner, plan
-from robustbench_w.load.checkpoints import LoadedModel
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
 
-SIGMAS = [0.05, 0.1, 0.2, 0.3]
+import robustbench_w as rw  # noqa: E402
+from robustbench_w.datasets.base import EvalSet  # noqa: E402
+from robustbench_w.engine import point_seed  # noqa: E402
+
+SIGMAS = (0.05, 0.1, 0.2, 0.3)
 TRIALS = 3
+SEED = 0
+SPEC = "noise"
+SEED_SPEC = "addnorm"  # the canonical spec that seeds ``noise`` (engine.seeding.seed_spec)
+
+
+def mlp() -> nn.Module:
+    return nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10))
 
 
 def small_cnn() -> nn.Module:
@@ -35,83 +67,228 @@ def small_cnn() -> nn.Module:
     )
 
 
-def mlp() -> nn.Module:
-    return nn.Sequential(nn.Flatten(), nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 10))
+def resnet18() -> nn.Module:
+    import torchvision
+
+    return torchvision.models.resnet18(num_classes=10)
 
 
-def plain_loop(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int) -> None:
-    """What a careful user would write by hand."""
+def tiny() -> nn.Module:
+    return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 10))
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    build: object  # () -> nn.Module
+    shape: tuple[int, ...]
+    n: int
+    batch: int
+
+
+CASES = {
+    "mlp": Case("mlp-64-256-256-10 (2,000 inputs)", mlp, (64,), 2000, 1024),
+    "cnn": Case("small-cnn-32x32 (2,000 inputs)", small_cnn, (3, 32, 32), 2000, 500),
+    "resnet18": Case("resnet18-cifar (torchvision, 32x32, 256 inputs)", resnet18, (3, 32, 32), 256, 256),
+    "tiny": Case("tiny-mlp (test mode)", tiny, (8,), 64, 64),
+}
+DEFAULT_CASES = ("mlp", "cnn", "resnet18")
+QUICK_CASES = ("mlp", "resnet18")
+
+
+def build(case: Case, device: torch.device) -> tuple[nn.Module, EvalSet]:
+    torch.manual_seed(0)
+    model = case.build().to(device).eval()
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(case.n, *case.shape, generator=gen).to(device)
+    y = torch.randint(0, 10, (case.n,), generator=gen).to(device)
+    return model, EvalSet("bench", x, y, 10)
+
+
+# ---- the plain loop ----------------------------------------------------------------------------------------
+
+def weight_names(model: nn.Module) -> list[str]:
+    return [f"{n}.weight" for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+def plain_plan(model: nn.Module) -> list[tuple[float, list[int]]]:
+    """Each point's strength and the seed of each target tensor (computed before timing: a hand loop
+    would have its own seeds; these make its draws the very numbers wrobust draws)."""
+    names = weight_names(model)
+    return [(s, [point_seed(SEED, SEED_SPEC, s, t, n) for n in names]) for s in SIGMAS for t in range(TRIALS)]
+
+
+def plain_evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int, clean: torch.Tensor | None):
+    preds, loss, correct = [], torch.zeros((), device=x.device), torch.zeros((), device=x.device)
+    for i in range(0, len(x), batch):
+        logits = model(x[i:i + batch])
+        pred = logits.argmax(1)
+        preds.append(pred)
+        loss += F.cross_entropy(logits, y[i:i + batch], reduction="sum")
+        correct += (pred == y[i:i + batch]).sum()
+    pred = torch.cat(preds)
+    agree = (pred == clean).sum() if clean is not None else torch.tensor(len(x), device=x.device)
+    loss_v, correct_v, agree_v = torch.stack([loss, correct.float(), agree.float()]).tolist()
+    return pred, 1.0 - correct_v / len(x)
+
+
+def plain_sweep(model: nn.Module, data: EvalSet, batch: int, plan: list[tuple[float, list[int]]]) -> list[float]:
+    """What a careful user writes by hand; returns the error of each point."""
     targets = [m.weight for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     pristine = [w.detach().clone() for w in targets]
-    scales = [w.abs().max() for w in pristine]
-
-    @torch.inference_mode()
-    def evaluate(clean=None):
-        preds, loss = [], 0.0
-        for i in range(0, len(x), batch):
-            logits = model(x[i:i + batch])
-            preds.append(logits.argmax(1))
-            loss += F.cross_entropy(logits, y[i:i + batch], reduction="sum")
-        pred = torch.cat(preds)
-        agree = (pred == clean).sum() if clean is not None else len(pred)
-        return pred, (pred == y).sum().item(), float(loss), int(agree)
-
-    clean, *_ = evaluate()
-    for k, sigma in enumerate(SIGMAS):
-        for t in range(TRIALS):
-            with torch.no_grad():
-                for j, (w, w0, a) in enumerate(zip(targets, pristine, scales)):
-                    g = torch.Generator(device=w0.device).manual_seed(1000 * k + 10 * t + j)
-                    w.copy_(w0 + sigma * a * torch.randn(w0.shape, generator=g, device=w0.device))
-            evaluate(clean)
-            with torch.no_grad():
-                for w, w0 in zip(targets, pristine):
-                    w.copy_(w0)
+    scales = [w.abs().amax() for w in pristine]
+    gen = torch.Generator(device=data.x.device)
+    with torch.inference_mode():
+        clean, clean_error = plain_evaluate(model, data.x, data.y, batch, None)
+    errors = [clean_error]
+    for sigma, seeds in plan:
+        with torch.no_grad():
+            for w, w0, a, s in zip(targets, pristine, scales, seeds):
+                gen.manual_seed(s)
+                w.normal_(generator=gen).mul_(sigma * a).add_(w0)
+        with torch.inference_mode():
+            errors.append(plain_evaluate(model, data.x, data.y, batch, clean)[1])
+        with torch.no_grad():
+            for w, w0 in zip(targets, pristine):
+                w.copy_(w0)
+    return errors
 
 
-def engine(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int, device: torch.device) -> None:
-    data = EvalSet("bench", x, y, 10)
-    runner = SweepRunner(LoadedModel(model, "bench"), data, batch_size=batch, device=device)
-    runner.run(plan([get_distortion("noise")], SIGMAS, TRIALS), seed=0)
+def wrobust_sweep(model: nn.Module, data: EvalSet, batch: int, device: torch.device, strengths=SIGMAS,
+                  trials: int = TRIALS) -> list[float]:
+    rows = rw.sweep(model, data, [SPEC], list(strengths), trials=trials, seed=SEED, batch_size=batch, device=device)
+    return rows["error"].tolist()
 
 
-def best_of(fn, repeats: int, device: torch.device) -> float:
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return min(times)
+# ---- timing and memory ---------------------------------------------------------------------------------------
+
+def timed(fn, device: torch.device) -> tuple[float, object]:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    out = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start, out
 
 
-def bench(name: str, model: nn.Module, shape: tuple[int, ...], n: int, batch: int, device: torch.device, repeats: int):
-    torch.manual_seed(0)
-    model = model.to(device).eval()
-    x = torch.randn(n, *shape, device=device)
-    y = torch.randint(0, 10, (n,), device=device)
-    plain_loop(model, x, y, batch)  # warm-up
-    plain = best_of(lambda: plain_loop(model, x, y, batch), repeats, device)
-    ours = best_of(lambda: engine(model, x, y, batch, device), repeats, device)
-    points = len(SIGMAS) * TRIALS + 1
-    print(f"| {name} | {n} | {points} | {1000 * plain / points:.2f} | {1000 * ours / points:.2f} | {ours / plain:.3f} |")
+def compare(case: Case, device: torch.device, repeats: int) -> dict:
+    """Best-of-``repeats`` seconds of the plain loop and of ``rw.sweep``, interleaved, and whether they agree."""
+    model, data = build(case, device)
+    plan = plain_plan(model)
+    plain = lambda: plain_sweep(model, data, case.batch, plan)  # noqa: E731
+    ours = lambda: wrobust_sweep(model, data, case.batch, device)  # noqa: E731
+    plain_errors, our_errors = plain(), ours()  # warm-up, and the results to compare
+    times = {"plain": [], "wrobust": []}
+    for r in range(repeats):
+        order = [("plain", plain), ("wrobust", ours)]
+        for key, fn in order if r % 2 == 0 else order[::-1]:
+            times[key].append(timed(fn, device)[0])
+    plain_s, our_s = min(times["plain"]), min(times["wrobust"])
+    return {"plain_s": round(plain_s, 5), "wrobust_s": round(our_s, 5), "ratio": round(our_s / plain_s, 4),
+            "points": len(plan) + 1, "inputs": case.n, "same_results": plain_errors == our_errors}
 
 
-def main() -> None:
+def rss_kb(field: str) -> int:
+    return int(re.search(rf"{field}:\s+(\d+) kB", Path("/proc/self/status").read_text()).group(1))
+
+
+def peak_child(key: str, points: int, device: torch.device) -> float:
+    """Memory (MiB) that one ``rw.sweep`` of ``points`` noise points needs above what was in use before it."""
+    warm_model, warm_data = build(CASES["tiny"], device)
+    wrobust_sweep(warm_model, warm_data, 64, device)  # imports and first-call set-up, outside the measurement
+    case = CASES[key]
+    model, data = build(case, device)
+    strengths, trials = ([0.1], 1) if points == 1 else ([round(0.01 * (i + 1), 2) for i in range(10)], points // 10)
+    run = lambda: wrobust_sweep(model, data, case.batch, device, strengths, trials)  # noqa: E731
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        before = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        run()
+        return (torch.cuda.max_memory_allocated(device) - before) / 2**20
+    if Path("/proc/self/clear_refs").exists():
+        before = rss_kb("VmRSS")
+        Path("/proc/self/clear_refs").write_text("5")  # resets the peak resident set (VmHWM) to the current one
+        run()
+        return (rss_kb("VmHWM") - before) / 1024
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    run()
+    unit = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB elsewhere
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * unit / 2**20
+
+
+def peak_mb(key: str, points: int, device: torch.device) -> float:
+    """:func:`peak_child` in a fresh process (so that no earlier work hides or adds memory)."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--peak-child", key, "--points", str(points),
+           "--device", str(device)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return round(float(out.strip().splitlines()[-1]), 2)
+
+
+# ---- output ----------------------------------------------------------------------------------------------------
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{cpu_model()}, {torch.get_num_threads()} threads"
+
+
+def cpu_model() -> str:
+    info = Path("/proc/cpuinfo")
+    if info.exists():
+        found = re.search(r"model name\s*:\s*(.+)", info.read_text())
+        if found:
+            return found.group(1).strip()
+    return platform.processor() or platform.machine()
+
+
+def load_average() -> list[float] | None:
+    return [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
+def run(args: argparse.Namespace) -> dict:
+    device = torch.device(args.device)
+    keys = args.cases.split(",") if args.cases else (QUICK_CASES if args.quick else DEFAULT_CASES)
+    repeats = args.repeats or (3 if args.quick else 5)
+    result = {"device": str(device), "device_name": device_name(device), "torch": torch.__version__,
+              "repeats": repeats, "load_before": load_average(), "cases": []}
+    print(f"torch {torch.__version__}, {device} ({result['device_name']}), best of {repeats}, "
+          f"load average {result['load_before']}\n")
+    print("| case | points | plain s | wrobust s | ratio | same | peak MiB, 1 point | peak MiB, 100 points |")
+    print("|---|---|---|---|---|---|---|---|")
+    for key in keys:
+        case = CASES[key]
+        row = {"name": case.name, **compare(case, device, repeats)}
+        row["peak_mb_1"], row["peak_mb_100"] = peak_mb(key, 1, device), peak_mb(key, 100, device)
+        result["cases"].append(row)
+        print(f"| {row['name']} | {row['points']} | {row['plain_s']:.4f} | {row['wrobust_s']:.4f} | "
+              f"{row['ratio']:.3f} | {'yes' if row['same_results'] else 'NO'} | {row['peak_mb_1']:.1f} | "
+              f"{row['peak_mb_100']:.1f} |", flush=True)
+    result["load_after"] = load_average()
+    print(f"\nload average after: {result['load_after']}")
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict | None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
-    device = torch.device(args.device)
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-    print(f"torch {torch.__version__}, {device} ({where})\n")
-    print("| workload | inputs | points | plain ms/point | wrobust ms/point | ratio |")
-    print("|---|---|---|---|---|---|")
-    bench("digits-size MLP (26k weights)", mlp(), (1, 8, 8), 2000, 1024, device, args.repeats)
-    bench("small CNN, 32x32x3 (0.6M weights)", small_cnn(), (3, 32, 32), 2000, 500, device, args.repeats)
+    parser.add_argument("--quick", action="store_true", help="the MLP and ResNet-18 cases, best of 3 (CPU: under 2 min)")
+    parser.add_argument("--repeats", type=int, default=None, help="best of N (default 5, 3 with --quick)")
+    parser.add_argument("--cases", default=None, help=f"comma-separated, from {', '.join(CASES)}")
+    parser.add_argument("--json", type=Path, default=None, help="write the results to this file")
+    parser.add_argument("--peak-child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--points", type=int, default=1, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.peak_child:
+        print(peak_child(args.peak_child, args.points, torch.device(args.device)))
+        return None
+    result = run(args)
+    if args.json:
+        tmp = args.json.with_name(args.json.name + ".tmp")
+        tmp.write_text(json.dumps(result, indent=2) + "\n")
+        tmp.replace(args.json)
+    return result
 
 
 if __name__ == "__main__":

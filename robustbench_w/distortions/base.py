@@ -5,6 +5,14 @@ A distortion's arithmetic is a pure function ``fn(w, strength, scale, generator)
 per output channel for ``granularity=channel``), and ``scale`` of shape ``(rows, 1)``. Everything else -
 validating the strength, computing the scale, the identity shortcut, dtypes and shapes - is done once,
 here, in :meth:`Distortion.__call__`.
+
+A distortion may also offer an in-place form of the same arithmetic, ``inplace(out, w, strength, scale,
+generator, scratch)``, which writes the result into ``out`` (a 2-D view of the destination, shaped like
+``w``) drawing random numbers straight into it and taking any intermediate room from a
+:class:`~.scratch.Scratch`. It must give bit for bit what the pure function gives for the same generator
+state (a test checks this for every distortion that has one). The sweep engine writes distorted weights
+through :meth:`Distortion.write`, which uses the in-place form where there is one and the tensors allow it
+(contiguous float32/float64), and otherwise the pure function and one copy.
 """
 
 from __future__ import annotations
@@ -17,8 +25,12 @@ import torch
 
 from ..errors import InvalidValueError
 from .scale import GRANULARITIES, SCALE_RULES, scale_of
+from .scratch import Scratch
 
 Fn = Callable[[torch.Tensor, float, torch.Tensor, "torch.Generator | None"], torch.Tensor]
+# (out, w, strength, scale, generator, scratch) -> None: writes fn(w, strength, scale, generator) into out
+Inplace = Callable[[torch.Tensor, torch.Tensor, float, torch.Tensor, "torch.Generator | None", Scratch], None]
+IN_PLACE_DTYPES = (torch.float32, torch.float64)  # where the pure arithmetic works on the tensor's own dtype
 
 
 @dataclass(frozen=True)
@@ -88,10 +100,11 @@ class DistortionInfo:
 
 @dataclass(frozen=True)
 class DistortionDef:
-    """A registered distortion: its metadata and its arithmetic."""
+    """A registered distortion: its metadata, its arithmetic and, optionally, the same arithmetic in place."""
 
     info: DistortionInfo
     fn: Fn
+    inplace: Inplace | None = None
 
     def bind(self, scale: str = "max", granularity: str = "tensor") -> Distortion:
         return Distortion(self, scale=scale, granularity=granularity)
@@ -200,14 +213,9 @@ class Distortion:
 
         ``scale`` may be passed precomputed (from :meth:`scale_of` on the undistorted tensor).
         """
-        if strength is None:
-            strength = self.fixed_strength if self.fixed_strength is not None else math.nan
-        if not self.info.parameterless:
-            if math.isnan(strength):
-                raise InvalidValueError(f"{self.name}: a strength ({self.info.strength}) is required")
-            self.check_strength(strength)
-            if self.is_identity(strength):
-                return w.detach().clone()
+        strength = self._checked(strength)
+        if not self.info.parameterless and self.is_identity(strength):
+            return w.detach().clone()
         if not w.is_floating_point():
             raise InvalidValueError(f"{self.name}: can only distort floating-point tensors, not {w.dtype}")
         rows = rows_of(w.detach(), self.granularity)
@@ -217,6 +225,47 @@ class Distortion:
         a = a.to(device=work.device, dtype=work.dtype).reshape(-1, 1)
         out = self.definition.fn(work, float(strength), a, generator)
         return out.to(w.dtype).reshape(w.shape)
+
+    def can_write_in_place(self, out: torch.Tensor, w: torch.Tensor) -> bool:
+        """Whether :meth:`write` uses the in-place arithmetic for these tensors: the distortion has one, and
+        both tensors are contiguous, of one shape, dtype and device, float32 or float64 (any floating dtype
+        for a distortion whose arithmetic works on the native dtype)."""
+        return (self.definition.inplace is not None and out.shape == w.shape and out.dtype == w.dtype
+                and out.device == w.device and out.is_contiguous() and w.is_contiguous()
+                and (out.dtype in IN_PLACE_DTYPES or self.info.native_dtype))
+
+    def write(
+        self,
+        out: torch.Tensor,
+        w: torch.Tensor,
+        strength: float | None = None,
+        generator: torch.Generator | None = None,
+        scale: torch.Tensor | None = None,
+        scratch: Scratch | None = None,
+    ) -> None:
+        """Write the distorted value of ``w`` into ``out`` (same shape, dtype and device; not overlapping ``w``):
+        bit for bit ``self(w, strength, generator, scale)`` for the same generator state, without the new
+        tensors. ``scratch`` lends work buffers (a fresh one is used when none is given)."""
+        strength = self._checked(strength)
+        if not self.info.parameterless and self.is_identity(strength):
+            out.copy_(w)
+        elif not self.can_write_in_place(out, w):
+            out.copy_(self(w, strength, generator, scale))
+        else:
+            a = self.scale_of(w) if scale is None else scale
+            rows = rows_of(out, self.granularity)
+            a = a.to(device=rows.device, dtype=rows.dtype).reshape(-1, 1)
+            self.definition.inplace(rows, rows_of(w, self.granularity), float(strength), a, generator,
+                                    Scratch() if scratch is None else scratch)
+
+    def _checked(self, strength: float | None) -> float:
+        if strength is None:
+            strength = self.fixed_strength if self.fixed_strength is not None else math.nan
+        if not self.info.parameterless:
+            if math.isnan(strength):
+                raise InvalidValueError(f"{self.name}: a strength ({self.info.strength}) is required")
+            self.check_strength(strength)
+        return strength
 
 
 def rows_of(w: torch.Tensor, granularity: str) -> torch.Tensor:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from ..errors import InvalidValueError
 from ..registry import Registry
-from .base import Distortion, DistortionDef, DistortionInfo, Fn
+from .base import Distortion, DistortionDef, DistortionInfo, Fn, Inplace
 from .spec import parse_spec
 
 ENTRY_POINT_GROUP = "robustbench_w.distortions"
@@ -20,13 +20,14 @@ ENTRY_POINT_GROUP = "robustbench_w.distortions"
 DISTORTIONS: Registry[DistortionDef] = Registry("distortion", DistortionDef)
 
 
-def register_distortion(name: str, **info) -> Callable[[Fn], Fn]:
-    """Decorator: register ``fn`` as distortion ``name`` with the metadata in ``info`` (see DistortionInfo)."""
+def register_distortion(name: str, *, inplace: Inplace | None = None, **info) -> Callable[[Fn], Fn]:
+    """Decorator: register ``fn`` as distortion ``name`` with the metadata in ``info`` (see DistortionInfo),
+    and optionally ``inplace``, the same arithmetic written into a given tensor (see :mod:`.base`)."""
 
     def decorate(fn: Fn) -> Fn:
         aliases = tuple(a.lower() for a in info.pop("aliases", ()))
         meta = DistortionInfo(name=name.lower(), aliases=aliases, **info)
-        DISTORTIONS.register(meta.name, DistortionDef(meta, fn), aliases=aliases)
+        DISTORTIONS.register(meta.name, DistortionDef(meta, fn, inplace), aliases=aliases)
         return fn
 
     return decorate

@@ -7,6 +7,7 @@ import torch
 from ._random import uniform
 from .base import Range
 from .catalog import register_distortion
+from .scratch import Scratch
 
 FRACTION = Range(0.0, 1.0)
 
@@ -30,10 +31,17 @@ def prune(w: torch.Tensor, p: float, a: torch.Tensor, generator: torch.Generator
     return out
 
 
+def _dropconnect_into(out: torch.Tensor, w: torch.Tensor, p: float, a: torch.Tensor,
+                      generator: torch.Generator | None, scratch: Scratch) -> None:
+    drop = torch.lt(out.uniform_(generator=generator), p, out=scratch.like(w, torch.bool))
+    out.copy_(w).masked_fill_(drop, 0.0)
+
+
 @register_distortion(
     "dropconnect", family="faults", formula="0 with probability p, else w", values="w or 0", strength="p",
     valid=FRACTION, grid=(0.0, 0.1, 0.2, 0.3, 0.5, 0.7), identity=0.0, random=True,
     reference="Wan et al. 2013 (DropConnect), ICML",
+    inplace=_dropconnect_into,
 )
 def dropconnect(w: torch.Tensor, p: float, a: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """Random zeroing of each weight with probability ``p``, without rescaling (a stuck-at-zero fault model)."""

@@ -17,7 +17,7 @@ from ..registry import lazy_exports
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "targets": ("select_targets", "default_targets"),
-    "seeding": ("derive_seed", "point_generator"),
+    "seeding": ("derive_seed", "point_seed", "seed_spec", "point_generator"),
     "perturb": ("WeightPatch",),
     "evaluate": ("Evaluator", "PassResult"),
     "metrics": ("METRICS", "Metric", "MetricInfo", "get_metric", "list_metrics", "register_metric", "custom_metric"),

@@ -3,19 +3,33 @@
 One pristine copy of the targeted tensors is kept (never of the whole model). :meth:`WeightPatch.applied`
 writes the distorted values into the live parameters and restores them on exit, even when an exception
 passes through, so the model is always left as it was loaded.
+
+The write path of one point runs at memory speed; per target tensor:
+
+1. the patch's one generator per device is reseeded for this tensor (no new generator per point);
+2. the distortion writes into the parameter itself (:meth:`Distortion.write`): its in-place form draws the
+   random numbers straight into the parameter and combines them there with the pristine values, bit for bit
+   what the pure function gives; a distortion without one (or a half-precision tensor) computes the pure
+   result and copies it in;
+3. the weight change ``||w' - w||`` is the norm of the difference formed in a reused scratch buffer (the size
+   of the largest target, allocated once per sweep), not in a new tensor.
+
+After the evaluation one copy from the pristine tensor restores each parameter. A point at a distortion's
+identity strength writes nothing new (the parameters keep, or get back, their pristine values) and has
+weight change 0.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 
-from ..distortions import Distortion
-from .seeding import point_generator
+from ..distortions.base import Distortion
+from ..distortions.scratch import Scratch
+from .seeding import point_seed, seed_spec
 
 
 @dataclass
@@ -31,8 +45,10 @@ class WeightPatch:
     def __init__(self, targets: list[tuple[str, torch.Tensor]]):
         self.targets = targets
         self.pristine = {name: p.detach().clone() for name, p in targets}
+        self.scratch = Scratch()
         self._scales: dict[tuple[str, str, str], torch.Tensor] = {}
-        self.norm = math.sqrt(sum(float(w.double().square().sum()) for w in self.pristine.values()))
+        self._generators: dict[torch.device, torch.Generator] = {}
+        self.norm = float(_total_norm([torch.linalg.vector_norm(w) for w in self.pristine.values()]))
 
     @property
     def names(self) -> list[str]:
@@ -48,28 +64,48 @@ class WeightPatch:
             self._scales[key] = dist.scale_of(self.pristine[name])
         return self._scales[key]
 
+    def _generators_for(self, dist: Distortion, strength: float, seed: int, trial: int) -> Iterator[torch.Generator | None]:
+        """The generator of each target in turn, seeded for it (``None`` where the point draws nothing).
+
+        One generator per device is reseeded for each tensor, so each is used before the next is seeded."""
+        if not dist.is_random_at(strength):
+            yield from (None for _ in self.targets)
+            return
+        spec = seed_spec(dist)
+        for name, _ in self.targets:
+            device = self.pristine[name].device
+            gen = self._generators.get(device)
+            if gen is None:
+                gen = self._generators[device] = torch.Generator(device=device)
+            gen.manual_seed(point_seed(seed, spec, strength, trial, name))
+            yield gen
+
     def distorted(self, dist: Distortion, strength: float, seed: int, trial: int) -> Iterator[tuple[str, torch.Tensor]]:
-        """The distorted value of each target, one tensor at a time (nothing is written). The seeds derive from
-        the distortion's canonical spec without its strength (``noise:sigma=0.2`` and ``noise`` at 0.2 draw the
-        same noise) and the strength itself."""
-        key = dist.with_strength(None).spec
-        for name, p in self.targets:
-            w = self.pristine[name]
-            gen = point_generator(seed, key, strength, trial, name, w.device) if dist.is_random_at(strength) else None
-            yield name, dist(w, strength, gen, scale=self._scale(dist, name))
+        """The distorted value of each target, one new tensor at a time (nothing is written)."""
+        gens = self._generators_for(dist, strength, seed, trial)
+        for (name, _), gen in zip(self.targets, gens):
+            yield name, dist(self.pristine[name], strength, gen, scale=self._scale(dist, name))
+
+    def write(self, dist: Distortion, strength: float, seed: int = 0, trial: int = 0) -> torch.Tensor:
+        """Write the distorted weights into the parameters; return the relative weight change (0-d tensor)."""
+        if dist.is_identity(strength):
+            self.restore()
+            return torch.zeros((), dtype=torch.float64)
+        norms = []
+        gens = self._generators_for(dist, strength, seed, trial)
+        with torch.no_grad():
+            for (name, p), gen in zip(self.targets, gens):
+                w = self.pristine[name]
+                dist.write(p, w, strength, gen, self._scale(dist, name), self.scratch)
+                norms.append(torch.linalg.vector_norm(torch.sub(p, w, out=self.scratch.like(w))))
+        change = _total_norm(norms)
+        return change / self.norm if self.norm > 0 else change
 
     @contextmanager
     def applied(self, dist: Distortion, strength: float, seed: int = 0, trial: int = 0) -> Iterator[Applied]:
         """Write the distorted weights into the model for the duration of the block."""
-        params = dict(self.targets)
-        squares = []
         try:
-            with torch.no_grad():
-                for name, new in self.distorted(dist, strength, seed, trial):
-                    squares.append(torch.linalg.vector_norm(new - self.pristine[name]).double().square())
-                    params[name].copy_(new)
-            change = torch.stack([s.to(squares[0].device) for s in squares]).sum().sqrt()
-            yield Applied(weight_change=change / self.norm if self.norm > 0 else change)
+            yield Applied(weight_change=self.write(dist, strength, seed, trial))
         finally:
             self.restore()
 
@@ -78,3 +114,10 @@ class WeightPatch:
             for name, p in self.targets:
                 p.copy_(self.pristine[name])
 
+
+def _total_norm(norms: list[torch.Tensor]) -> torch.Tensor:
+    """The norm over several tensors from their norms (float64, on the first one's device)."""
+    if not norms:
+        return torch.zeros((), dtype=torch.float64)
+    device = norms[0].device
+    return torch.stack([n.to(device) for n in norms]).double().square().sum().sqrt()

@@ -6,7 +6,7 @@ resolved), so that a point's noise does not depend on how the spec was spelled: 
 
 The same command gives the same numbers; two layers never share a noise stream (their names differ),
 and neither do two trials or two strengths. The derivation is a hash, so it does not depend on the order
-in which points are evaluated.
+in which points are evaluated. :func:`seed_spec` is the distortion's part, :func:`point_seed` one tensor's seed.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 
 import torch
+
+from ..distortions.base import Distortion
 
 
 def derive_seed(*parts: object) -> int:
@@ -23,8 +25,20 @@ def derive_seed(*parts: object) -> int:
     return int.from_bytes(digest, "little") >> 1
 
 
-def point_generator(seed: int, spec: str, strength: float, trial: int, param: str, device: torch.device | str) -> torch.Generator:
-    """The generator for one tensor at one sweep point."""
+def seed_spec(dist: Distortion) -> str:
+    """The distortion's part of a seed: its canonical spec without the fixed strength."""
+    return dist.with_strength(None).spec if dist.fixed_strength is not None else dist.spec
+
+
+def point_seed(seed: int, dist: Distortion | str, strength: float, trial: int, param: str) -> int:
+    """The seed of one tensor (``param``) at one sweep point; ``dist`` may be given as its :func:`seed_spec`."""
+    spec = dist if isinstance(dist, str) else seed_spec(dist)
+    return derive_seed(seed, spec, float(strength), trial, param)
+
+
+def point_generator(seed: int, dist: Distortion | str, strength: float, trial: int, param: str,
+                    device: torch.device | str) -> torch.Generator:
+    """A new generator for one tensor at one sweep point (the engine reseeds one generator per device instead)."""
     gen = torch.Generator(device=device)
-    gen.manual_seed(derive_seed(seed, spec, float(strength), trial, param))
+    gen.manual_seed(point_seed(seed, dist, strength, trial, param))
     return gen
