@@ -1,7 +1,7 @@
 """Sweep overhead and memory: the public ``rw.sweep`` against a hand-written plain loop over the same points.
 
-    python benchmarks/bench_sweep.py [--quick] [--device cpu|cuda] [--repeats N] [--cases mlp,resnet18]
-                                     [--json FILE]
+    python benchmarks/bench_sweep.py [--quick] [--device cpu|cuda] [--repeats N] [--min-time S]
+                                     [--cases mlp,cnn,resnet18] [--threads N] [--json FILE]
 
 Both sides do the same points: additive Gaussian noise (``noise``, sigma * max|w|) on every conv/linear
 weight at 4 strengths x 3 trials, plus the clean pass. The plain loop is what a careful user writes by hand:
@@ -11,13 +11,15 @@ agreement with the clean predictions, and a restoring copy. Its results are comp
 (``same`` in the table). ``rw.sweep`` is called on the in-memory model and evaluation set, as a user would,
 so its time includes everything a call does (checks, targets, pristine copy, clean pass, rows, the frame).
 
-Timing is best of ``--repeats``, interleaved (the order alternates each round), after one warm-up of each.
+Timing is the best of at least ``--repeats`` rounds, and of as many more as fit ``--min-time`` seconds per side
+(cheap cases get more rounds), interleaved (the order alternates each round), after one warm-up of each.
 Ratio = wrobust / plain; the target is <= 1.05 on the CPU and <= 1.10 on a GPU (SPEC section 6).
 
-Peak memory: a 1-point and a 100-point sweep of the same model, each in a fresh process, report the memory
-the call needed on top of what was in use before it (CPU: the peak resident set, reset through
-``/proc/self/clear_refs`` on Linux, else ``ru_maxrss``; GPU: ``torch.cuda.max_memory_allocated``). Without a
-copy of the model per point the two agree within 10%.
+Peak memory: a 1-point and a 100-point sweep of the same model (noise, 10 strengths x 10 trials), each in a
+fresh process after a warm-up sweep of a tiny model, report the memory the call needed on top of what was in
+use before it (CPU: the peak resident set, reset through ``/proc/self/clear_refs`` on Linux, else
+``ru_maxrss``, with glibc's malloc thresholds fixed so that the figure is reproducible; GPU:
+``torch.cuda.max_memory_allocated``). Without a copy of the model per point the two agree within 10%.
 
 ``--json FILE`` writes ``{"device", "torch", "cases": [{"name", "plain_s", "wrobust_s", "ratio",
 "peak_mb_1", "peak_mb_100", ...}]}`` (times in seconds per sweep, best of N).
@@ -101,7 +103,8 @@ def build(case: Case, device: torch.device) -> tuple[nn.Module, EvalSet]:
     model = case.build().to(device).eval()
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(case.n, *case.shape, generator=gen).to(device)
-    y = torch.randint(0, 10, (case.n,), generator=gen).to(device)
+    with torch.inference_mode():  # labels: the clean model's predictions, so noise raises the error from 0
+        y = torch.cat([model(x[i:i + case.batch]).argmax(1) for i in range(0, case.n, case.batch)]).clone()
     return model, EvalSet("bench", x, y, 10)
 
 
@@ -172,21 +175,31 @@ def timed(fn, device: torch.device) -> tuple[float, object]:
     return time.perf_counter() - start, out
 
 
-def compare(case: Case, device: torch.device, repeats: int) -> dict:
-    """Best-of-``repeats`` seconds of the plain loop and of ``rw.sweep``, interleaved, and whether they agree."""
+def compare(case: Case, device: torch.device, repeats: int, min_time: float) -> dict:
+    """Best seconds of the plain loop and of ``rw.sweep``, interleaved (the order alternates), over at least
+    ``repeats`` rounds and until each side has run ``min_time`` seconds (at most 100 rounds: fast cases get
+    more rounds, which steadies their minimum on a busy machine); and whether both got the same errors."""
     model, data = build(case, device)
     plan = plain_plan(model)
     plain = lambda: plain_sweep(model, data, case.batch, plan)  # noqa: E731
     ours = lambda: wrobust_sweep(model, data, case.batch, device)  # noqa: E731
     plain_errors, our_errors = plain(), ours()  # warm-up, and the results to compare
-    times = {"plain": [], "wrobust": []}
-    for r in range(repeats):
+    times: dict[str, list[float]] = {"plain": [], "wrobust": []}
+    while len(times["plain"]) < 100 and (len(times["plain"]) < repeats
+                                          or min(sum(t) for t in times.values()) < min_time):
         order = [("plain", plain), ("wrobust", ours)]
-        for key, fn in order if r % 2 == 0 else order[::-1]:
+        for key, fn in order if len(times["plain"]) % 2 == 0 else order[::-1]:
             times[key].append(timed(fn, device)[0])
     plain_s, our_s = min(times["plain"]), min(times["wrobust"])
     return {"plain_s": round(plain_s, 5), "wrobust_s": round(our_s, 5), "ratio": round(our_s / plain_s, 4),
-            "points": len(plan) + 1, "inputs": case.n, "same_results": plain_errors == our_errors}
+            "points": len(plan) + 1, "inputs": case.n, "rounds": len(times["plain"]),
+            "same_results": plain_errors == our_errors}
+
+
+# glibc moves its mmap threshold as blocks are freed, so which large blocks return to the system (and the
+# peak resident set) varied by tens of MiB between identical runs; fixed thresholds hand every block of
+# 128 KiB or more straight back, so the peak follows the memory actually in use (no effect elsewhere).
+FIXED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072"}
 
 
 def rss_kb(field: str) -> int:
@@ -221,8 +234,8 @@ def peak_child(key: str, points: int, device: torch.device) -> float:
 def peak_mb(key: str, points: int, device: torch.device) -> float:
     """:func:`peak_child` in a fresh process (so that no earlier work hides or adds memory)."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--peak-child", key, "--points", str(points),
-           "--device", str(device)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+           "--device", str(device), "--threads", str(torch.get_num_threads())]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env={**os.environ, **FIXED_MALLOC}).stdout
     return round(float(out.strip().splitlines()[-1]), 2)
 
 
@@ -251,18 +264,19 @@ def run(args: argparse.Namespace) -> dict:
     device = torch.device(args.device)
     keys = args.cases.split(",") if args.cases else (QUICK_CASES if args.quick else DEFAULT_CASES)
     repeats = args.repeats or (3 if args.quick else 5)
+    min_time = args.min_time if args.min_time is not None else (1.0 if args.quick else 3.0)
     result = {"device": str(device), "device_name": device_name(device), "torch": torch.__version__,
-              "repeats": repeats, "load_before": load_average(), "cases": []}
-    print(f"torch {torch.__version__}, {device} ({result['device_name']}), best of {repeats}, "
-          f"load average {result['load_before']}\n")
-    print("| case | points | plain s | wrobust s | ratio | same | peak MiB, 1 point | peak MiB, 100 points |")
-    print("|---|---|---|---|---|---|---|---|")
+              "repeats": repeats, "min_time_s": min_time, "load_before": load_average(), "cases": []}
+    print(f"torch {torch.__version__}, {device} ({result['device_name']}), best of >= {repeats} rounds and "
+          f">= {min_time:g} s per side, load average {result['load_before']}\n")
+    print("| case | points | rounds | plain s | wrobust s | ratio | same | peak MiB, 1 point | peak MiB, 100 points |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for key in keys:
         case = CASES[key]
-        row = {"name": case.name, **compare(case, device, repeats)}
+        row = {"name": case.name, **compare(case, device, repeats, min_time)}
         row["peak_mb_1"], row["peak_mb_100"] = peak_mb(key, 1, device), peak_mb(key, 100, device)
         result["cases"].append(row)
-        print(f"| {row['name']} | {row['points']} | {row['plain_s']:.4f} | {row['wrobust_s']:.4f} | "
+        print(f"| {row['name']} | {row['points']} | {row['rounds']} | {row['plain_s']:.4f} | {row['wrobust_s']:.4f} | "
               f"{row['ratio']:.3f} | {'yes' if row['same_results'] else 'NO'} | {row['peak_mb_1']:.1f} | "
               f"{row['peak_mb_100']:.1f} |", flush=True)
     result["load_after"] = load_average()
@@ -274,12 +288,17 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--quick", action="store_true", help="the MLP and ResNet-18 cases, best of 3 (CPU: under 2 min)")
-    parser.add_argument("--repeats", type=int, default=None, help="best of N (default 5, 3 with --quick)")
+    parser.add_argument("--repeats", type=int, default=None, help="at least N rounds (default 5, 3 with --quick)")
+    parser.add_argument("--min-time", type=float, default=None,
+                        help="and at least this many seconds per side (default 3, 1 with --quick)")
     parser.add_argument("--cases", default=None, help=f"comma-separated, from {', '.join(CASES)}")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--json", type=Path, default=None, help="write the results to this file")
     parser.add_argument("--peak-child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--points", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.peak_child:
         print(peak_child(args.peak_child, args.points, torch.device(args.device)))
         return None

@@ -8,7 +8,10 @@ families register on import::
     @register_distortion("power", strength="beta", valid=Range(0), grid=(...), identity=1.0, ...)
     def power(w, beta, a, generator): ...
 
-Third-party packages add distortions through the entry-point group ``robustbench_w.distortions``.
+A family may register an in-place form beside a pure function (``inplace=``): the same arithmetic written
+into a given tensor, which the sweep engine uses to write straight into the weights (:mod:`.scratch` lends
+it work buffers). Third-party packages add distortions through the entry-point group
+``robustbench_w.distortions``.
 """
 
 from . import faults, noise, projections, quantize  # noqa: F401  (the built-in families register on import)

@@ -1,0 +1,30 @@
+"""The sweep benchmark runs (in a tiny mode) and writes its JSON schema; its speed is measured in benchmarks/."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_sweep.py"
+
+
+@pytest.mark.slow
+def test_bench_sweep_tiny_mode_writes_the_json_schema(tmp_path):
+    out = tmp_path / "bench.json"
+    done = subprocess.run([sys.executable, str(BENCH), "--cases", "tiny", "--repeats", "1", "--min-time", "0", "--device", "cpu",
+                           "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert {"device", "torch", "cases"} <= set(result) and result["device"] == "cpu"
+    (case,) = result["cases"]
+    assert {"name", "plain_s", "wrobust_s", "ratio", "peak_mb_1", "peak_mb_100"} <= set(case)
+    assert case["plain_s"] > 0 and case["wrobust_s"] > 0
+    assert case["ratio"] == round(case["wrobust_s"] / case["plain_s"], 4)
+    assert all(math.isfinite(case[k]) and case[k] >= 0 for k in ("peak_mb_1", "peak_mb_100"))
+    assert case["same_results"] is True  # the plain loop drew the same noise and got the same errors
+    assert "| tiny-mlp" in done.stdout
