@@ -24,7 +24,7 @@ def test_bench_sweep_tiny_mode_writes_the_json_schema(tmp_path):
     (case,) = result["cases"]
     assert {"name", "plain_s", "wrobust_s", "ratio", "peak_mb_1", "peak_mb_100"} <= set(case)
     assert case["plain_s"] > 0 and case["wrobust_s"] > 0
-    assert case["ratio"] == round(case["wrobust_s"] / case["plain_s"], 4)
+    assert case["ratio"] == pytest.approx(case["wrobust_s"] / case["plain_s"], rel=1e-2)
     assert all(math.isfinite(case[k]) and case[k] >= 0 for k in ("peak_mb_1", "peak_mb_100"))
     assert case["same_results"] is True  # the plain loop drew the same noise and got the same errors
     assert "| tiny-mlp" in done.stdout

@@ -170,8 +170,11 @@ def test_identity_point_writes_nothing_and_changes_nothing():
 
 
 def tiny_data() -> EvalSet:
-    gen = torch.Generator().manual_seed(0)
-    return EvalSet("tiny", torch.randn(40, 2, 6, 6, generator=gen), torch.randint(0, 5, (40,), generator=gen), 5)
+    """Inputs labelled by the clean model itself (so the clean model is not at chance level)."""
+    x = torch.randn(40, 2, 6, 6, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        y = two_layers()(x).argmax(1)
+    return EvalSet("tiny", x, y, 5)
 
 
 def test_a_fixed_strength_in_the_spec_draws_the_same_noise_as_strengths():
@@ -207,3 +210,15 @@ def test_a_third_party_distortion_without_an_in_place_form_still_sweeps():
 
         rows = sweep(two_layers(), tiny_data(), ["halve"], device="cpu")
     assert rows[rows.distortion == "halve"].weight_change.iloc[0] == pytest.approx(0.5, rel=1e-6)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", IN_PLACE)
+def test_in_place_form_gives_the_pure_functions_bits_on_a_gpu(name):
+    dist = get_distortion(name)
+    w = sample((64, 3, 3, 3), torch.float32).cuda()
+    for s in strengths(dist):
+        ref = dist(w, s, torch.Generator(device="cuda").manual_seed(7))
+        out = torch.full_like(w, math.nan)
+        dist.write(out, w, s, torch.Generator(device="cuda").manual_seed(7), scratch=Scratch())
+        assert torch.equal(bits(out), bits(ref)), f"{name} at {s}"
