@@ -141,3 +141,12 @@ def test_training_that_diverges_stops_and_writes_nothing(run_cli, tmp_path):
     code, _, err = run_cli("train", "--epochs", "3", "--lr", "1e30", "--device", "cpu", "-q", "-o", out)
     assert code == 2 and "training diverged" in err and not out.exists()
     assert not list(tmp_path.iterdir())  # no temporary file either
+
+
+def test_weights_whose_sum_overflows_are_counted_value_by_value():
+    from robustbench_w.engine.health import nonfinite_counts
+
+    huge = torch.full((1000,), 3e38)  # every value finite, the float32 sum is not
+    broken = torch.ones(5)
+    broken[2] = float("nan")
+    assert nonfinite_counts([("huge", huge), ("ok", torch.ones(3)), ("broken", broken)]) == {"broken": 1}

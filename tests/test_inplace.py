@@ -108,6 +108,17 @@ def test_write_checks_the_strength_like_a_call():
     assert torch.equal(out, w)
 
 
+@pytest.mark.parametrize("sigma", [1e-9, 1e-4, 0.3])
+def test_an_additive_form_returns_the_norm_of_its_change(sigma):
+    dist, w = get_distortion("noise"), sample((300, 200), torch.float32) * 5
+    out = torch.empty_like(w)
+    change = dist.writer(out, w)(sigma, torch.Generator().manual_seed(1), Scratch())
+    exact = float(torch.linalg.vector_norm(out.double() - w.double()))
+    rounding = 2**-24 * float(torch.linalg.vector_norm(out.double()))  # the last addition's, at most
+    assert abs(float(change) - exact) <= rounding + 1e-5 * exact
+    assert get_distortion("multunif").writer(out, w)(0.5, torch.Generator(), Scratch()) is None
+
+
 def test_scratch_reuses_one_buffer_per_slot_and_dtype():
     scratch = Scratch()
     a = scratch.like(torch.empty(10, 3))

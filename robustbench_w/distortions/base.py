@@ -10,9 +10,12 @@ A distortion may also offer an in-place form of the same arithmetic, ``inplace(o
 generator, scratch)``, which writes the result into ``out`` (a 2-D view of the destination, shaped like
 ``w``) drawing random numbers straight into it and taking any intermediate room from a
 :class:`~.scratch.Scratch`. It must give bit for bit what the pure function gives for the same generator
-state (a test checks this for every distortion that has one). The sweep engine writes distorted weights
-through :meth:`Distortion.write`, which uses the in-place form where there is one and the tensors allow it
-(contiguous float32/float64), and otherwise the pure function and one copy.
+state (a test checks this for every distortion that has one). It returns ``None``, or, where it has it
+for free, the norm of the change it made, ``||out - w||`` as a 0-d tensor: an additive form knows the norm
+of what it adds before adding it, which differs from the norm of the stored difference only by the
+rounding of that last addition (at most ``2^-24 * ||out||`` in float32). The sweep engine writes distorted
+weights through :meth:`Distortion.writer`, which uses the in-place form where there is one and the tensors
+allow it (contiguous float32/float64), and otherwise the pure function and one copy.
 """
 
 from __future__ import annotations
@@ -29,8 +32,11 @@ from .scratch import Scratch
 
 Fn = Callable[[torch.Tensor, float, torch.Tensor, "torch.Generator | None"], torch.Tensor]
 # (out, w, strength, scale, generator, scratch) -> None: writes fn(w, strength, scale, generator) into out
-Inplace = Callable[[torch.Tensor, torch.Tensor, float, torch.Tensor, "torch.Generator | None", Scratch], None]
+Inplace = Callable[[torch.Tensor, torch.Tensor, float, torch.Tensor, "torch.Generator | None", Scratch],
+                   "torch.Tensor | None"]
 IN_PLACE_DTYPES = (torch.float32, torch.float64)  # where the pure arithmetic works on the tensor's own dtype
+# (strength, generator, scratch) -> None, or ||out - w|| where the in-place form has it (see above)
+Writer = Callable[[float, "torch.Generator | None", Scratch], "torch.Tensor | None"]
 
 
 @dataclass(frozen=True)
@@ -249,14 +255,26 @@ class Distortion:
         strength = self._checked(strength)
         if not self.info.parameterless and self.is_identity(strength):
             out.copy_(w)
-        elif not self.can_write_in_place(out, w):
-            out.copy_(self(w, strength, generator, scale))
         else:
-            a = self.scale_of(w) if scale is None else scale
-            rows = rows_of(out, self.granularity)
-            a = a.to(device=rows.device, dtype=rows.dtype).reshape(-1, 1)
-            self.definition.inplace(rows, rows_of(w, self.granularity), float(strength), a, generator,
-                                    Scratch() if scratch is None else scratch)
+            self.writer(out, w, scale)(strength, generator, Scratch() if scratch is None else scratch)
+
+    def writer(self, out: torch.Tensor, w: torch.Tensor, scale: torch.Tensor | None = None) -> Writer:
+        """:meth:`write` for one pair of tensors written again and again (the sweep engine's targets): the
+        views, the scale and the choice of form are made once; the returned ``(strength, generator, scratch)``
+        function writes, and returns what the in-place form returns (``None``, or the norm of the change).
+        It checks nothing: the caller checks the strength once (:meth:`check_strength`) and handles the
+        identity strength."""
+        if not self.can_write_in_place(out, w):
+            def copy_pure(strength: float, generator: torch.Generator | None, scratch: Scratch) -> None:
+                out.copy_(self(w, strength, generator, scale))
+            return copy_pure
+        rows_out, rows_w = rows_of(out, self.granularity), rows_of(w, self.granularity)
+        a = (self.scale_of(w) if scale is None else scale).to(device=out.device, dtype=out.dtype).reshape(-1, 1)
+        inplace = self.definition.inplace
+
+        def in_place(strength: float, generator: torch.Generator | None, scratch: Scratch) -> torch.Tensor | None:
+            return inplace(rows_out, rows_w, float(strength), a, generator, scratch)
+        return in_place
 
     def _checked(self, strength: float | None) -> float:
         if strength is None:

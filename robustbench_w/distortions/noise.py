@@ -20,8 +20,12 @@ SIGMA_GRID = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
 
 
 def _addnorm_into(out: torch.Tensor, w: torch.Tensor, sigma: float, a: torch.Tensor,
-                  generator: torch.Generator | None, scratch: Scratch) -> None:
-    out.normal_(generator=generator).mul_(sigma * a).add_(w)
+                  generator: torch.Generator | None, scratch: Scratch) -> torch.Tensor:
+    """Returns the norm of the noise added: ``||out - w||`` but for the rounding of the addition."""
+    noise = out.normal_(generator=generator).mul_(sigma * a)
+    change = torch.linalg.vector_norm(noise)
+    noise.add_(w)
+    return change
 
 
 @register_distortion(

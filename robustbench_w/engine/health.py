@@ -64,9 +64,16 @@ def nonfinite_counts(named: Iterable[tuple[str, torch.Tensor]]) -> dict[str, int
     named = [(n, t.detach()) for n, t in named if t.is_floating_point() and t.numel()]
     if not named:
         return {}
-    sums = [(~torch.isfinite(t)).sum() for _, t in named]
-    counts = torch.stack([s.to(sums[0].device) for s in sums]).tolist()  # one transfer, not one per tensor
-    return {n: int(k) for (n, _), k in zip(named, counts) if k}
+    # one reduction per tensor, no new tensors: a finite sum means finite values; only the tensors whose sum
+    # is not finite (NaN/Inf, or a sum beyond the dtype's range) are counted value by value
+    totals = [t.sum() for _, t in named]
+    finite = torch.stack([s.to(totals[0].device) for s in totals]).isfinite().tolist()  # one transfer
+    suspect = [(n, t) for (n, t), ok in zip(named, finite) if not ok]
+    if not suspect:
+        return {}
+    sums = [(~torch.isfinite(t)).sum() for _, t in suspect]
+    counts = torch.stack([s.to(sums[0].device) for s in sums]).tolist()
+    return {n: int(k) for (n, _), k in zip(suspect, counts) if k}
 
 
 def model_tensors(module: nn.Module) -> list[tuple[str, torch.Tensor]]:

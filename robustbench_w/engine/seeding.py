@@ -20,9 +20,12 @@ from ..distortions.base import Distortion
 
 def derive_seed(*parts: object) -> int:
     """A 63-bit seed from any printable parts (floats by their exact ``repr``)."""
-    text = "\x1f".join(repr(float(p)) if isinstance(p, float) else str(p) for p in parts)
-    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+    digest = hashlib.blake2b(_text(*parts).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") >> 1
+
+
+def _text(*parts: object) -> str:
+    return "\x1f".join(repr(float(p)) if isinstance(p, float) else str(p) for p in parts)
 
 
 def seed_spec(dist: Distortion) -> str:
@@ -34,6 +37,18 @@ def point_seed(seed: int, dist: Distortion | str, strength: float, trial: int, p
     """The seed of one tensor (``param``) at one sweep point; ``dist`` may be given as its :func:`seed_spec`."""
     spec = dist if isinstance(dist, str) else seed_spec(dist)
     return derive_seed(seed, spec, float(strength), trial, param)
+
+
+def point_seeds(seed: int, dist: Distortion | str, strength: float, trial: int, params: list[str]) -> list[int]:
+    """:func:`point_seed` of each of ``params`` (the same numbers; the shared part is hashed once)."""
+    spec = dist if isinstance(dist, str) else seed_spec(dist)
+    prefix = hashlib.blake2b(_text(seed, spec, float(strength), trial, "").encode(), digest_size=8)
+    seeds = []
+    for param in params:
+        h = prefix.copy()
+        h.update(str(param).encode())
+        seeds.append(int.from_bytes(h.digest(), "little") >> 1)
+    return seeds
 
 
 def point_generator(seed: int, dist: Distortion | str, strength: float, trial: int, param: str,

@@ -211,8 +211,8 @@ def sweep(
                 warnings.warn(warning, WrobustWarning, stacklevel=2)
         meta = run_meta(inputs.model, inputs.data, runner, inputs.device, seed, 0.0)
         outcome = run_resumable(runner, points, seed, progress, setup, meta)
-    rows = pd.DataFrame(outcome.rows)
-    rows = rows[ROW_COLUMNS + [c for c in rows.columns if c not in ROW_COLUMNS]]
+    extra = [c for c in dict.fromkeys(k for r in outcome.rows for k in r) if c not in ROW_COLUMNS]
+    rows = pd.DataFrame(outcome.rows, columns=ROW_COLUMNS + extra)  # in column order: no reordering copy
     rows.attrs["meta"] = {**meta, "elapsed_s": round(time.perf_counter() - started, 3), **outcome.meta()}
     if outcome.signal:
         raise Interrupted(outcome.signal, partial=rows)
