@@ -32,7 +32,7 @@ import torch
 
 from ..distortions.base import Distortion, Writer
 from ..distortions.scratch import Scratch
-from .seeding import point_seeds
+from .seeding import point_seeds, seed_spec
 
 
 @dataclass
@@ -50,8 +50,11 @@ class WeightPatch:
         self.pristine = {name: p.detach().clone() for name, p in targets}
         self.scratch = Scratch()
         self._scales: dict[tuple[str, str, str], torch.Tensor] = {}
-        self._generators: dict[torch.device, torch.Generator] = {}
-        self._writer_cache: dict[int, tuple[Distortion, list[Writer]]] = {}
+        self._prepared_for: dict[int, tuple[Distortion, list[Writer], str]] = {}
+        by_device: dict[torch.device, torch.Generator] = {}
+        for w in self.pristine.values():
+            by_device.setdefault(w.device, torch.Generator(device=w.device))
+        self._generators = [by_device[w.device] for w in self.pristine.values()]  # one per target, shared by device
         self.norm = float(_total_norm([torch.linalg.vector_norm(w) for w in self.pristine.values()]))
 
     @property
@@ -68,33 +71,26 @@ class WeightPatch:
             self._scales[key] = dist.scale_of(self.pristine[name])
         return self._scales[key]
 
-    def _generators_for(self, dist: Distortion, strength: float, seed: int,
-                        trial: int) -> Iterator[torch.Generator | None]:
-        """The generator of each target in turn, seeded for it (``None`` where the point draws nothing).
-
-        One generator per device is reseeded for each tensor, so use each before asking for the next: this
-        yields them one at a time."""
-        if not dist.is_random_at(strength):
-            yield from (None for _ in self.targets)
-            return
-        for (name, _), s in zip(self.targets, point_seeds(seed, dist, strength, trial, self.names)):
-            device = self.pristine[name].device
-            gen = self._generators.get(device)
-            if gen is None:
-                gen = self._generators[device] = torch.Generator(device=device)
-            yield gen.manual_seed(s)
-
-    def _writers(self, dist: Distortion) -> list[Writer]:
-        """One prepared writer per target for ``dist`` (views, scale and form chosen once per sweep)."""
+    def _prepared(self, dist: Distortion) -> tuple[list[Writer], str]:
+        """One writer per target for ``dist`` (views, scale and form chosen once per sweep) and its seed spec."""
         key = id(dist)
-        if key not in self._writer_cache:  # the cache holds ``dist`` itself, so its id is not reused
+        if key not in self._prepared_for:  # the entry holds ``dist`` itself, so its id is not reused
             writers = [dist.writer(p, self.pristine[name], self._scale(dist, name)) for name, p in self.targets]
-            self._writer_cache[key] = (dist, writers)
-        return self._writer_cache[key][1]
+            self._prepared_for[key] = (dist, writers, seed_spec(dist))
+        return self._prepared_for[key][1:]
+
+    def _seeded(self, spec: str, dist: Distortion, strength: float, seed: int,
+                trial: int) -> Iterator[torch.Generator | None]:
+        """The generator of each target in turn, seeded for it (``None`` where the point draws nothing). One
+        generator per device is reseeded for each tensor: use each before taking the next."""
+        if not dist.is_random_at(strength):
+            return iter([None] * len(self.targets))
+        seeds = point_seeds(seed, spec, strength, trial, self.names)
+        return (gen.manual_seed(s) for gen, s in zip(self._generators, seeds))
 
     def distorted(self, dist: Distortion, strength: float, seed: int, trial: int) -> Iterator[tuple[str, torch.Tensor]]:
         """The distorted value of each target, one new tensor at a time (nothing is written)."""
-        gens = self._generators_for(dist, strength, seed, trial)
+        gens = self._seeded(seed_spec(dist), dist, strength, seed, trial)
         for (name, _), gen in zip(self.targets, gens):
             yield name, dist(self.pristine[name], strength, gen, scale=self._scale(dist, name))
 
@@ -104,10 +100,10 @@ class WeightPatch:
         if dist.is_identity(strength):
             self.restore()
             return torch.zeros((), dtype=torch.float64)
+        writers, spec = self._prepared(dist)
         norms = []
-        gens = self._generators_for(dist, strength, seed, trial)
         with torch.no_grad():
-            for (name, p), gen, write in zip(self.targets, gens, self._writers(dist)):
+            for (name, p), gen, write in zip(self.targets, self._seeded(spec, dist, strength, seed, trial), writers):
                 norm = write(strength, gen, self.scratch)
                 if norm is None:
                     w = self.pristine[name]
