@@ -154,6 +154,19 @@ task_options = compose(
 )
 
 
+layer_options = compose(
+    click.option("--per-layer", is_flag=True, default=False,
+                 help="Distort one targeted tensor (or --groups unit) at a time, the others clean; rank the layers "
+                      "by the change of the metric. See docs/layers.md."),
+    click.option("--groups", multiple=True, metavar="GLOB=NAME",
+                 help="With --per-layer: the tensors matching GLOB form one unit NAME (repeatable; a tensor in no "
+                      "group stays its own unit)."),
+    click.option("--activation-reuse/--no-activation-reuse", "reuse_activations", default=True, show_default=True,
+                 help="With --per-layer on a chain of modules (nn.Sequential): compute the clean activations in "
+                      "front of each unit once."),
+)
+
+
 log_options = compose(
     click.option("--log", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="FILE.jsonl",
                  help="Append each finished point to this run log (flushed to disk point by point)."),

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..engine.distributed import current_world
+from ..errors import InvalidValueError
 from ..engine.metrics import get_metric
 from ..engine.signals import Interrupted
 from ..engine.stats import summarize
@@ -19,6 +20,7 @@ from .app import cli
 from .options import (
     NumberList,
     data_options,
+    layer_options,
     log_options,
     model_argument,
     model_options,
@@ -91,6 +93,7 @@ class MetricTarget(click.ParamType):
                    "perplexity=40, cosine=0.99, error=11%.")
 @click.option("--target-error", type=ErrorRate(), default=None, metavar="E",
               help="The same as --target error=E (0.11 or 11%).")
+@layer_options
 @output_option("Write results: .csv/.jsonl/.parquet (rows), .json (meta, rows, summary), .md (summary).")
 @log_options
 @shard_option
@@ -107,9 +110,15 @@ def sweep(model: str, distortions: tuple[str, ...], strengths, trials: int, seed
     Long runs: --log keeps every finished point, --resume continues a killed run, --shard I/N splits the grid
     over N jobs (join them with wrobust merge), and under torchrun each process takes its share. Ctrl-C
     writes the finished points (partial) and exits 130. See docs/resume.md.
+
+    Which layers are fragile: --per-layer distorts one tensor (or --groups unit) at a time and ranks the layers
+    by the change of the metric over the clean model at each strength. See docs/layers.md.
     """
     targets = ((("error", target_error),) if target_error is not None else ()) + tuple(targets)
     check_targets(targets, metric)
+    if targets and options.get("per_layer"):
+        raise InvalidValueError("--target finds the lowest-bits whole-model point; it does not apply to --per-layer "
+                                "(run the two sweeps separately)")
     run_and_report(model, distortions or None, strengths, trials, seed, outputs, quiet, targets=targets,
                    metric=list(metric) or None, **options)
 

@@ -18,6 +18,10 @@ measured outputs for a custom metric. They are kept when they take at most ``ref
 (``torch.func.functional_call`` with the pristine copy of the distorted tensors, so no model is copied). For
 example ``kl`` on a 32k-token vocabulary over 1,000 windows of 128 tokens would need 16 GB of
 log-probabilities: it reruns; ``token-agreement`` on the same set keeps 1 MB of argmaxes.
+
+**Suffix passes.** While ``suffix`` is set (a per-layer sweep of a chain of modules, :mod:`.activations`),
+batch ``i`` gives ``suffix(i, inputs)`` in place of the model's output on it: the clean activations in front
+of the distorted unit, run through the rest of the chain.
 """
 
 from __future__ import annotations
@@ -116,6 +120,7 @@ class Evaluator:
         self.clean_params, self.reference_budget = clean_params, reference_budget
         self.references: list[Kept] | None = None  # set by the first pass; [] when the clean model reruns
         self.clean_finite = True  # whether every clean output was finite
+        self.suffix: Callable[[int, object], object] | None = None  # see "Suffix passes"
 
     @property
     def mode(self) -> str:
@@ -136,9 +141,12 @@ class Evaluator:
             check_classes(self.name, data, int(view.out.shape[1]))
         return task
 
-    def view(self, x, y, params: dict[str, torch.Tensor] | None = None) -> View:
-        """One batch through the model (with ``params`` in place of its own, for the clean rerun)."""
-        if params is None:
+    def view(self, x, y, params: dict[str, torch.Tensor] | None = None, batch: int | None = None) -> View:
+        """One batch (number ``batch``) through the model (with ``params`` in place of its own, for the clean
+        rerun; through :attr:`suffix` while it is set)."""
+        if params is None and self.suffix is not None and batch is not None:
+            raw = self.suffix(batch, x)
+        elif params is None:
             raw = call_model(self.model, x)
         else:
             args, kwargs = ((), x) if isinstance(x, dict) else ((x,), {})
@@ -163,7 +171,7 @@ class Evaluator:
         totals: list[torch.Tensor | None] = [None] * len(self.stats.fns)
         sums, bad = [], torch.zeros((), dtype=torch.long, device=self.device)
         for i, (x, y) in enumerate(self.batches):
-            view = self.view(x, y)
+            view = self.view(x, y, batch=i)
             clean = view if first else self._clean(i, x, y)
             if checked:
                 ok = view.finite if clean is None or clean is view else view.finite & clean.finite

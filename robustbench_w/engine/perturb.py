@@ -24,7 +24,8 @@ weight change 0.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import copy
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -124,6 +125,19 @@ class WeightPatch:
         with torch.no_grad():
             for name, p in self.targets:
                 p.copy_(self.pristine[name])
+
+    def subset(self, names: Iterable[str]) -> WeightPatch:
+        """A patch of some of these targets (a per-layer sweep's unit) that shares their pristine copy, scales
+        and seeding: nothing is copied, and a tensor gets the same values as in the whole-model patch. Its
+        weight change is relative to the norm of its own tensors."""
+        wanted = set(names)
+        part = copy.copy(self)
+        keep = [i for i, (n, _) in enumerate(self.targets) if n in wanted]
+        part.targets = [self.targets[i] for i in keep]
+        part._generators = [self._generators[i] for i in keep]
+        part._prepared_for = {}  # writers are per target list
+        part.norm = float(_total_norm([torch.linalg.vector_norm(self.pristine[n]) for n, _ in part.targets]))
+        return part
 
 
 def _total_norm(norms: list[torch.Tensor]) -> torch.Tensor:

@@ -22,6 +22,7 @@ import pandas as pd
 from .metrics import METRICS
 
 GROUP = ["model", "dataset", "distortion", "spec", "strength_name", "strength"]
+LAYER = "layer"  # the unit of a per-layer sweep's row (empty for the clean model)
 
 
 def t_interval(values: np.ndarray | list[float], level: float = 0.95) -> tuple[float, float, float, float]:
@@ -41,12 +42,14 @@ def t_interval(values: np.ndarray | list[float], level: float = 0.95) -> tuple[f
 
 
 def summarize(rows: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
-    """One summary row per (model, dataset, distortion spec, strength), in the order of first appearance."""
+    """One summary row per (model, dataset, distortion spec, strength), in the order of first appearance; per
+    layer too when the rows carry a ``layer`` column (a per-layer sweep's)."""
     metrics = metric_columns(rows)
     extra = [c for c in _extra_columns(rows) if c not in metrics]
+    group = [*GROUP, LAYER] if LAYER in rows.columns else GROUP
     out = []
-    for key, g in rows.groupby(GROUP, sort=False, dropna=False):
-        rec = dict(zip(GROUP, key))
+    for key, g in rows.groupby(group, sort=False, dropna=False):
+        rec = dict(zip(group, key))
         stochastic = bool(g["stochastic"].any())
         rec["trials"] = len(g)
         for col, (lo, hi) in metrics.items():
@@ -62,7 +65,7 @@ def summarize(rows: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
 
 
 CORE_METRICS = ("error", "agreement", "accuracy", "loss")
-CORE_COLUMNS = frozenset(GROUP + ["trial", "seed", "n", *CORE_METRICS, "weight_change", "nonfinite", "stochastic"])
+CORE_COLUMNS = frozenset(GROUP + [LAYER, "trial", "seed", "n", *CORE_METRICS, "weight_change", "nonfinite", "stochastic"])
 
 
 def metric_columns(rows: pd.DataFrame) -> dict[str, tuple[float, float]]:

@@ -6,6 +6,11 @@ restore. The clean model is always the first row (distortion ``none``). A point 
 on the seed (a deterministic distortion, or a random one at its identity strength) is evaluated once,
 whatever ``trials`` says.
 
+A per-layer sweep (``per_layer=True``, :mod:`.layers`) evaluates every point once per unit (a targeted tensor,
+or a group of them), distorting that unit only; its rows carry a ``layer`` column (the unit's name; empty
+for the clean model). On a chain of modules each unit's points run only the suffix of the chain
+(:mod:`.activations`).
+
 What is measured at each point is the task's metrics (:mod:`.task`): a classifier's ``error``, ``accuracy``,
 ``loss`` and ``agreement``, a language model's ``perplexity``, ... or those given with ``metric``. Rows always
 have the columns of SPEC section 3 (``accuracy``, ``error``, ``loss``, ``agreement``: ``nan`` where not
@@ -17,7 +22,8 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +42,7 @@ from .chance import clean_warnings
 from .distributed import current_world, process_group
 from .evaluate import CORE, Evaluator, PassResult
 from .health import check_model, warn_if_broken
+from .layers import LayerPlan, LayerRunner, parse_groups, per_layer_points, plan_units
 from .perturb import WeightPatch
 from .resume import run_resumable, run_setup
 from .signals import Interrupted
@@ -55,11 +62,13 @@ class Point:
     strength: float
     trial: int
     stochastic: bool
+    layer: str | None = None  # the unit a per-layer point distorts (None: every target)
 
     @property
     def label(self) -> str:
         s = "" if math.isnan(self.strength) else f" {self.dist.info.strength}={self.strength:g}"
-        return f"{self.dist.spec}{s}" + (f" trial {self.trial}" if self.stochastic else "")
+        text = f"{self.dist.spec}{s}" + (f" trial {self.trial}" if self.stochastic else "")
+        return f"{self.layer}: {text}" if self.layer else text
 
 
 def plan(distortions: Sequence[Distortion], strengths: Sequence[float] | None = None, trials: int = 1) -> list[Point]:
@@ -90,20 +99,24 @@ class SweepRunner:
 
     ``metric`` (names, :class:`Metric` objects or callables), ``output_key`` and ``pool`` choose what is
     measured (:mod:`.task`, :mod:`.outputs`); by default the task's metrics. ``extra_metrics`` are measured
-    as well (a gate's requirements)."""
+    as well (a gate's requirements). ``per_layer`` makes it ready for per-layer points (:mod:`.layers`)."""
 
     def __init__(self, model: LoadedModel, data: EvalSet | BatchedSet, *, include: Iterable[str] = (),
                  exclude: Iterable[str] = (), batch_size: int = 1024, device: torch.device | str = "cpu",
                  metric: MetricSpec | Iterable[MetricSpec] | None = None, extra_metrics: Iterable[MetricSpec] = (),
-                 output_key: str | None = None, pool: str | None = None):
+                 output_key: str | None = None, pool: str | None = None, per_layer: LayerPlan | None = None):
         if batch_size < 1:
             raise InvalidValueError(f"--batch-size must be at least 1, not {batch_size}")
         self.model, self.data, self.device = model, data, torch.device(device)
         self.patch = WeightPatch(select_targets(model.module, include, exclude))
+        self.layers = None if per_layer is None else \
+            LayerRunner(plan_units(self.patch.names, per_layer.groups), self.patch, model.module, per_layer)
         self.evaluator = Evaluator(model.module, data, batch_size, self.device, model.normalization, metric=metric,
                                    extra_metrics=extra_metrics, output_key=output_key, pool=pool, hint=model.task,
                                    name=model.name, clean_params=self.patch.pristine)
         self.task = self.evaluator.task
+        if self.layers is not None:
+            self.layers.attach(self.evaluator)
         clash = [c for c in self.columns if c in ROW_COLUMNS]
         if clash:
             raise InvalidValueError(f"metric column {clash[0]!r} is a column of every result row; name the metric "
@@ -118,21 +131,39 @@ class SweepRunner:
         return [m.column for m in self.task.metrics if m.column not in CORE]
 
     def evaluate(self, point: Point, seed: int) -> dict:
-        with self.patch.applied(point.dist, point.strength, seed, point.trial) as applied:
+        with self.forward_for(point), self.patch_for(point).applied(point.dist, point.strength, seed,
+                                                                    point.trial) as applied:
             result = self.evaluator.run()
             extras = self.point_extras(point)
-        return self.row(point.dist, point.strength, point.trial, seed, result, float(applied.weight_change),
-                        point.stochastic, extras)
+        return self.tagged(self.row(point.dist, point.strength, point.trial, seed, result,
+                                    float(applied.weight_change), point.stochastic, extras), point.layer)
+
+    def patch_for(self, point: Point) -> WeightPatch:
+        """What a point distorts: every target, or the unit of a per-layer point."""
+        return self.patch if not point.layer else self.layers.patch_of(point.layer)
+
+    def forward_for(self, point: Point) -> AbstractContextManager:
+        """How a point's passes run: the whole model, or a per-layer unit's suffix of a chain."""
+        return nullcontext() if not point.layer else self.layers.suffix(point.layer)
+
+    def tagged(self, row: dict, layer: str | None) -> dict:
+        """The row with its ``layer`` column in a per-layer sweep (empty for the clean model)."""
+        return row if self.layers is None else {**row, "layer": layer or ""}
 
     def point_extras(self, point: Point | None) -> dict:
         """Columns computed from the distorted weights while they are in place (extension point):
         ``eff_bits`` and ``scale_bits`` (``bits.sweep_bits``) where the distortion is discrete at the strength."""
         if point is None:
             return {}
-        return sweep_bits((p for _, p in self.patch.targets), point.dist, point.strength)
+        return sweep_bits((p for _, p in self.patch_for(point).targets), point.dist, point.strength)
 
     def clean_row(self, seed: int) -> dict:
-        return self.row(get_distortion("none"), math.nan, 0, seed, self.clean, 0.0, False, self.point_extras(None))
+        row = self.row(get_distortion("none"), math.nan, 0, seed, self.clean, 0.0, False, self.point_extras(None))
+        return self.tagged(row, None)
+
+    def layer_meta(self) -> dict:
+        """The units and the activation reuse of a per-layer sweep (nothing otherwise)."""
+        return {} if self.layers is None else self.layers.meta()
 
     def row(self, dist: Distortion, strength: float, trial: int, seed: int, r: PassResult, change: float,
             stochastic: bool, extras: dict) -> dict:
@@ -179,6 +210,10 @@ def sweep(
     log: str | Path | None = None,
     resume: bool = False,
     shard: str | None = None,
+    per_layer: bool = False,
+    groups: Iterable[str] | Mapping[str, str] | None = None,
+    reuse_activations: bool = True,
+    activation_budget: int | None = None,
     **options,
 ) -> pd.DataFrame:
     """Evaluate ``model`` under each distortion, strength and trial; one row per point (SPEC section 3).
@@ -197,26 +232,50 @@ def sweep(
     the points the log lacks, ``shard="I/N"`` takes one of N parts of the grid; under torchrun each process
     takes its share and every process returns all rows. SIGINT/SIGTERM raise
     :class:`~.signals.Interrupted` whose ``partial`` holds the rows of the finished points.
+
+    Which layers are fragile (docs/layers.md): ``per_layer=True`` distorts one unit at a time, the others
+    clean; units are the targeted tensors, or ``groups`` of them (``["layer1.*=layer1", ...]`` or
+    ``{"layer1.*": "layer1"}``). Rows gain a ``layer`` column. On a chain of modules the clean activations in
+    front of each unit are computed once (``reuse_activations``, within ``activation_budget`` bytes).
     """
     started = time.perf_counter()
     setup = run_setup(log, resume, shard)
+    layer_plan = plan_layers(per_layer, groups, reuse_activations, activation_budget)
     points = plan(parse_distortions(distortions), strengths, trials)
     with process_group(device) as dev:
         inputs = load_inputs(model, dataset, device=dev, limit=limit, seed=seed, **options)
         runner = SweepRunner(inputs.model, inputs.data, include=include, exclude=exclude, batch_size=batch_size,
-                             device=inputs.device, metric=metric, output_key=output_key, pool=pool)
+                             device=inputs.device, metric=metric, output_key=output_key, pool=pool,
+                             per_layer=layer_plan)
+        if runner.layers is not None:
+            points = per_layer_points(points, list(runner.layers.units.values()))
         if current_world().leader:  # under torchrun, said once
             warn_if_broken(runner.health)
             for warning in runner.warnings:
                 warnings.warn(warning, WrobustWarning, stacklevel=2)
         meta = run_meta(inputs.model, inputs.data, runner, inputs.device, seed, 0.0)
         outcome = run_resumable(runner, points, seed, progress, setup, meta)
-    extra = [c for c in dict.fromkeys(k for r in outcome.rows for k in r) if c not in ROW_COLUMNS]
-    rows = pd.DataFrame(outcome.rows, columns=ROW_COLUMNS + extra)  # in column order: no reordering copy
-    rows.attrs["meta"] = {**meta, "elapsed_s": round(time.perf_counter() - started, 3), **outcome.meta()}
+    columns = ROW_COLUMNS if runner.layers is None else [*ROW_COLUMNS[:2], "layer", *ROW_COLUMNS[2:]]
+    extra = [c for c in dict.fromkeys(k for r in outcome.rows for k in r) if c not in columns]
+    rows = pd.DataFrame(outcome.rows, columns=columns + extra)  # in column order: no reordering copy
+    rows.attrs["meta"] = {**meta, "elapsed_s": round(time.perf_counter() - started, 3), **outcome.meta(),
+                          **runner.layer_meta()}
     if outcome.signal:
         raise Interrupted(outcome.signal, partial=rows)
     return rows
+
+
+def plan_layers(per_layer: bool, groups: Iterable[str] | Mapping[str, str] | None, reuse: bool,
+                budget: int | None) -> LayerPlan | None:
+    """The per-layer plan of a sweep (None for a whole-model sweep); groups without ``per_layer`` are an error."""
+    parsed = parse_groups(groups)
+    if not per_layer:
+        if parsed:
+            raise InvalidValueError("--groups needs --per-layer (groups are the units of a per-layer sweep)")
+        return None
+    if budget is not None and budget < 0:
+        raise InvalidValueError(f"activation_budget must be at least 0 bytes, not {budget}")
+    return LayerPlan(parsed, reuse, budget)
 
 
 def run_meta(model: LoadedModel, data: EvalSet | BatchedSet, runner: SweepRunner, device: torch.device, seed: int,
@@ -237,6 +296,7 @@ def run_meta(model: LoadedModel, data: EvalSet | BatchedSet, runner: SweepRunner
         "targets": runner.patch.names, "target_weights": runner.patch.numel, **task_meta(runner),
         "elapsed_s": round(elapsed, 3),
         **runner.health.to_meta(), "notes": list(model.notes), "warnings": list(runner.warnings),
+        **runner.layer_meta(),
     }
 
 

@@ -1,7 +1,8 @@
 """Writing results to files by suffix, atomically.
 
 Writers: ``.csv`` and ``.jsonl`` (the rows), ``.parquet`` (the rows; needs pyarrow), ``.json``
-(``{"meta", "rows", "summary"}``), ``.md`` (the summary tables). Files are written atomically: a failed
+(``{"meta", "rows", "summary"}``, and ``"ranking"`` for a per-layer sweep), ``.md`` (the summary tables, or a
+per-layer sweep's ranking). Files are written atomically: a failed
 write leaves any earlier file of that name as it was (``load.writing.atomic_write``: the temporary file is
 fsynced before the rename and removed on every failure path).
 
@@ -23,7 +24,7 @@ import pandas as pd
 
 from ..errors import InputFileError, InvalidValueError
 from ..load.writing import atomic_write
-from .sweep import summary_markdown
+from .sweep import layer_ranking, summary_markdown
 
 OUTPUT_SUFFIXES = (".csv", ".json", ".jsonl", ".parquet", ".md")
 
@@ -73,6 +74,9 @@ def write_results(path: Path, rows: pd.DataFrame, summary: pd.DataFrame, meta: d
     if suffix == ".md":
         return atomic_write(path, lambda p: p.write_text(markdown or summary_markdown(summary)))
     doc = {"meta": jsonable(meta), "rows": records(rows), "summary": records(summary)}
+    ranking = layer_ranking(summary, meta)
+    if ranking is not None:  # a per-layer sweep: the layers ranked at each point (report.ranking)
+        doc["ranking"] = jsonable(ranking)
     return atomic_write(path, lambda p: p.write_text(json.dumps(doc, indent=1) + "\n"))
 
 

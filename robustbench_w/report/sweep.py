@@ -5,6 +5,11 @@ The table shows the metrics the run's ``meta`` names in ``report_metrics`` (a cl
 95% interval and agreement; a language model: perplexity with its interval; ...), each in its own units:
 fractions (error, agreement, accuracy, ...) in percent, everything else as a number. Without labels a
 classifier's error columns give way to the agreement's interval.
+
+On the terminal each table has a small bar per strength beside the first metric (:mod:`.bars`), on one scale
+per table from the clean value to the worst row, so that the curve's shape shows without a plot; the bars
+narrow, then go, where the console is too narrow for them. A per-layer sweep's report is its ranking
+instead (:mod:`.ranking`): per distortion and strength, the layers whose distortion changes the metric most.
 """
 
 from __future__ import annotations
@@ -20,12 +25,16 @@ from rich.table import Table
 from ..bits.tradeoff import lowest_bits
 from ..distortions import list_distortions
 from ..engine.metrics import get_metric
-from ..errors import InvalidValueError
+from ..errors import InvalidValueError, WrobustError
+from .bars import bars, scale
+from .ranking import RankMetric, is_per_layer, rank_layers, ranking_lines, ranking_markdown, ranking_title
 from .text import ci_text, num, pack, pct, strength_text
 
 CLASSIFIER_SHOWN = ("error", "agreement")
 NO_INTERVAL = ("agreement",)  # shown without its interval (as the report always did)
 FRACTION = (0.0, 1.0)
+BAR_WIDTH = 10  # cells per bar where the console has room
+MIN_BAR = 4  # narrower than this, the bars are left out
 
 
 def shown_metrics(meta: dict | None, labelled: bool = True) -> list[tuple[str, str, tuple[float, float]]]:
@@ -121,8 +130,16 @@ def header_parts(summary: pd.DataFrame, meta: dict, width: int | None = None) ->
     if meta.get("normalization_text"):
         norm, source = f"normalisation {meta['normalization_text']}", meta.get("normalization_source")
         parts += _fitting([f"{norm} (from {source})"], [norm, f"normalisation from {source}"], width)
-    return parts + [f"{len(meta.get('targets', []))} tensors, {meta.get('target_weights', 0):,} weights distorted",
-                    f"seed {meta.get('seed')}", str(meta.get("device"))]
+    return parts + [distorted_text(meta), f"seed {meta.get('seed')}", str(meta.get("device"))]
+
+
+def distorted_text(meta: dict) -> str:
+    """``21 tensors, 11,172,032 weights distorted``; for a per-layer sweep ``3 layers (3 tensors, 25,856
+    weights), distorted one at a time``."""
+    tensors, weights = len(meta.get("targets", [])), meta.get("target_weights", 0)
+    if not meta.get("per_layer"):
+        return f"{tensors} tensors, {weights:,} weights distorted"
+    return f"{len(meta.get('units', []))} layers ({tensors} tensors, {weights:,} weights), distorted one at a time"
 
 
 def _fitting(whole: list[str], split: list[str], width: int | None) -> list[str]:
@@ -135,15 +152,93 @@ def clean_line(summary: pd.DataFrame, meta: dict) -> str:
 
 
 def render_sweep(summary: pd.DataFrame, meta: dict, console: Console) -> None:
-    """The header, packed into lines of the console's width, then one table per distortion spec."""
+    """The header, packed into lines of the console's width, then one table per distortion spec (with bars),
+    or for a per-layer sweep its ranking."""
     for line in pack(header_parts(summary, meta, console.width), console.width):
         console.print(line, markup=False, highlight=False)
+    if is_per_layer(summary):
+        render_ranking(summary, meta, console)
+        return
     with_bits, labelled = "eff_bits" in summary.columns, has_labels(summary)
+    curves = bar_values(summary, meta, labelled)
     for spec, strength_name, body in summary_tables(summary, meta):
-        table = Table(title=escape(spec), title_justify="left", show_edge=False, pad_edge=False)
-        for i, h in enumerate(headers(strength_name, with_bits, meta, labelled)):
-            table.add_column(h, justify="left" if i == 0 else "right")
-        for row in body:
+        heads = headers(strength_name, with_bits, meta, labelled)
+        plain = sweep_table(spec, heads, body)
+        room = console.width - console.measure(plain).maximum - 3
+        width = min(BAR_WIDTH, room)
+        if width < MIN_BAR or spec not in curves:
+            console.print(plain)
+            continue
+        name, values, clean, bounds = curves[spec]
+        title = f"{spec}   (bars: {name} from {bar_end(scale(values, clean)[0], bounds)} to "\
+                f"{bar_end(scale(values, clean)[1], bounds)})"
+        at = bar_position(meta, labelled)
+        console.print(sweep_table(title, heads[:at] + [""] + heads[at:],
+                                  [r[:at] + [b] + r[at:] for r, b in zip(body, bars(values, clean, width))], at))
+
+
+def sweep_table(title: str, heads: list[str], body: list[list[str]], bar_at: int | None = None) -> Table:
+    table = Table(title=escape(title), title_justify="left", show_edge=False, pad_edge=False)
+    for i, h in enumerate(heads):
+        table.add_column(h, justify="left" if i in (0, bar_at) else "right", no_wrap=i == bar_at)
+    for row in body:
+        table.add_row(*map(escape, row))
+    return table
+
+
+def bar_values(summary: pd.DataFrame, meta: dict | None, labelled: bool) -> dict[str, tuple]:
+    """Per spec, what its bars show: the first shown metric's name, its means in table order, the clean
+    value and the metric's bounds."""
+    name, col, bounds = shown_metrics(meta, labelled)[0]
+    if f"{col}_mean" not in summary.columns:
+        return {}
+    clean = summary.loc[summary["distortion"] == "none", f"{col}_mean"]
+    clean_value = float(clean.iloc[0]) if len(clean) else math.nan
+    return {spec: (name, [float(v) for v in g[f"{col}_mean"]], clean_value, bounds)
+            for spec, g in summary[summary["distortion"] != "none"].groupby("spec", sort=False)}
+
+
+def bar_position(meta: dict | None, labelled: bool) -> int:
+    """The column the bars go in: after the first metric (and its interval)."""
+    shown = shown_metrics(meta, labelled)
+    return 2 + (1 if interval_shown(shown[0][0], shown) else 0)
+
+
+def bar_end(x: float, bounds: tuple[float, float]) -> str:
+    if math.isnan(x):
+        return "-"
+    return f"{100 * x:.3g}%" if is_fraction(bounds) else num(x)
+
+
+def rank_metric(summary: pd.DataFrame, meta: dict | None) -> RankMetric:
+    """The metric a per-layer sweep is ranked on: the first the report shows (error; agreement without labels;
+    perplexity for a language model; ...)."""
+    name, col, bounds = shown_metrics(meta, has_labels(summary))[0]
+    listed = {m.get("name"): m for m in (meta or {}).get("metrics", []) if isinstance(m, dict)}
+    if "higher_is_better" in listed.get(name, {}):
+        higher = bool(listed[name]["higher_is_better"])
+    else:
+        try:
+            higher = get_metric(name).info.higher_is_better
+        except WrobustError:  # a custom metric of another session
+            higher = False
+    return RankMetric(name, col, is_fraction(bounds), higher)
+
+
+def layer_ranking(summary: pd.DataFrame, meta: dict | None) -> dict | None:
+    """The ``ranking`` block of a per-layer sweep's ``.json`` (None for a whole-model sweep)."""
+    return rank_layers(summary, rank_metric(summary, meta)) if is_per_layer(summary) else None
+
+
+def render_ranking(summary: pd.DataFrame, meta: dict, console: Console) -> None:
+    """Per distortion spec, one row per strength naming the most fragile layers first, with their changes."""
+    metric = rank_metric(summary, meta)
+    for spec, strength_name, rows in ranking_lines(rank_layers(summary, metric), metric):
+        console.print(ranking_title(spec, metric), markup=False, highlight=False)
+        table = Table(show_edge=False, pad_edge=False)
+        table.add_column(strength_name, justify="left", no_wrap=True)
+        table.add_column("layers, most fragile first", justify="left")
+        for row in rows:
             table.add_row(*map(escape, row))
         console.print(table)
 
@@ -151,6 +246,9 @@ def render_sweep(summary: pd.DataFrame, meta: dict, console: Console) -> None:
 def summary_markdown(summary: pd.DataFrame, meta: dict | None = None) -> str:
     lines = [f"# wrobust sweep\n\n{clean_line(summary, meta)}\n"] if meta else ["# wrobust sweep\n"]
     lines += [f"**Warning:** {w}\n" for w in (meta or {}).get("warnings", [])]
+    if is_per_layer(summary):
+        metric = rank_metric(summary, meta)
+        return "\n".join(lines + [ranking_markdown(rank_layers(summary, metric), metric)])
     with_bits, labelled = "eff_bits" in summary.columns, has_labels(summary)
     for spec, strength_name, body in summary_tables(summary, meta):
         head = headers(strength_name, with_bits, meta, labelled)

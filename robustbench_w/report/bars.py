@@ -1,0 +1,46 @@
+"""Small horizontal bars of a metric, one per strength, so that the shape of a curve shows in a table.
+
+A bar is made of Unicode block characters in eighths of a cell (``█▉▊▋▌▍▎▏``): ``width`` cells resolve
+``8 * width`` levels. The bars of one table share one scale, from the lowest to the highest value among its
+rows and the clean model's value: the clean value's bar is empty (where it is the lowest) and the worst row's
+is full. A missing value has no bar; an infinite one is drawn at the end of the scale it lies beyond.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+EIGHTHS = " ▏▎▍▌▋▊▉"
+FULL = "█"
+
+
+def bar(fraction: float, width: int) -> str:
+    """A bar filling ``fraction`` (clipped to [0, 1]) of ``width`` cells, padded with spaces to ``width``."""
+    if fraction is None or math.isnan(fraction):
+        return " " * width
+    eighths = round(min(1.0, max(0.0, fraction)) * width * 8)
+    full, part = divmod(eighths, 8)
+    text = FULL * full + (EIGHTHS[part] if part else "")
+    return text.ljust(width)
+
+
+def scale(values: Sequence[float], clean: float = math.nan) -> tuple[float, float]:
+    """``(low, high)`` of the finite values and the clean value; ``(nan, nan)`` when there are none."""
+    finite = [v for v in [*values, clean] if v is not None and math.isfinite(v)]
+    return (min(finite), max(finite)) if finite else (math.nan, math.nan)
+
+
+def bars(values: Sequence[float], clean: float, width: int) -> list[str]:
+    """One bar per value on the scale of :func:`scale` (all empty when every value is the same)."""
+    low, high = scale(values, clean)
+    span = high - low
+    out = []
+    for v in values:
+        if v is None or math.isnan(v) or math.isnan(span):
+            out.append(bar(math.nan, width))
+        elif math.isinf(v):
+            out.append(bar(1.0 if v > 0 else 0.0, width))
+        else:
+            out.append(bar((v - low) / span if span > 0 else 0.0, width))
+    return out
