@@ -88,13 +88,8 @@ def sweep_results(tmp_path_factory):
         rows = rw.sweep("builtin:digits-mlp", distortions=["noise", "sign", "round"], strengths=None, trials=2,
                         seed=seed, device="cpu")
         files[name] = write_results(folder / name, rows, summarize(rows), rows.attrs["meta"])
-    parts = []
-    for layer in ("1.weight", "3.weight", "5.weight"):
-        rows = rw.sweep("builtin:digits-mlp", distortions=["noise", "sign"], trials=2, include=[layer], device="cpu")
-        rows["layer"] = [("" if d == "none" else layer) for d in rows["distortion"]]
-        parts.append(rows if not parts else rows[rows["distortion"] != "none"])
-    files["layers.csv"] = folder / "layers.csv"
-    pd.concat(parts, ignore_index=True).to_csv(files["layers.csv"], index=False)
+    rows = rw.sweep("builtin:digits-mlp", distortions=["noise", "sign"], trials=2, per_layer=True, device="cpu")
+    files["layers.csv"] = write_results(folder / "layers.csv", rows, summarize(rows), rows.attrs["meta"])
     return files
 
 

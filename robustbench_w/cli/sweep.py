@@ -7,12 +7,12 @@ from pathlib import Path
 import click
 
 from ..engine.distributed import current_world
-from ..errors import InvalidValueError
 from ..engine.metrics import get_metric
 from ..engine.signals import Interrupted
 from ..engine.stats import summarize
 from ..engine.sweep import DEFAULT_DISTORTIONS
 from ..engine.sweep import sweep as run_sweep
+from ..errors import InvalidValueError
 from ..report.console import progress_bar, stdout_console
 from ..report.files import write_results
 from ..report.sweep import check_targets, render_sweep, summary_markdown, target_report

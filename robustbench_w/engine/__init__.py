@@ -10,7 +10,8 @@ its families), :mod:`.task` (default metrics by task, checked), :mod:`.evaluate`
 weights and outputs), :mod:`.chance` (the warning for a clean model at chance level); for long runs
 :mod:`.points` (a point's key), :mod:`.runlog` (the run log), :mod:`.shards` (``--shard I/N``),
 :mod:`.signals` (Ctrl-C, SIGTERM), :mod:`.distributed` (torchrun) and :mod:`.resume` (all of them around a
-sweep's points).
+sweep's points); for per-layer sweeps :mod:`.layers` (units, ``--groups``, their points) and
+:mod:`.activations` (clean activations reused on chains of modules).
 """
 
 from ..registry import lazy_exports
@@ -19,6 +20,8 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "targets": ("select_targets", "default_targets"),
     "seeding": ("derive_seed", "point_seed", "seed_spec", "point_generator"),
     "perturb": ("WeightPatch",),
+    "layers": ("Unit", "LayerPlan", "LayerRunner", "parse_groups", "plan_units", "per_layer_points"),
+    "activations": ("ACTIVATION_BUDGET", "ChainCache", "chain_of"),
     "evaluate": ("Evaluator", "PassResult"),
     "metrics": ("METRICS", "Metric", "MetricInfo", "get_metric", "list_metrics", "register_metric", "custom_metric"),
     "outputs": ("OutputPlan", "View"),

@@ -26,7 +26,7 @@ from the inputs). A unit whose activations would not fit runs the naive path, an
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import torch
 from torch import nn

@@ -7,8 +7,8 @@ fractions (error, agreement, accuracy, ...) in percent, everything else as a num
 classifier's error columns give way to the agreement's interval.
 
 On the terminal each table has a small bar per strength beside the first metric (:mod:`.bars`), on one scale
-per table from the clean value to the worst row, so that the curve's shape shows without a plot; the bars
-narrow, then go, where the console is too narrow for them. A per-layer sweep's report is its ranking
+per table from the best value (the clean model's, usually) to the worst row, growing as the metric gets worse,
+so that the curve's shape shows without a plot; the bars narrow, then go, where the console is too narrow. A per-layer sweep's report is its ranking
 instead (:mod:`.ranking`): per distortion and strength, the layers whose distortion changes the metric most.
 """
 
@@ -26,7 +26,7 @@ from ..bits.tradeoff import lowest_bits
 from ..distortions import list_distortions
 from ..engine.metrics import get_metric
 from ..errors import InvalidValueError, WrobustError
-from .bars import bars, scale
+from .bars import bars, ends
 from .ranking import RankMetric, is_per_layer, rank_layers, ranking_lines, ranking_markdown, ranking_title
 from .text import ci_text, num, pack, pct, strength_text
 
@@ -169,12 +169,13 @@ def render_sweep(summary: pd.DataFrame, meta: dict, console: Console) -> None:
         if width < MIN_BAR or spec not in curves:
             console.print(plain)
             continue
-        name, values, clean, bounds = curves[spec]
-        title = f"{spec}   (bars: {name} from {bar_end(scale(values, clean)[0], bounds)} to "\
-                f"{bar_end(scale(values, clean)[1], bounds)})"
+        name, values, clean, bounds, higher = curves[spec]
+        best, worst = ends(values, clean, higher)
+        title = f"{spec}   (bars: {name} from {bar_end(best, bounds)} to {bar_end(worst, bounds)})"
+        cells = bars(values, clean, width, higher)
         at = bar_position(meta, labelled)
         console.print(sweep_table(title, heads[:at] + [""] + heads[at:],
-                                  [r[:at] + [b] + r[at:] for r, b in zip(body, bars(values, clean, width))], at))
+                                  [r[:at] + [b] + r[at:] for r, b in zip(body, cells)], at))
 
 
 def sweep_table(title: str, heads: list[str], body: list[list[str]], bar_at: int | None = None) -> Table:
@@ -188,13 +189,14 @@ def sweep_table(title: str, heads: list[str], body: list[list[str]], bar_at: int
 
 def bar_values(summary: pd.DataFrame, meta: dict | None, labelled: bool) -> dict[str, tuple]:
     """Per spec, what its bars show: the first shown metric's name, its means in table order, the clean
-    value and the metric's bounds."""
+    value, the metric's bounds and whether higher is better."""
     name, col, bounds = shown_metrics(meta, labelled)[0]
     if f"{col}_mean" not in summary.columns:
         return {}
     clean = summary.loc[summary["distortion"] == "none", f"{col}_mean"]
     clean_value = float(clean.iloc[0]) if len(clean) else math.nan
-    return {spec: (name, [float(v) for v in g[f"{col}_mean"]], clean_value, bounds)
+    higher = higher_is_better(name, meta)
+    return {spec: (name, [float(v) for v in g[f"{col}_mean"]], clean_value, bounds, higher)
             for spec, g in summary[summary["distortion"] != "none"].groupby("spec", sort=False)}
 
 
@@ -214,15 +216,18 @@ def rank_metric(summary: pd.DataFrame, meta: dict | None) -> RankMetric:
     """The metric a per-layer sweep is ranked on: the first the report shows (error; agreement without labels;
     perplexity for a language model; ...)."""
     name, col, bounds = shown_metrics(meta, has_labels(summary))[0]
+    return RankMetric(name, col, is_fraction(bounds), higher_is_better(name, meta))
+
+
+def higher_is_better(name: str, meta: dict | None) -> bool:
+    """Which way a metric runs: as the run's meta says, else as the registry says (lower for an unknown one)."""
     listed = {m.get("name"): m for m in (meta or {}).get("metrics", []) if isinstance(m, dict)}
     if "higher_is_better" in listed.get(name, {}):
-        higher = bool(listed[name]["higher_is_better"])
-    else:
-        try:
-            higher = get_metric(name).info.higher_is_better
-        except WrobustError:  # a custom metric of another session
-            higher = False
-    return RankMetric(name, col, is_fraction(bounds), higher)
+        return bool(listed[name]["higher_is_better"])
+    try:
+        return get_metric(name).info.higher_is_better
+    except WrobustError:  # a custom metric of another session
+        return False
 
 
 def layer_ranking(summary: pd.DataFrame, meta: dict | None) -> dict | None:
