@@ -295,3 +295,18 @@ def test_the_runner_without_per_layer_has_no_layer_column():
     inputs = load_inputs(model, None, device="cpu", limit=50)
     runner = SweepRunner(inputs.model, inputs.data)
     assert "layer" not in runner.clean_row(0) and runner.layer_meta() == {}
+
+
+def test_per_layer_shards_merged_rank_like_the_full_run(tmp_path, run_cli, per_layer):
+    grid = ["-d", "noise", "-d", "sign", "-s", "0.3,0.8", "--trials", "2", "--per-layer", "--device", "cpu", "-q"]
+    for i in (1, 2):
+        code, _, err = run_cli("sweep", MODEL, *grid, "--shard", f"{i}/2", "--log", tmp_path / f"s{i}.jsonl")
+        assert code == 0, err
+    code, out, err = run_cli("merge", tmp_path / "s1.jsonl", tmp_path / "s2.jsonl", "-o", tmp_path / "m.json",
+                             "-o", tmp_path / "m.md")
+    assert code == 0 and "15 of 15 points" in out, err
+    doc = json.loads((tmp_path / "m.json").read_text())
+    merged = pd.DataFrame(doc["rows"])
+    pd.testing.assert_frame_equal(merged[per_layer.columns[:13]], per_layer[per_layer.columns[:13]])
+    assert doc["ranking"]["points"][0]["strength_name"] == "sigma"
+    assert "3 layers (3 tensors), distorted one at a time" in (tmp_path / "m.md").read_text()

@@ -19,6 +19,7 @@ BASE = {"model": "m.pt", "dataset": "digits", "n": 100, "seed": 0, "loss": 0.5, 
 META = {"model": "m.pt", "dataset": "digits", "split": "test", "n": 100, "targets": ["a"] * 4,
         "target_weights": 4321, "seed": 0, "device": "cpu", "per_layer": True,
         "units": ["features.0.weight", "features.3.weight", "head=classifier.*", "embed.weight"]}
+WHOLE = {k: v for k, v in META.items() if k not in ("per_layer", "units")}
 LAYERS = ["features.0.weight", "features.3.weight", "head", "embed.weight"]
 ERRORS = {  # per layer: error at sigma 0.1 (two trials), 0.5 (two trials); sign
     "features.0.weight": ([0.06, 0.08], [0.30, 0.34], 0.20),
@@ -133,7 +134,7 @@ def curve_rows() -> pd.DataFrame:
 
 
 def test_the_sweep_table_shows_the_shape_of_the_curve(snapshot):
-    text = render(80, summarize(curve_rows()), {**META, "per_layer": False})
+    text = render(80, summarize(curve_rows()), WHOLE)
     lines = [line for line in text.splitlines() if line.startswith(("0.", "1 "))]
     lengths = [len(line.split("│")[3].strip()) for line in lines]
     assert lengths == sorted(lengths) and lengths[-1] == 10 and "(bars: error from 5% to 85%)" in text
@@ -143,7 +144,7 @@ def test_the_sweep_table_shows_the_shape_of_the_curve(snapshot):
 
 def test_bars_narrow_then_go_on_a_narrow_console():
     summary = summarize(curve_rows())
-    widths = {w: render(w, summary, {**META, "per_layer": False}) for w in (80, 68, 64)}
+    widths = {w: render(w, summary, WHOLE) for w in (80, 68, 64)}
     assert "│ ██████████ │" in widths[80] and "│ ██████ │" in widths[68] and "bars:" in widths[68]
     assert "bars:" not in widths[64] and "█" not in widths[64]
     assert all(len(line) <= w for w, text in widths.items() for line in text.splitlines())

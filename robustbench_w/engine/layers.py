@@ -121,6 +121,7 @@ class LayerRunner:
         self.module = module
         self.chain = plan.reuse and chain_of(module) is not None
         self.cache: ChainCache | None = None
+        self.evaluator = None  # bound by attach()
         self.reused: dict[str, int] = {}  # unit -> index of the first module of its suffix
         self.naive: dict[str, str] = {}  # unit -> why it ran the whole model
 

@@ -77,7 +77,7 @@ def rank_layers(summary: pd.DataFrame, metric: RankMetric) -> dict:
     for spec, g in per.groupby("spec", sort=False):
         for strength, at in _by_strength(g):
             layers = [_entry(r, metric, clean) for _, r in at.iterrows()]
-            points.append({"spec": spec, "strength_name": str(at["strength_name"].iloc[0] or ""),
+            points.append({"spec": spec, "strength_name": _text(at["strength_name"].iloc[0]),
                            "strength": strength, "layers": ranked(layers, [metric.harm(e["change"]) for e in layers])})
         overall.append({"spec": spec, "layers": _overall(g, metric, clean)})
     return {"metric": metric.name, "column": metric.column, "higher_is_better": metric.higher_is_better,
@@ -89,6 +89,11 @@ def ranked(entries: list[dict], harms: list[float]) -> list[dict]:
     number of entries strictly more harmful (tied entries share a rank: 1, 2, 2, 4)."""
     order = sorted(range(len(entries)), key=lambda i: -harms[i])
     return [{"rank": 1 + sum(h > harms[i] for h in harms), **entries[i]} for i in order]
+
+
+def _text(x: object) -> str:
+    """A text cell that may have been read back as NaN or None: empty then."""
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else str(x)
 
 
 def _by_strength(g: pd.DataFrame) -> Iterator[tuple[float, pd.DataFrame]]:

@@ -135,11 +135,12 @@ def header_parts(summary: pd.DataFrame, meta: dict, width: int | None = None) ->
 
 def distorted_text(meta: dict) -> str:
     """``21 tensors, 11,172,032 weights distorted``; for a per-layer sweep ``3 layers (3 tensors, 25,856
-    weights), distorted one at a time``."""
-    tensors, weights = len(meta.get("targets", [])), meta.get("target_weights", 0)
-    if not meta.get("per_layer"):
-        return f"{tensors} tensors, {weights:,} weights distorted"
-    return f"{len(meta.get('units', []))} layers ({tensors} tensors, {weights:,} weights), distorted one at a time"
+    weights), distorted one at a time`` (the weights left out where the meta lacks them)."""
+    tensors, weights = len(meta.get("targets", [])), meta.get("target_weights")
+    count = f"{tensors} tensors" + ("" if weights is None else f", {weights:,} weights")  # a merged log has none
+    if not (meta.get("per_layer") or meta.get("units")):
+        return f"{count} distorted"
+    return f"{len(meta.get('units', []))} layers ({count}), distorted one at a time"
 
 
 def _fitting(whole: list[str], split: list[str], width: int | None) -> list[str]:
