@@ -156,7 +156,9 @@ class LayerRunner:
         if self.cache is None:
             return None, "off" if not self.plan.reuse else "not a chain of modules"
         start = self.cache.start_of(self.units[layer].tensors)
-        if start is None or start == 0:
+        if start is None:
+            return None, "a tensor outside the chain's modules"
+        if start == 0:
             return None, "first module of the chain"
         ready = self.cache.prepare(start)
         return (start, "") if ready is True else (None, ready)
