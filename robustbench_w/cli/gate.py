@@ -15,7 +15,15 @@ from ..gate.verdict import run_gate
 from ..report.console import progress_bar, stdout_console
 from ..report.files import check_output_path
 from .app import cli
-from .options import device_option, log_options, model_argument, model_options, output_option, task_options
+from .options import (
+    device_option,
+    fast_options,
+    log_options,
+    model_argument,
+    model_options,
+    output_option,
+    task_options,
+)
 
 
 def _output(suffixes: tuple[str, ...] | None):
@@ -45,17 +53,18 @@ def _file_option(*names: str, suffixes: tuple[str, ...] | None, help: str):
 @output_option("Write JSON: verdicts and measured rows (a later --baseline).", (".json",))
 @model_options
 @task_options
-@click.option("--batch-size", type=click.IntRange(min=1), default=1024, show_default=True, metavar="N")
+@fast_options
 @device_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no table; only the failures and the verdict.")
 @log_options
 @click.pass_context
 def gate(ctx: click.Context, model: str, policy: Path | None, baseline: Path | None, junit: Path | None,
-         summary: Path | None, outputs: tuple[Path, ...], quiet: bool, metric: tuple[str, ...], **options) -> None:
+         summary: Path | None, outputs: tuple[Path, ...], quiet: bool, metric: tuple[str, ...], compile_model: bool,
+         **options) -> None:
     """Check MODEL against the robustness requirements of a policy; exit 0 if all pass, 1 if any fails.
 
-    The policy names the evaluation (dataset, trials, seed) and the requirements: at a distortion and
-    strength, limits on the error, its rise over the clean model, the agreement with the clean model, the
+    The policy names the evaluation (dataset, trials: a number or "auto", seed) and the requirements: at a
+    distortion and strength, limits on the error, its rise over the clean model, the agreement with the clean model, the
     effective bits per weight, or any metric (metric = "perplexity" with max, min, max_increase, min_ratio).
     See docs/gate.md.
     """
@@ -63,7 +72,8 @@ def gate(ctx: click.Context, model: str, policy: Path | None, baseline: Path | N
     leader = current_world().leader  # under torchrun only rank 0 shows and writes
     try:
         with progress_bar(quiet or not leader, "gate") as progress:
-            result = run_gate(model, rules, baseline, progress=progress, metric=list(metric), **options)
+            result = run_gate(model, rules, baseline, progress=progress, metric=list(metric), compile=compile_model,
+                              **options)
     except Interrupted as exc:
         again = "; the log keeps the finished points: run again with --resume" if options.get("log") else ""
         exc.message, exc.silent = f"{exc.signal_name}: no verdict{again}", not leader

@@ -45,6 +45,23 @@ def list_items(value: object, kind: click.ParamType, param, ctx) -> list[str]:
 SHAPE = NumberList(int, "C,H,W", "positive integers", lambda v: v >= 1)
 
 
+class CountOrAuto(click.ParamType):
+    """A positive whole number, or ``auto``."""
+
+    def __init__(self, name: str = "N|auto"):
+        self.name = name
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) and value >= 1:
+            return value
+        text = str(value).strip().lower()
+        if text == "auto":
+            return text
+        if not text.isdigit() or int(text) < 1:
+            self.fail(f"{value!r} is neither a positive whole number nor auto", param, ctx)
+        return int(text)
+
+
 class DeviceName(click.ParamType):
     """``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``; whether it exists here is checked when it is used."""
 
@@ -129,8 +146,36 @@ data_options = compose(
                                          "auto: the checkpoint's, else the dataset's."),
     click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
                  help="Evaluate on a seeded, class-balanced subset of N examples (text:FILE: N windows)."),
-    click.option("--batch-size", type=click.IntRange(min=1), default=1024, show_default=True, metavar="N"),
     device_option,
+)
+
+batch_size_option = click.option(
+    "--batch-size", type=CountOrAuto(), default="auto", show_default=True, metavar="N|auto",
+    help="Inputs per forward pass. auto: 1024 on the CPU; on a GPU the largest power of two (up to 4096) "
+         "that fits half the free memory, measured. Halved and retried on out-of-memory, either way.")
+
+fast_options = compose(
+    click.option("--precision", type=click.Choice(["fp32", "tf32", "bf16"], case_sensitive=False), default="fp32",
+                 show_default=True, help="Arithmetic of the passes: fp32; tf32 (TensorFloat-32 matmuls and "
+                                         "convolutions, CUDA only); bf16 (autocast, weights stay fp32)."),
+    click.option("--channels-last", is_flag=True, default=False,
+                 help="Convolutional models: weights and image batches in channels-last layout (fast on GPUs "
+                      "with bf16/tf32)."),
+    click.option("--compile", "compile_model", is_flag=True, default=False,
+                 help="torch.compile the forward pass once per sweep (pays off for long sweeps)."),
+    batch_size_option,
+)
+
+trial_options = compose(
+    click.option("--trials", type=CountOrAuto(), default="auto", show_default=True, metavar="N|auto",
+                 help="Draws per strength of a random distortion (deterministic points run once). auto: at least "
+                      "3, then more until the 95% interval is within --ci-width, at most --max-trials."),
+    click.option("--ci-width", type=click.FloatRange(min=0, min_open=True), default=None, metavar="W",
+                 help="--trials auto: the largest half-width of a point's 95% interval, in percentage points for "
+                      "fractions such as the error, else in the metric's unit [default: 2]."),
+    click.option("--max-trials", type=click.IntRange(min=2), default=None, metavar="M",
+                 help="--trials auto: at most M trials per point; a point stopped there is marked capped "
+                      "[default: 30]."),
 )
 
 target_options = compose(

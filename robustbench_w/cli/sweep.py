@@ -21,6 +21,7 @@ from .options import (
     NumberList,
     data_options,
     layer_options,
+    fast_options,
     log_options,
     model_argument,
     model_options,
@@ -30,6 +31,7 @@ from .options import (
     shard_option,
     target_options,
     task_options,
+    trial_options,
 )
 
 DEMO_MODEL = "builtin:digits-mlp"
@@ -80,11 +82,11 @@ class MetricTarget(click.ParamType):
 @click.option("-s", "--strengths", type=NumberList(), default=None,
               help="Comma-separated strengths for every -d that takes one (default: each distortion's own grid); "
                    "an error when none of them does.")
-@click.option("--trials", type=click.IntRange(min=1), default=3, show_default=True,
-              help="Draws per strength of a random distortion (deterministic points run once).")
+@trial_options
 @seed_option
 @model_options
 @data_options
+@fast_options
 @task_options
 @target_options
 @click.option("--target", "targets", type=MetricTarget(), multiple=True,
@@ -98,9 +100,9 @@ class MetricTarget(click.ParamType):
 @log_options
 @shard_option
 @quiet_option
-def sweep(model: str, distortions: tuple[str, ...], strengths, trials: int, seed: int, targets: tuple,
+def sweep(model: str, distortions: tuple[str, ...], strengths, trials: int | str, seed: int, targets: tuple,
           target_error: float | None, outputs: tuple[Path, ...], quiet: bool, metric: tuple[str, ...],
-          **options) -> None:
+          compile_model: bool, **options) -> None:
     """Evaluate MODEL (a checkpoint path, builtin:NAME or hf:DIR) under weight distortions.
 
     One row per distortion x strength x trial, plus the clean model; the report gives each metric's mean with
@@ -120,17 +122,25 @@ def sweep(model: str, distortions: tuple[str, ...], strengths, trials: int, seed
         raise InvalidValueError("--target finds the lowest-bits whole-model point; it does not apply to --per-layer "
                                 "(run the two sweeps separately)")
     run_and_report(model, distortions or None, strengths, trials, seed, outputs, quiet, targets=targets,
-                   metric=list(metric) or None, **options)
+                   metric=list(metric) or None, compile=compile_model, **options)
 
 
 @cli.command()
-@click.option("--trials", type=click.IntRange(min=1), default=3, show_default=True)
+@trial_options
 @seed_option
 @output_option("Also write the results to FILE (.csv, .json, .jsonl, .parquet, .md).")
 @quiet_option
-def demo(trials: int, seed: int, outputs: tuple[Path, ...], quiet: bool) -> None:
-    """The main job end to end: sweep the built-in digits MLP over the paper's test-time distortions."""
-    run_and_report(DEMO_MODEL, DEMO_DISTORTIONS, None, trials, seed, outputs, quiet, device="cpu")
+def demo(trials: int | str, seed: int, outputs: tuple[Path, ...], quiet: bool, **options) -> None:
+    """The main job end to end: sweep the built-in digits MLP over the paper's test-time distortions.
+
+    By default each random point gets trials until its 95% interval of the error is within ±2 percentage
+    points (at most 30; a point stopped at the cap is marked). The demo runs on one CPU thread: its model is
+    tiny, and more threads only wait for each other (and for other work on a busy machine).
+    """
+    from ..paper.train import cpu_threads
+
+    with cpu_threads(1):
+        run_and_report(DEMO_MODEL, DEMO_DISTORTIONS, None, trials, seed, outputs, quiet, device="cpu", **options)
 
 
 def run_and_report(model, distortions, strengths, trials, seed, outputs, quiet, targets=(), **options) -> None:

@@ -12,6 +12,11 @@ Where the inputs live is decided once, by size (``Batches.mode``):
 
 Named inputs (a dict of tensors) and batches given by the user are model inputs: they are never normalised
 (``prepared`` and ``raw`` are the same for them).
+
+On a GPU the evaluation set is therefore resident on the device whenever it fits a quarter of the free memory
+(``prepared`` or ``raw``): no input crosses the bus during a sweep. With ``channels_last`` (``--channels-last``)
+image batches (4-D float inputs) are kept, or made, in channels-last layout, as a convolutional model converted
+to it expects. :meth:`Batches.halve` splits every batch in two (after an out-of-memory error, :mod:`.batchsize`).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from collections.abc import Iterator
 
 import torch
 
-from ..datasets.base import EvalSet, Inputs, Normalization
+from ..datasets.base import EvalSet, Inputs, Normalization, inputs_len, take
 from ..datasets.batches import BatchedSet
 from ..load.inputs import to_device
 
@@ -63,8 +68,8 @@ class Batches:
 
     def __init__(self, data: EvalSet | BatchedSet, batch_size: int, device: torch.device,
                  normalization: Normalization | None = None, prepare_budget: int = PREPARE_BUDGET,
-                 budget: int | None = None):
-        self.device = device
+                 budget: int | None = None, channels_last: bool = False):
+        self.device, self.channels_last = device, channels_last
         self.norm = (normalization or data.normalization) if plain(data) else None
         self.mode = placement(data, prepare_budget, device_budget(device) if budget is None else budget)
         self.kept = [(self._place(x), None if y is None else y.to(device)) for x, y in data.raw_batches(batch_size)]
@@ -74,13 +79,42 @@ class Batches:
         if self.mode == "stream":
             return x
         x = to_device(x, self.device)
-        return self.norm.apply(x) if self.mode == "prepared" and self.norm is not None else x
+        if self.mode != "prepared":
+            return x
+        return self._layout(self.norm.apply(x) if self.norm is not None else x)
 
     def _inputs(self, x: Inputs) -> Inputs:
         """A kept batch as model input."""
+        if self.mode == "prepared":
+            return x
         if self.mode == "stream":
             x = to_device(x, self.device)
-        return self.norm.apply(x) if self.norm is not None and self.mode != "prepared" else x
+        return self._layout(self.norm.apply(x) if self.norm is not None else x)
+
+    def _layout(self, x: Inputs) -> Inputs:
+        """Image batches in channels-last layout when asked for; everything else as it is."""
+        if self.channels_last and isinstance(x, torch.Tensor) and x.dim() == 4 and x.is_floating_point():
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    @property
+    def batch_size(self) -> int:
+        """The largest batch."""
+        return max((inputs_len(x) for x, _ in self.kept), default=0)
+
+    def halve(self) -> list[int | None]:
+        """Split every batch of two or more inputs in two (the first half takes the odd one); return, per old
+        batch, where it was split (None: a batch of one, left whole)."""
+        cuts: list[int | None] = []
+        kept = []
+        for x, y in self.kept:
+            n = inputs_len(x)
+            cut = (n + 1) // 2 if n > 1 else None
+            cuts.append(cut)
+            parts = [slice(0, n)] if cut is None else [slice(0, cut), slice(cut, n)]
+            kept += [(take(x, s), None if y is None else y[s]) for s in parts]
+        self.kept = kept
+        return cuts
 
     def __iter__(self) -> Iterator[tuple[Inputs, torch.Tensor | None]]:
         for x, y in self.kept:

@@ -22,23 +22,45 @@ log-probabilities: it reruns; ``token-agreement`` on the same set keeps 1 MB of 
 **Suffix passes.** While ``suffix`` is set (a per-layer sweep of a chain of modules, :mod:`.activations`),
 batch ``i`` gives ``suffix(i, inputs)`` in place of the model's output on it: the clean activations in front
 of the distorted unit, run through the rest of the chain.
+
+**Fast paths** (:mod:`.fastpath`): every pass runs in the run's precision (:mod:`.precision`: fp32, tf32 or
+bf16 autocast), through the compiled forward when ``compile`` is on, on channels-last batches when the model
+was converted. The batch size is given or ``auto`` (:mod:`.batchsize`); a pass that runs out of memory halves
+every batch (and splits the kept references alike) and runs again, saying so in one line.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from ..datasets.base import EvalSet, Normalization
+from ..datasets.base import EvalSet, Normalization, inputs_len, take
 from ..datasets.batches import BatchedSet
+from ..errors import WrobustWarning
 from ..load.inputs import call_model, check_classes, probe
 from .batches import PREPARE_BUDGET, Batches
+from .batchsize import (
+    AUTO,
+    AUTO_CAP,
+    CPU_BATCH,
+    BatchSize,
+    auto_batch_size,
+    check_batch_size,
+    cuda_peak,
+    free_cached,
+    halved_text,
+    is_out_of_memory,
+    too_large,
+)
+from .fastpath import FastPath, forward_of
 from .metrics import Metric
 from .outputs import Kept, View, plan_outputs
+from .precision import precision_context
 from .task import MetricSpec, Task, plan_task
 
 REFERENCE_BUDGET = 1 << 30  # bytes of clean references kept on the device; beyond it, the clean model reruns
@@ -105,17 +127,24 @@ class Statistics:
 class Evaluator:
     """Evaluates one model on one evaluation set, again and again, as its weights change."""
 
-    def __init__(self, model: nn.Module, data: EvalSet | BatchedSet, batch_size: int = 1024,
+    def __init__(self, model: nn.Module, data: EvalSet | BatchedSet, batch_size: BatchSize = 1024,
                  device: torch.device | str = "cpu", normalization: Normalization | None = None,
                  prepare_budget: int = PREPARE_BUDGET, budget: int | None = None, *,
                  metric: MetricSpec | Iterable[MetricSpec] | None = None, extra_metrics: Iterable[MetricSpec] = (),
                  output_key: str | None = None, pool: str | None = None, hint: str | None = None,
-                 name: str | None = None,
+                 name: str | None = None, fast: FastPath | None = None,
                  clean_params: dict[str, torch.Tensor] | None = None, reference_budget: int = REFERENCE_BUDGET):
         self.model, self.device, self.name = model, torch.device(device), name or type(model).__name__
         self.n, self.has_labels = len(data), data.has_labels
-        self.batches = Batches(data, batch_size, self.device, normalization, prepare_budget, budget)
+        self.fast = fast or FastPath()
+        self.forward = forward_of(model, self.fast)
+        requested = check_batch_size(batch_size)
+        self.batches = Batches(data, self._first_size(requested), self.device, normalization, prepare_budget, budget,
+                               channels_last=self.fast.channels_last)
         self.task = self._plan(data, (metric, tuple(extra_metrics)), output_key, pool, hint)
+        self.halvings: list[str] = []  # one line per out-of-memory halving
+        if requested == AUTO and not isinstance(data, BatchedSet):
+            self._fit_batches()
         self.stats = Statistics(self.task.metrics)
         self.clean_params, self.reference_budget = clean_params, reference_budget
         self.references: list[Kept] | None = None  # set by the first pass; [] when the clean model reruns
@@ -125,6 +154,31 @@ class Evaluator:
     @property
     def mode(self) -> str:
         return self.batches.mode
+
+    @property
+    def batch_size(self) -> int:
+        """The batch size in use (after ``auto`` and any halving)."""
+        return self.batches.batch_size
+
+    def _first_size(self, requested: BatchSize) -> int:
+        """The batches the set is first cut into: the given size; for ``auto``, the CPU's default or, on a GPU,
+        the cap (the measured size is reached by halving, :meth:`_fit_batches`)."""
+        if requested != AUTO:
+            return int(requested)
+        return max(1, min(AUTO_CAP if self.device.type == "cuda" else CPU_BATCH, self.n))
+
+    def _fit_batches(self) -> None:
+        """``auto``: halve the batches until they are no larger than the size measured for this device."""
+        x, _ = next(iter(self.batches))
+
+        def peak(k: int) -> int:
+            part = take(x, slice(0, min(k, inputs_len(x))))
+            with torch.inference_mode(), precision_context(self.fast.precision, self.device):
+                return cuda_peak(self.device, lambda: call_model(self.model, part))
+
+        size = auto_batch_size(self.device, self.n, peak)
+        while self.batches.batch_size > size:
+            self.batches.halve()
 
     @property
     def rerun(self) -> bool:
@@ -147,7 +201,7 @@ class Evaluator:
         if params is None and self.suffix is not None and batch is not None:
             raw = self.suffix(batch, x)
         elif params is None:
-            raw = call_model(self.model, x)
+            raw = call_model(self.forward, x)
         else:
             args, kwargs = ((), x) if isinstance(x, dict) else ((x,), {})
             raw = torch.func.functional_call(self.model, params, args, kwargs)
@@ -163,6 +217,30 @@ class Evaluator:
 
     @torch.inference_mode()
     def _pass(self, checked: bool) -> tuple[list[torch.Tensor], torch.Tensor, list[Kept]]:
+        """:meth:`_totals` in the run's precision; on out-of-memory, every batch halved and the pass run again."""
+        while True:
+            try:
+                with precision_context(self.fast.precision, self.device):
+                    return self._totals(checked)
+            except Exception as exc:  # noqa: BLE001 - only out-of-memory is handled; everything else goes on
+                if not is_out_of_memory(exc):
+                    raise
+            self._halve()  # outside the except block: the failed pass's tensors are freed first
+
+    def _halve(self) -> None:
+        """Every batch split in two, the kept clean references alike; one line says so."""
+        before = self.batches.batch_size
+        if before <= 1:
+            raise too_large(self.device)
+        free_cached(self.device)
+        cuts = self.batches.halve()
+        if self.references:
+            self.references = [part for ref, cut in zip(self.references, cuts)
+                               for part in ((ref,) if cut is None else ref.split(cut))]
+        self.halvings.append(halved_text(before, self.batches.batch_size, self.device))
+        warnings.warn(self.halvings[-1], WrobustWarning, stacklevel=2)
+
+    def _totals(self, checked: bool) -> tuple[list[torch.Tensor], torch.Tensor, list[Kept]]:
         """Per-statistic totals; the number of inputs with non-finite outputs (checked pass) or the sum of all
         outputs (fast pass: finite when every output is); the clean references (first pass; ``[]`` when they
         would not fit the budget). Nothing is read from the device here."""

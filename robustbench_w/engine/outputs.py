@@ -181,3 +181,13 @@ class Kept:
     @property
     def nbytes(self) -> int:
         return sum(v.numel() * v.element_size() for v in vars(self).values() if isinstance(v, torch.Tensor))
+
+    def split(self, cut: int) -> tuple[Kept, Kept]:
+        """The references of the first ``cut`` inputs and of the rest (a batch split in two, :mod:`.batchsize`)."""
+        halves = []
+        for part in (slice(0, cut), slice(cut, None)):
+            half = object.__new__(Kept)
+            for name, value in vars(self).items():
+                setattr(half, name, value[part] if isinstance(value, torch.Tensor) else value)
+            halves.append(half)
+        return halves[0], halves[1]

@@ -47,4 +47,11 @@ def group_of(point: object) -> str:
     return group if not layer else f"{group}{SEP}{layer}"
 
 
+def row_group(row: Mapping) -> str:
+    """The group (:func:`group_of`) of a result row."""
+    layer = row.get("layer")
+    group = f"{row['spec']}{SEP}{strength_text(row.get('strength'))}"
+    return group if not (isinstance(layer, str) and layer) else f"{group}{SEP}{layer}"
+
+
 CLEAN_KEY = point_key("none", math.nan, 0)

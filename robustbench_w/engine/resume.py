@@ -13,6 +13,12 @@
 The rows come back in the plan's order, the clean model first, whatever order and process evaluated them;
 since a point's seeds derive from the point itself, they are the rows of one uninterrupted process.
 
+Adaptive trials (``trials``, :mod:`.trials`): the plan holds each random point's first trials; the runner
+adds more while the point's interval is too wide. Rows of the log are handed to the runner as ``known``
+rows, so the rule judges a resumed point on the same rows as an uninterrupted run would and asks for the
+same further trials: the trial count at every point is the same. Logged trials beyond what the rule asks
+for (a log written with a narrower ``--ci-width``) are not used.
+
 Test hook (not for users): ``WROBUST_TEST_POINT_DELAY=SECONDS`` sleeps that long after each recorded point,
 so that a test's kill or Ctrl-C lands in the middle of a sweep, deterministically, on a tiny model.
 """
@@ -29,7 +35,7 @@ from ..errors import EXIT_INTERNAL, InvalidValueError, RankFailed, WrobustError
 from ..load.usercode import user_code_error
 from . import runlog
 from .distributed import World, all_gather, broadcast, current_world
-from .points import CLEAN_KEY, key_of, row_key
+from .points import CLEAN_KEY, group_of, key_of, row_group, row_key
 from .shards import Shard, parse_shard, partition, take_shard
 from .signals import Interrupted, deferred, interruptible
 
@@ -74,7 +80,7 @@ class Outcome:
 
     @property
     def partial(self) -> bool:
-        return self.done < self.planned
+        return self.signal is not None or self.done < self.planned
 
     def meta(self) -> dict:
         """What a results file says about the run (the whole grid only where it is needed to merge)."""
@@ -87,29 +93,49 @@ class Outcome:
 
 
 def run_resumable(runner, points: Sequence, seed: int = 0, progress: Callable | None = None,
-                  setup: RunSetup = RunSetup(), meta: dict | None = None) -> Outcome:
-    """Evaluate this job's missing points with ``runner``; see the module docstring."""
+                  setup: RunSetup = RunSetup(), meta: dict | None = None, trials=None) -> Outcome:
+    """Evaluate this job's missing points with ``runner`` (and, with an adaptive ``trials`` rule, the further
+    trials their intervals need); see the module docstring."""
     world = current_world()
     mine = take_shard(points, setup.shard)
     grid = [key_of(p) for p in points]
     head = runlog.header(setup.kind, meta or {}, grid, shard=None if setup.shard is None else str(setup.shard),
                          **setup.extra)
     prior = _on_leader(lambda: _prior_rows(setup, head), world)
-    wanted = {key_of(p) for p in mine} | {CLEAN_KEY}
-    prior = {k: r for k, r in prior.items() if k in wanted}
-    todo = [p for p in mine if key_of(p) not in prior]
+    prior = _mine(prior, mine, by_group=trials is not None)
+    todo = mine if trials is not None else [p for p in mine if key_of(p) not in prior]
     part = partition(todo, world.size)[world.rank] if world.distributed else todo
     results = _on_every_rank(lambda: _evaluate(runner, part, seed, progress, setup, head, world,
-                                               log_clean=CLEAN_KEY not in prior), world)
-    found = dict(prior)
+                                               log_clean=CLEAN_KEY not in prior, trials=trials, prior=prior), world)
+    found = {} if trials is not None else {k: r for k, r in prior.items() if k != CLEAN_KEY}
     for done, _ in results:
         found.update(done)
     signal = next((s for _, s in results if s), None)
     if world.leader and setup.log is not None:
         runlog.consolidate(setup.log)  # the other processes' logs, folded into this one
-    rows = [runner.clean_row(seed)] + [found[k] for k in (key_of(p) for p in mine) if k in found]
-    resumed = sum(1 for k in prior if k != CLEAN_KEY)
+    rows = [runner.clean_row(seed)] + in_plan_order(found, mine)
+    resumed = sum(1 for k in found if k in prior)
     return Outcome(rows, len(mine), resumed, signal, world, setup.shard, grid)
+
+
+def _mine(prior: dict[str, dict], mine: Sequence, by_group: bool) -> dict[str, dict]:
+    """The logged rows that belong to this job: the clean row and its points' rows (with adaptive trials, every
+    row of its points' groups: the runner decides which it uses)."""
+    if by_group:
+        groups = {group_of(p) for p in mine}
+        return {k: r for k, r in prior.items() if k == CLEAN_KEY or row_group(r) in groups}
+    wanted = {key_of(p) for p in mine} | {CLEAN_KEY}
+    return {k: r for k, r in prior.items() if k in wanted}
+
+
+def in_plan_order(found: dict[str, dict], points: Sequence) -> list[dict]:
+    """The rows of ``found`` (by key) in the order of the plan's groups, each group's trials in order; rows of
+    trials beyond the plan (adaptive trials) sit with their group."""
+    rank = {}
+    for p in points:
+        rank.setdefault(group_of(p), len(rank))
+    chosen = [r for r in found.values() if row_group(r) in rank]
+    return sorted(chosen, key=lambda r: (rank[row_group(r)], int(r.get("trial", 0))))
 
 
 def _prior_rows(setup: RunSetup, head: dict) -> dict[str, dict]:
@@ -126,15 +152,24 @@ def _prior_rows(setup: RunSetup, head: dict) -> dict[str, dict]:
 
 
 def _evaluate(runner, part: Sequence, seed: int, progress, setup: RunSetup, head: dict, world: World,
-              log_clean: bool) -> tuple[dict[str, dict], str | None]:
-    """Evaluate ``part``, logging each point; stop at SIGINT/SIGTERM. Returns the rows and the signal, if any."""
+              log_clean: bool, trials=None, prior: dict | None = None) -> tuple[dict[str, dict], str | None]:
+    """Evaluate ``part``, logging each point; stop at SIGINT/SIGTERM. Returns the rows and the signal, if any.
+    With ``trials`` the rows are those the runner used: the logged ones it was given (``prior``) and the new."""
     done: dict[str, dict] = {}
     log = None if setup.log is None else runlog.RunLog(runlog.rank_path(setup.log, world.rank), head, setup.resume)
+
+    def known(point) -> dict | None:
+        row = (prior or {}).get(key_of(point))
+        if row is not None:
+            done[key_of(point)] = row
+        return row
+
     try:
         with interruptible():
             if log is not None and log_clean and world.leader:
                 log.append(runner.clean_row(seed))
-            runner.run(part, seed, progress, on_row=lambda p, r: _record(p, r, log, done))
+            runner.run(part, seed, progress, on_row=lambda p, r: _record(p, r, log, done), trials=trials,
+                       known=known if trials is not None else None)
     except Interrupted as exc:
         return done, exc.signal_name
     finally:

@@ -10,11 +10,16 @@ does not depend on the seed (a
 deterministic distortion, or a random one at its identity strength) is exact: std 0, interval of width 0.
 A random point with a single trial has no interval (``nan``). The interval is over trials of the
 distortion, for this evaluation set; it does not include the sampling error of the set itself.
+
+Rows of an adaptive run (``meta["trials"]["mode"] == "auto"``, :mod:`.trials`) give their summary rows one more
+column, ``capped``: whether the point stopped at ``max_trials`` with the interval of a judged metric still
+wider than the run's width (:func:`half_width`, unclipped, as the run judged it).
 """
 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -25,10 +30,16 @@ GROUP = ["model", "dataset", "distortion", "spec", "strength_name", "strength"]
 LAYER = "layer"  # the unit of a per-layer sweep's row (empty for the clean model)
 
 
-def t_interval(values: np.ndarray | list[float], level: float = 0.95) -> tuple[float, float, float, float]:
-    """``(mean, std, low, high)`` of a sample: Student-t interval for its mean."""
+@lru_cache(maxsize=256)
+def t_quantile(df: int, level: float = 0.95) -> float:
+    """Student's t quantile of a two-sided ``level`` interval with ``df`` degrees of freedom."""
     from scipy.stats import t
 
+    return float(t.ppf(0.5 + level / 2, df))
+
+
+def t_interval(values: np.ndarray | list[float], level: float = 0.95) -> tuple[float, float, float, float]:
+    """``(mean, std, low, high)`` of a sample: Student-t interval for its mean."""
     x = np.asarray(values, dtype=float)
     x = x[~np.isnan(x)]
     if len(x) == 0:
@@ -37,8 +48,19 @@ def t_interval(values: np.ndarray | list[float], level: float = 0.95) -> tuple[f
     if len(x) == 1:
         return mean, math.nan, math.nan, math.nan
     std = float(x.std(ddof=1))
-    half = float(t.ppf(0.5 + level / 2, len(x) - 1)) * std / math.sqrt(len(x))
+    half = t_quantile(len(x) - 1, level) * std / math.sqrt(len(x))
     return mean, std, mean - half, mean + half
+
+
+def half_width(values: np.ndarray | list[float], level: float = 0.95) -> float:
+    """Half the width of the (unclipped) t interval of the mean: 0 when every value is the same (also
+    infinite ones), ``nan`` with fewer than two values or with a mix of infinite and finite ones."""
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    if len(x) >= 2 and bool((x == x[0]).all()):
+        return 0.0
+    _, _, low, high = t_interval(x, level)
+    return (high - low) / 2
 
 
 def summarize(rows: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
@@ -47,6 +69,7 @@ def summarize(rows: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     metrics = metric_columns(rows)
     extra = [c for c in _extra_columns(rows) if c not in metrics]
     group = [*GROUP, LAYER] if LAYER in rows.columns else GROUP
+    adaptive = adaptive_trials(rows)
     out = []
     for key, g in rows.groupby(group, sort=False, dropna=False):
         rec = dict(zip(group, key))
@@ -60,8 +83,24 @@ def summarize(rows: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
             rec[f"{col}_mean"] = float(g[col].mean())
         for col in extra:  # columns added by extensions (eff_bits, ...): their mean
             rec[col] = float(g[col].mean())
+        if adaptive is not None:
+            rec["capped"] = stochastic and is_capped(g, adaptive)
         out.append(rec)
     return pd.DataFrame(out)
+
+
+def adaptive_trials(rows: pd.DataFrame) -> dict | None:
+    """The adaptive rule a run recorded in its meta (``trials``), or None for a fixed count."""
+    spec = rows.attrs.get("meta", {}).get("trials")
+    return spec if isinstance(spec, dict) and spec.get("mode") == "auto" else None
+
+
+def is_capped(g: pd.DataFrame, rule: dict) -> bool:
+    """Whether a point's trials ``g`` reached the cap with a judged metric's interval wider than its width."""
+    if len(g) < int(rule.get("max_trials", 0)):
+        return False
+    return any(not half_width(g[j["column"]].to_numpy()) <= float(j["threshold"])
+               for j in rule.get("judged", []) if j.get("column") in g)
 
 
 CORE_METRICS = ("error", "agreement", "accuracy", "loss")

@@ -4,7 +4,9 @@ Data flow: checkpoint -> module; dataset -> evaluation tensors; spec -> distorti
 copy of the targeted tensors; for each point: write the distorted values in place, evaluate, record a row,
 restore. The clean model is always the first row (distortion ``none``). A point whose outcome cannot depend
 on the seed (a deterministic distortion, or a random one at its identity strength) is evaluated once,
-whatever ``trials`` says.
+whatever ``trials`` says; a random point gets a fixed number of trials, or (``trials="auto"``, the default)
+as many as its 95% interval needs (:mod:`.trials`). How passes run (precision, channels-last layout,
+``torch.compile``, the batch size) is :mod:`.fastpath` and :mod:`.batchsize`.
 
 A per-layer sweep (``per_layer=True``, :mod:`.layers`) evaluates every point once per unit (a targeted tensor,
 or a group of them), distorting that unit only; its rows carry a ``layer`` column (the unit's name; empty
@@ -38,9 +40,11 @@ from ..distortions import Distortion, get_distortion
 from ..errors import InvalidValueError, WrobustWarning
 from ..load.checkpoints import LoadedModel
 from ..load.inputs import load_inputs
+from .batchsize import AUTO, BatchSize
 from .chance import clean_warnings
 from .distributed import current_world, process_group
 from .evaluate import CORE, Evaluator, PassResult
+from .fastpath import Compile, FastPath, to_channels_last
 from .health import check_model, warn_if_broken
 from .layers import LayerPlan, LayerRunner, parse_groups, per_layer_points, plan_units
 from .perturb import WeightPatch
@@ -48,6 +52,8 @@ from .resume import run_resumable, run_setup
 from .signals import Interrupted
 from .targets import select_targets
 from .task import MetricSpec
+from .points import group_of
+from .trials import TrialRule, extend, trial_rule
 
 DEFAULT_DISTORTIONS = ("addnorm", "multunif", "power", "sign", "round")
 ROW_COLUMNS = ["model", "dataset", "distortion", "spec", "strength_name", "strength", "trial", "seed", "n",
@@ -71,17 +77,18 @@ class Point:
         return f"{self.layer}: {text}" if self.layer else text
 
 
-def plan(distortions: Sequence[Distortion], strengths: Sequence[float] | None = None, trials: int = 1) -> list[Point]:
-    """Every point to evaluate, in order: distortion, strength, trial."""
-    if trials < 1:
-        raise InvalidValueError(f"--trials must be at least 1, not {trials}")
+def plan(distortions: Sequence[Distortion], strengths: Sequence[float] | None = None,
+         trials: int | str | TrialRule = 1) -> list[Point]:
+    """Every point to evaluate, in order: distortion, strength, trial. With adaptive trials (``"auto"``) a
+    random point's first trials; :meth:`SweepRunner.run` adds the others as they are needed."""
+    first = trial_rule(trials).first
     if strengths is not None and distortions and all(d.info.parameterless for d in distortions):
         raise distortions[0].no_strength("-s " + ",".join(f"{s:g}" for s in strengths))  # else -s would be ignored
     points = []
     for dist in distortions:
         for s in dist.strengths(strengths):
             stochastic = dist.is_random_at(s)
-            points.extend(Point(dist, s, t, stochastic) for t in range(trials if stochastic else 1))
+            points.extend(Point(dist, s, t, stochastic) for t in range(first if stochastic else 1))
     return points
 
 
@@ -99,21 +106,25 @@ class SweepRunner:
 
     ``metric`` (names, :class:`Metric` objects or callables), ``output_key`` and ``pool`` choose what is
     measured (:mod:`.task`, :mod:`.outputs`); by default the task's metrics. ``extra_metrics`` are measured
-    as well (a gate's requirements). ``per_layer`` makes it ready for per-layer points (:mod:`.layers`)."""
+    as well (a gate's requirements). ``per_layer`` makes it ready for per-layer points (:mod:`.layers`).
+    ``fast`` and ``batch_size`` say how passes run (:mod:`.fastpath`); a channels-last model is converted before
+    the pristine copy of its distorted tensors is taken."""
 
     def __init__(self, model: LoadedModel, data: EvalSet | BatchedSet, *, include: Iterable[str] = (),
-                 exclude: Iterable[str] = (), batch_size: int = 1024, device: torch.device | str = "cpu",
+                 exclude: Iterable[str] = (), batch_size: BatchSize = AUTO, device: torch.device | str = "cpu",
                  metric: MetricSpec | Iterable[MetricSpec] | None = None, extra_metrics: Iterable[MetricSpec] = (),
-                 output_key: str | None = None, pool: str | None = None, per_layer: LayerPlan | None = None):
-        if batch_size < 1:
-            raise InvalidValueError(f"--batch-size must be at least 1, not {batch_size}")
+                 output_key: str | None = None, pool: str | None = None, per_layer: LayerPlan | None = None,
+                 fast: FastPath | None = None):
         self.model, self.data, self.device = model, data, torch.device(device)
+        self.fast = fast or FastPath()
+        if self.fast.channels_last:
+            to_channels_last(model.module, model.name)
         self.patch = WeightPatch(select_targets(model.module, include, exclude))
         self.layers = None if per_layer is None else \
             LayerRunner(plan_units(self.patch.names, per_layer.groups), self.patch, model.module, per_layer)
         self.evaluator = Evaluator(model.module, data, batch_size, self.device, model.normalization, metric=metric,
                                    extra_metrics=extra_metrics, output_key=output_key, pool=pool, hint=model.task,
-                                   name=model.name, clean_params=self.patch.pristine)
+                                   name=model.name, fast=self.fast, clean_params=self.patch.pristine)
         self.task = self.evaluator.task
         if self.layers is not None:
             self.layers.attach(self.evaluator)
@@ -129,6 +140,15 @@ class SweepRunner:
     def columns(self) -> list[str]:
         """The metric columns beyond the core ones, in the order of the metrics."""
         return [m.column for m in self.task.metrics if m.column not in CORE]
+
+    def judged(self) -> list[tuple[str, tuple[float, float]]]:
+        """``(column, bounds)`` of the metrics whose intervals the report shows (and adaptive trials judge): the
+        task's shown metrics that are measured, the agreement only where there is no error."""
+        measured = {m.name: m for m in self.task.metrics}
+        names = [n for n in self.task.shown if n in measured]
+        if "error" in names:
+            names = [n for n in names if n != "agreement"]
+        return [(measured[n].column, tuple(measured[n].info.bounds)) for n in names]
 
     def evaluate(self, point: Point, seed: int) -> dict:
         with self.forward_for(point), self.patch_for(point).applied(point.dist, point.strength, seed,
@@ -175,18 +195,30 @@ class SweepRunner:
             **{c: r.get(c) for c in self.columns}, **extras,
         }
 
-    def run(self, points: Sequence[Point], seed: int = 0, progress: Progress | None = None,
+    def run(self, points: Sequence[Point], seed: int = 0, progress: Progress | None = None, *,
+            trials: TrialRule | None = None, known: Callable[[Point], dict | None] | None = None,
             on_row: Callable[[Point, dict], None] | None = None) -> list[dict]:
-        """The clean row, then one row per point; ``on_row(point, row)`` is called as each point finishes."""
-        rows = [self.clean_row(seed)]
-        for i, point in enumerate(points):
+        """The clean row, then one row per point, in order. With an adaptive ``trials`` rule each random
+        point's trials are followed by as many more as its interval needs (:mod:`.trials`). ``known(point)``
+        may give a point's row without evaluating it (a resumed run's rows: the rule then continues from them);
+        ``on_row(point, row)`` is called as each evaluated point finishes."""
+        rows, groups = [self.clean_row(seed)], {}
+        rule = None if trials is None else trials.judging(self.judged())
+        todo = points if rule is None else extend(points, rule, lambda p: groups.get(group_of(p), []))
+        total = len(points)
+        for i, point in enumerate(todo):
+            total = max(total, i + 1)
             if progress:
-                progress(i, len(points), point.label)
-            rows.append(self.evaluate(point, seed))
-            if on_row is not None:
-                on_row(point, rows[-1])
+                progress(i, total, point.label)
+            row = known(point) if known is not None else None
+            if row is None:
+                row = self.evaluate(point, seed)
+                if on_row is not None:
+                    on_row(point, row)
+            groups.setdefault(group_of(point), []).append(row)
+            rows.append(row)
         if progress:
-            progress(len(points), len(points), "done")
+            progress(len(rows) - 1, len(rows) - 1, "done")
         return rows
 
 
@@ -195,16 +227,21 @@ def sweep(
     dataset: object = None,
     distortions: Iterable[str | Distortion] | None = None,
     strengths: Sequence[float] | None = None,
-    trials: int = 3,
+    trials: int | str = "auto",
     seed: int = 0,
     *,
+    ci_width: float | None = None,
+    max_trials: int | None = None,
     metric: MetricSpec | Iterable[MetricSpec] | None = None,
     output_key: str | None = None,
     pool: str | None = None,
     include: Iterable[str] = (),
     exclude: Iterable[str] = (),
-    batch_size: int = 1024,
+    batch_size: BatchSize = AUTO,
     device: str | torch.device = "auto",
+    precision: str = "fp32",
+    channels_last: bool = False,
+    compile: Compile = False,
     limit: int | None = None,
     progress: Progress | None = None,
     log: str | Path | None = None,
@@ -226,7 +263,14 @@ def sweep(
     ``output_key`` and ``pool`` choose and pool the measured output. Other keyword ``options`` go to the model
     and dataset loaders (``arch``, ``num_classes``, ``data_root``, ``seq_len``, ...; see
     ``inputs.load_inputs``). The returned frame carries a ``meta`` dict in ``.attrs`` (versions, device, seed,
-    model hash, targets, task and metrics, timing). ``engine.stats.summarize`` gives the summary rows.
+    model hash, targets, task and metrics, precision, batch size, trials, timing). ``engine.stats.summarize``
+    gives the summary rows.
+
+    ``trials`` is a number of trials per random point, or ``"auto"``: at least 3, then more until the 95%
+    interval's half-width is at most ``ci_width`` (percentage points for fractions such as the error, else
+    the metric's unit; default 2), at most ``max_trials`` (default 30) (:mod:`.trials`). ``precision``
+    (``fp32``, ``tf32``, ``bf16``), ``channels_last`` and ``compile`` are the fast paths of
+    :mod:`.fastpath`; ``batch_size`` is a number or ``"auto"`` (:mod:`.batchsize`).
 
     Long runs (docs/resume.md): ``log`` appends each finished point to a run log, ``resume`` evaluates only
     the points the log lacks, ``shard="I/N"`` takes one of N parts of the grid; under torchrun each process
@@ -241,25 +285,27 @@ def sweep(
     started = time.perf_counter()
     setup = run_setup(log, resume, shard)
     layer_plan = plan_layers(per_layer, groups, reuse_activations, activation_budget)
-    points = plan(parse_distortions(distortions), strengths, trials)
+    rule = trial_rule(trials, ci_width, max_trials)
+    fast = FastPath(precision, channels_last, compile)
+    points = plan(parse_distortions(distortions), strengths, rule)
     with process_group(device) as dev:
         inputs = load_inputs(model, dataset, device=dev, limit=limit, seed=seed, **options)
         runner = SweepRunner(inputs.model, inputs.data, include=include, exclude=exclude, batch_size=batch_size,
                              device=inputs.device, metric=metric, output_key=output_key, pool=pool,
-                             per_layer=layer_plan)
+                             per_layer=layer_plan, fast=fast)
         if runner.layers is not None:
             points = per_layer_points(points, list(runner.layers.units.values()))
         if current_world().leader:  # under torchrun, said once
             warn_if_broken(runner.health)
-            for warning in runner.warnings:
+            for warning in [*runner.warnings, *fast.notes(inputs.device)]:
                 warnings.warn(warning, WrobustWarning, stacklevel=2)
-        meta = run_meta(inputs.model, inputs.data, runner, inputs.device, seed, 0.0)
-        outcome = run_resumable(runner, points, seed, progress, setup, meta)
+        meta = run_meta(inputs.model, inputs.data, runner, inputs.device, seed, 0.0, rule)
+        outcome = run_resumable(runner, points, seed, progress, setup, meta, trials=rule)
     columns = ROW_COLUMNS if runner.layers is None else [*ROW_COLUMNS[:2], "layer", *ROW_COLUMNS[2:]]
     extra = [c for c in dict.fromkeys(k for r in outcome.rows for k in r) if c not in columns]
     rows = pd.DataFrame(outcome.rows, columns=columns + extra)  # in column order: no reordering copy
-    rows.attrs["meta"] = {**meta, "elapsed_s": round(time.perf_counter() - started, 3), **outcome.meta(),
-                          **runner.layer_meta()}
+    rows.attrs["meta"] = {**meta, **pass_meta(runner, inputs.device),
+                          "elapsed_s": round(time.perf_counter() - started, 3), **outcome.meta(), **runner.layer_meta()}
     if outcome.signal:
         raise Interrupted(outcome.signal, partial=rows)
     return rows
@@ -279,7 +325,7 @@ def plan_layers(per_layer: bool, groups: Iterable[str] | Mapping[str, str] | Non
 
 
 def run_meta(model: LoadedModel, data: EvalSet | BatchedSet, runner: SweepRunner, device: torch.device, seed: int,
-             elapsed: float) -> dict:
+             elapsed: float, trials: TrialRule | None = None) -> dict:
     import platform
     import sys
 
@@ -294,10 +340,17 @@ def run_meta(model: LoadedModel, data: EvalSet | BatchedSet, runner: SweepRunner
         "normalization": data.normalization.to_dict(), "normalization_text": data.normalization.describe(),
         "normalization_source": data.normalization_source,
         "targets": runner.patch.names, "target_weights": runner.patch.numel, **task_meta(runner),
-        "elapsed_s": round(elapsed, 3),
-        **runner.health.to_meta(), "notes": list(model.notes), "warnings": list(runner.warnings),
+        **pass_meta(runner, device), **({"trials": trials.judging(runner.judged()).meta()} if trials else {}),
+        "elapsed_s": round(elapsed, 3), **runner.health.to_meta(),
+        "notes": [*model.notes, *runner.fast.notes(device)], "warnings": list(runner.warnings),
         **runner.layer_meta(),
     }
+
+
+def pass_meta(runner: SweepRunner, device: torch.device) -> dict:
+    """How the passes ran: precision, layout, compilation, the batch size in use and any halving."""
+    return {**runner.fast.meta(device), "batch_size": runner.evaluator.batch_size,
+            "batch_halvings": list(runner.evaluator.halvings)}
 
 
 def task_meta(runner: SweepRunner) -> dict:

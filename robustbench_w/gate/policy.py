@@ -33,6 +33,7 @@ from pathlib import Path
 
 from ..distortions import Distortion, get_distortion
 from ..engine.metrics import get_metric
+from ..engine.trials import TrialRule, trial_rule
 from ..errors import InputFileError, InvalidValueError, WrobustError, permission_denied
 
 try:  # Python 3.11+
@@ -114,7 +115,9 @@ class Policy:
     dataset: str | None = None
     data_root: str | None = None
     limit: int | None = None
-    trials: int = DEFAULT_TRIALS
+    trials: int | str = DEFAULT_TRIALS  # or "auto", with ci_width and max_trials (engine.trials)
+    ci_width: float | None = None
+    max_trials: int | None = None
     seed: int = 0
     judge: str = DEFAULT_JUDGE
     max_regression: float = DEFAULT_MAX_REGRESSION
@@ -132,13 +135,18 @@ class Policy:
                 "seq_len": self.seq_len}
 
     @property
+    def trial_rule(self) -> TrialRule:
+        """The policy's trials: a fixed number, or the adaptive rule of ``trials = "auto"``."""
+        return trial_rule(self.trials, self.ci_width, self.max_trials)
+
+    @property
     def metrics(self) -> list[str]:
         """Every metric a requirement needs measured, in order of first mention."""
         return list(dict.fromkeys(m for r in self.requirements for m in r.metrics))
 
     def to_dict(self) -> dict:
         return {"source": self.source, "dataset": self.dataset, "data_root": self.data_root, "limit": self.limit,
-                "trials": self.trials, "seed": self.seed, "judge": self.judge, "max_regression": self.max_regression,
+                "trials": self.trials, "ci_width": self.ci_width, "max_trials": self.max_trials, "seed": self.seed, "judge": self.judge, "max_regression": self.max_regression,
                 "include": list(self.include), "exclude": list(self.exclude), "normalize": self.normalize,
                 "seq_len": self.seq_len, "output_key": self.output_key, "pool": self.pool}
 
@@ -199,7 +207,7 @@ def _tool_table(doc: dict) -> object | None:
 
 # ------------------------------------------------------------------ validation
 
-GATE_KEYS = {"dataset", "data_root", "limit", "trials", "seed", "judge", "max_regression", "include", "exclude",
+GATE_KEYS = {"dataset", "data_root", "limit", "trials", "ci_width", "max_trials", "seed", "judge", "max_regression", "include", "exclude",
              "normalize", "require", "seq_len", "output_key", "pool"}
 NORMALIZE = ("auto", "none")
 REQUIRE_KEYS = {"distortion", "strength", "name", "judge", "max_regression", "metric", *LIMIT_KINDS}
@@ -218,13 +226,15 @@ def parse_policy(table: object, source: str = "<policy>", key: str = "gate", bas
     common = dict(
         source=source, table=key, dataset=_dataset(_opt(t, "dataset", key, _string), f"{key}.dataset", base),
         data_root=root, normalize=_opt(t, "normalize", key, _normalize, "auto"),
-        limit=_opt(t, "limit", key, _count), trials=_opt(t, "trials", key, _count, DEFAULT_TRIALS),
+        limit=_opt(t, "limit", key, _count), trials=_opt(t, "trials", key, _trials, DEFAULT_TRIALS),
+        ci_width=_opt(t, "ci_width", key, _number), max_trials=_opt(t, "max_trials", key, _count),
         seed=_opt(t, "seed", key, _integer, 0), judge=_opt(t, "judge", key, _judge, DEFAULT_JUDGE),
         max_regression=_opt(t, "max_regression", key, _fraction, DEFAULT_MAX_REGRESSION),
         include=tuple(_opt(t, "include", key, _strings, ())), exclude=tuple(_opt(t, "exclude", key, _strings, ())),
         seq_len=_opt(t, "seq_len", key, _count), output_key=_opt(t, "output_key", key, _string),
         pool=_opt(t, "pool", key, _pool),
     )
+    _check_trials(common, key)
     entries = t.get("require")
     if not isinstance(entries, list) or not entries:
         raise InvalidValueError(f"{key}.require: expected at least one [[{key}.require]] table")
@@ -246,7 +256,7 @@ def parse_requirement(entry: object, index: int, key: str, common: dict) -> Requ
         raise InvalidValueError(f"{key}: no limit (give at least one of {', '.join(LIMIT_KINDS)})")
     metric = _metric(t, limits, key)
     judge = _opt(t, "judge", key, _judge, common["judge"])
-    if judge == "ci" and common["trials"] < 2 and dist.is_random_at(strength):
+    if judge == "ci" and common["trials"] != "auto" and common["trials"] < 2 and dist.is_random_at(strength):
         raise InvalidValueError(f"{key}.judge: 'ci' needs trials >= 2 for the random distortion {dist.name} "
                                 f"(trials = {common['trials']}); raise trials or use judge = 'mean'")
     name = _opt(t, "name", key, _string) or point_name(dist, strength)
@@ -395,6 +405,24 @@ def _count(value: object, key: str) -> int:
     if n < 1:
         raise InvalidValueError(f"{key}: must be at least 1, not {n}")
     return n
+
+
+def _trials(value: object, key: str) -> int | str:
+    """A number of trials, or ``"auto"``."""
+    if isinstance(value, str):
+        if value.strip().lower() == "auto":
+            return "auto"
+        raise InvalidValueError(f"{key}: expected an integer or \"auto\", not {value!r}")
+    return _count(value, key)
+
+
+def _check_trials(common: dict, key: str) -> None:
+    """``ci_width`` and ``max_trials`` belong to ``trials = "auto"`` and must be valid there."""
+    try:
+        trial_rule(common["trials"], common["ci_width"], common["max_trials"])
+    except InvalidValueError as exc:
+        text = str(exc).replace("--ci-width", "ci_width").replace("--max-trials", "max_trials")
+        raise InvalidValueError(f"{key}: {text.replace('--trials', 'trials')}") from None
 
 
 def _fraction(value: object, key: str) -> float:

@@ -1,7 +1,9 @@
 """Gate verdicts: evaluate a policy's requirement points with the sweep engine and judge each limit.
 
 The model and data are loaded once; every distinct (distortion, strength) point of the policy is evaluated
-with ``policy.trials`` trials (deterministic points once) by one :class:`SweepRunner`, and summarised with
+with ``policy.trials`` trials (deterministic points once; ``trials = "auto"``: as many as the point's 95%
+interval needs to be within ``ci_width``, at most ``max_trials``, as ``wrobust sweep --trials auto``) by one
+:class:`SweepRunner`, and summarised with
 :func:`..engine.stats.summarize`. A limit is judged on the mean over trials (``judge = "mean"``) or on the
 conservative end of the 95% confidence interval of the mean (``judge = "ci"``, the default): the upper end
 for ``max_error``, ``max_drop``, ``max_bits``, ``max`` and ``max_increase``, the lower end for
@@ -34,7 +36,9 @@ import torch
 from torch import nn
 
 from ..distortions import get_distortion
+from ..engine.batchsize import BatchSize
 from ..engine.distributed import process_group
+from ..engine.fastpath import Compile, FastPath
 from ..engine.health import Health
 from ..engine.metrics import get_metric
 from ..engine.resume import run_resumable, run_setup
@@ -114,18 +118,21 @@ class GateResult:
 
 
 def run_gate(model: str | LoadedModel | nn.Module, policy: Policy | str | Path, baseline: Path | str | None = None, *,
-             device: str | torch.device = "auto", batch_size: int = 1024, progress: Progress | None = None,
+             device: str | torch.device = "auto", batch_size: BatchSize = "auto", progress: Progress | None = None,
              metric: Sequence[str] | None = None, output_key: str | None = None, pool: str | None = None,
              seq_len: int | None = None, log: str | Path | None = None, resume: bool = False,
+             precision: str = "fp32", channels_last: bool = False, compile: Compile = False,
              **model_options) -> GateResult:
     """Evaluate ``model`` against ``policy`` (a :class:`Policy` or a policy file; and ``baseline``, if given)
     and return the verdicts. ``metric`` adds metrics to measure; ``output_key``, ``pool`` and ``seq_len``
-    override the policy's. ``log``/``resume``: a run log, as for a sweep (docs/resume.md); an interrupted
+    override the policy's; ``precision``, ``channels_last``, ``compile`` and ``batch_size`` say how passes
+    run (``engine.fastpath``). ``log``/``resume``: a run log, as for a sweep (docs/resume.md); an interrupted
     gate raises :class:`~..engine.signals.Interrupted` (no verdict on part of the points)."""
     policy = policy if isinstance(policy, Policy) else load_policy(Path(policy))
     check_supported(policy)
     base = load_baseline(Path(baseline)) if baseline is not None else None
     setup = run_setup(log, resume, kind="gate")
+    fast, rule = FastPath(precision, channels_last, compile), policy.trial_rule
     started = time.perf_counter()
     options = {**policy.load_options(), **model_options, **({"seq_len": seq_len} if seq_len is not None else {})}
     with process_group(device) as dev:
@@ -133,16 +140,18 @@ def run_gate(model: str | LoadedModel | nn.Module, policy: Policy | str | Path, 
         runner = SweepRunner(inputs.model, inputs.data, include=policy.include, exclude=policy.exclude,
                              batch_size=batch_size, device=inputs.device,
                              extra_metrics=[*(metric or ()), *policy.metrics],
-                             output_key=output_key or policy.output_key, pool=pool or policy.pool)
-        head = run_meta(inputs.model, inputs.data, runner, inputs.device, policy.seed, 0.0)
-        outcome = run_resumable(runner, gate_points(policy), policy.seed, progress, setup, head)
+                             output_key=output_key or policy.output_key, pool=pool or policy.pool, fast=fast)
+        head = run_meta(inputs.model, inputs.data, runner, inputs.device, policy.seed, 0.0, rule)
+        outcome = run_resumable(runner, gate_points(policy), policy.seed, progress, setup, head, trials=rule)
     if outcome.signal:
         raise Interrupted(outcome.signal)
     rows = pd.DataFrame(outcome.rows)
     rows = rows[ROW_COLUMNS + [c for c in rows.columns if c not in ROW_COLUMNS]]
-    summary = summarize(rows)
     bits = measure_bits(policy, inputs, rows)
-    meta = run_meta(inputs.model, inputs.data, runner, inputs.device, policy.seed, time.perf_counter() - started)
+    meta = run_meta(inputs.model, inputs.data, runner, inputs.device, policy.seed, time.perf_counter() - started,
+                    rule)
+    rows.attrs["meta"] = meta  # summarize reads the trial rule (capped points) from it
+    summary = summarize(rows)
     verdicts = [judge(r, summary, bits, base) for r in policy.requirements]
     notes = baseline_notes(verdicts, base, meta)
     return GateResult(policy, verdicts, rows, summary, meta, None if base is None else base.source, notes,
@@ -171,7 +180,7 @@ def gate_points(policy: Policy) -> list[Point]:
             seen[r.point] = r
     points: list[Point] = []
     for r in seen.values():
-        points += plan([r.distortion], None if math.isnan(r.strength) else [r.strength], policy.trials)
+        points += plan([r.distortion], None if math.isnan(r.strength) else [r.strength], policy.trial_rule)
     return points
 
 

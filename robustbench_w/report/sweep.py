@@ -10,6 +10,11 @@ On the terminal each table has a small bar per strength beside the first metric 
 per table from the best value (the clean model's, usually) to the worst row, growing as the metric gets worse,
 so that the curve's shape shows without a plot; the bars narrow, then go, where the console is too narrow. A per-layer sweep's report is its ranking
 instead (:mod:`.ranking`): per distortion and strength, the layers whose distortion changes the metric most.
+
+The header names the device with the precision of the passes (``cpu, fp32``; ``cuda:0, bf16,
+channels-last, compiled``) and, for adaptive trials, the rule (``trials auto: 95% CI ±2 pp, 3 to 30``). A point
+that an adaptive run stopped at its cap with a wider interval has its trial count marked ``*`` and a note
+under the tables.
 """
 
 from __future__ import annotations
@@ -90,8 +95,30 @@ def summary_tables(summary: pd.DataFrame, meta: dict | None = None) -> Iterator[
     labelled = has_labels(summary)
     for spec, g in summary[summary["distortion"] != "none"].groupby("spec", sort=False):
         body = [[strength_text(r.strength), *metric_cells(r, meta, labelled), f"{r.weight_change_mean:.3f}",
-                 str(r.trials)] + ([_bits(r)] if "eff_bits" in summary.columns else []) for _, r in g.iterrows()]
+                 trials_text(r)] + ([_bits(r)] if "eff_bits" in summary.columns else []) for _, r in g.iterrows()]
         yield spec, g["strength_name"].iloc[0] or "strength", body
+
+
+def trials_text(r: pd.Series) -> str:
+    """The number of trials, marked ``*`` where an adaptive run stopped at its cap."""
+    return f"{r.trials}*" if bool(r.get("capped", False)) else str(r.trials)
+
+
+def capped_note(summary: pd.DataFrame, meta: dict | None) -> str | None:
+    """The note under the tables when some point was capped (None when none was)."""
+    if "capped" not in summary.columns or not summary["capped"].fillna(False).astype(bool).any():
+        return None
+    rule = (meta or {}).get("trials") or {}
+    return (f"* capped: {rule.get('max_trials', '?')} trials (--max-trials) left the 95% interval wider than "
+            f"{width_text(rule)}; raise --max-trials or --ci-width")
+
+
+def width_text(rule: dict) -> str:
+    """``±2 pp`` (the judged metrics are fractions), ``±2`` (a metric's own unit)."""
+    judged = rule.get("judged") or []
+    width = float(rule.get("ci_width", math.nan))
+    unit = " pp" if judged and all(float(j["threshold"]) < width for j in judged) else ""
+    return f"±{width:g}{unit}"
 
 
 def has_labels(summary: pd.DataFrame) -> bool:
@@ -130,7 +157,7 @@ def header_parts(summary: pd.DataFrame, meta: dict, width: int | None = None) ->
     if meta.get("normalization_text"):
         norm, source = f"normalisation {meta['normalization_text']}", meta.get("normalization_source")
         parts += _fitting([f"{norm} (from {source})"], [norm, f"normalisation from {source}"], width)
-    return parts + [distorted_text(meta), f"seed {meta.get('seed')}", str(meta.get("device"))]
+    return parts + [distorted_text(meta), f"seed {meta.get('seed')}", device_text(meta), *trials_rule_text(meta)]
 
 
 def distorted_text(meta: dict) -> str:
@@ -141,6 +168,23 @@ def distorted_text(meta: dict) -> str:
     if not (meta.get("per_layer") or meta.get("units")):
         return f"{count} distorted"
     return f"{len(meta.get('units', []))} layers ({count}), distorted one at a time"
+def device_text(meta: dict) -> str:
+    """``cpu``; with the passes' settings where the meta records them: ``cuda:0, bf16, channels-last``."""
+    parts = [str(meta.get("device"))]
+    if meta.get("precision"):
+        effective = meta.get("precision_effective", meta["precision"])
+        parts.append(meta["precision"] if effective == meta["precision"] else f"{meta['precision']} (as {effective})")
+    parts += ["channels-last"] if meta.get("channels_last") else []
+    parts += ["compiled"] if meta.get("compile") else []
+    return ", ".join(parts)
+
+
+def trials_rule_text(meta: dict) -> list[str]:
+    """``trials auto: 95% CI ±2 pp, 3 to 30`` for an adaptive run; nothing otherwise."""
+    rule = meta.get("trials")
+    if not isinstance(rule, dict) or rule.get("mode") != "auto":
+        return []
+    return [f"trials auto: 95% CI {width_text(rule)}, {rule.get('min_trials', 3)} to {rule['max_trials']}"]
 
 
 def _fitting(whole: list[str], split: list[str], width: int | None) -> list[str]:
@@ -159,7 +203,15 @@ def render_sweep(summary: pd.DataFrame, meta: dict, console: Console) -> None:
         console.print(line, markup=False, highlight=False)
     if is_per_layer(summary):
         render_ranking(summary, meta, console)
-        return
+    else:
+        render_tables(summary, meta, console)
+    note = capped_note(summary, meta)
+    if note:
+        console.print(note, markup=False, highlight=False)
+
+
+def render_tables(summary: pd.DataFrame, meta: dict, console: Console) -> None:
+    """One table per distortion spec, with a bar column where the console has room."""
     with_bits, labelled = "eff_bits" in summary.columns, has_labels(summary)
     curves = bar_values(summary, meta, labelled)
     for spec, strength_name, body in summary_tables(summary, meta):
@@ -261,6 +313,8 @@ def summary_markdown(summary: pd.DataFrame, meta: dict | None = None) -> str:
         lines += [f"## {spec}\n", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         lines += ["| " + " | ".join(r) + " |" for r in body]
         lines.append("")
+    note = capped_note(summary, meta)
+    lines += [note.replace("*", "\\*", 1), ""] if note else []
     return "\n".join(lines)
 
 
