@@ -1,9 +1,12 @@
 """The batch size of a pass: given, or chosen (``--batch-size auto``, the default); halved on out-of-memory.
 
-``auto`` on the CPU (and MPS) is 1,024 inputs per batch. On a CUDA GPU it is measured: one forward pass of
-:data:`PROBE_INPUTS` inputs gives the peak memory per input, and the batch is the largest power of two whose
-peak fits :data:`GPU_SHARE` of the memory left free once the model and the evaluation set are in place,
-at most :data:`AUTO_CAP` inputs (larger batches do not make a pass faster) and at most the set.
+``auto`` on the CPU (and MPS) is 1,024 inputs per batch. On a CUDA GPU it is measured: the set is first cut
+into batches of :data:`AUTO_CAP` inputs (larger batches do not make a pass faster; or one batch, the whole
+set, when it is smaller), one forward pass of :data:`PROBE_INPUTS` inputs gives the peak memory per input,
+and the batches are halved until they are no larger than the largest power of two whose peak fits
+:data:`GPU_SHARE` of the memory left free once the model and the evaluation set are in place. Batches given
+from Python as an iterable of batches are the user's: ``auto`` keeps them (and halves them only on
+out-of-memory).
 
 Whatever the size, a pass that runs out of memory is not lost: every batch is split in two (the first half
 takes the odd input), the pass is run again, and one line says so (``out of memory at batch size 4096 on
