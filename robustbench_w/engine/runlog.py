@@ -34,14 +34,16 @@ from .points import row_key
 
 FORMAT = "wrobust-log"
 VERSION = 1
-# What a run's rows depend on; a log or result file is refused when one of these differs.
-IDENTITY = ("model", "dataset", "split", "n", "seed", "targets", "normalization", "units")
+# What a run's rows depend on; a log or result file is refused when one of these differs (the precision of the
+# passes too: bf16 rows are not fp32 rows; a side that does not record it, an older file, is not compared).
+IDENTITY = ("model", "dataset", "split", "n", "seed", "targets", "normalization", "units", "precision")
 LABELS = {"model_sha256": "model sha256", "n": "dataset size", "normalization": "normalisation"}
 
 
 def header(kind: str, meta: Mapping, points: Iterable[str], **extra: object) -> dict:
     """The first line of a log: the run's identity (from a sweep's ``meta``), its grid and how it was started."""
     keep = ("model", "model_sha256", "dataset", "split", "n", "seed", "targets", "normalization", "units",
+            "precision",
             "command", "torch", "device")
     return {"format": FORMAT, "version": VERSION, "kind": kind, **{k: meta.get(k) for k in keep if k in meta},
             "package_version": meta.get("version"), "points": list(points), **extra,
