@@ -59,7 +59,8 @@ def half_width(values: np.ndarray | list[float], level: float = 0.95) -> float:
     x = x[~np.isnan(x)]
     if len(x) >= 2 and bool((x == x[0]).all()):
         return 0.0
-    _, _, low, high = t_interval(x, level)
+    with np.errstate(invalid="ignore"):  # inf - inf: no interval (nan)
+        _, _, low, high = t_interval(x, level)
     return (high - low) / 2
 
 
