@@ -43,8 +43,7 @@ LABELS = {"model_sha256": "model sha256", "n": "dataset size", "normalization": 
 def header(kind: str, meta: Mapping, points: Iterable[str], **extra: object) -> dict:
     """The first line of a log: the run's identity (from a sweep's ``meta``), its grid and how it was started."""
     keep = ("model", "model_sha256", "dataset", "split", "n", "seed", "targets", "normalization", "units",
-            "precision",
-            "command", "torch", "device")
+            "precision", "command", "torch", "device")
     return {"format": FORMAT, "version": VERSION, "kind": kind, **{k: meta.get(k) for k in keep if k in meta},
             "package_version": meta.get("version"), "points": list(points), **extra,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
