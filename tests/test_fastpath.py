@@ -152,8 +152,8 @@ def test_compile_once_per_sweep_and_weights_written_in_place_stay_visible():
     backend = CountingBackend()
     data = vectors(100)  # batches of 64 and 36: a graph per batch shape
     model = LoadedModel(module=tiny_mlp(), name="mlp")
-    from robustbench_w.engine.sweep import SweepRunner, plan
     from robustbench_w.distortions import get_distortion
+    from robustbench_w.engine.sweep import SweepRunner, plan
 
     runner = SweepRunner(model, data, batch_size=64, fast=FastPath(compile=backend))
     after_clean = backend.compiles

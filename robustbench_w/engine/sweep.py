@@ -48,11 +48,11 @@ from .fastpath import Compile, FastPath, to_channels_last
 from .health import check_model, warn_if_broken
 from .layers import LayerPlan, LayerRunner, parse_groups, per_layer_points, plan_units
 from .perturb import WeightPatch
+from .points import group_of
 from .resume import run_resumable, run_setup
 from .signals import Interrupted
 from .targets import select_targets
 from .task import MetricSpec
-from .points import group_of
 from .trials import TrialRule, extend, trial_rule
 
 DEFAULT_DISTORTIONS = ("addnorm", "multunif", "power", "sign", "round")
