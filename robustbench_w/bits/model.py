@@ -26,6 +26,7 @@ from ..engine.perturb import WeightPatch
 from ..engine.targets import select_targets, select_tensors
 from ..errors import InvalidValueError
 from .counting import GRID_SPAN
+from .defaults import MAX_RESOLUTION
 from .tensor import (
     CHANNEL_COLUMN,
     CHANNEL_ESTIMATES,
@@ -35,7 +36,6 @@ from .tensor import (
     tensor_bits,
 )
 
-MAX_RESOLUTION = 24
 COLUMNS = ["name", "shape", "weights", "groups", "distinct", "bits_per_weight", "scale_bits", "resolution",
            "storage_bits", "compression"]
 

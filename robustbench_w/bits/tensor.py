@@ -39,9 +39,8 @@ import torch
 from ..distortions import Distortion
 from ..distortions.base import rows_of
 from .counting import exact_counts, grid_counts, grid_entropy, group_entropy
+from .defaults import DEFAULT_MAX_DISTINCT, DEFAULT_RESOLUTION
 
-DEFAULT_RESOLUTION = 8
-DEFAULT_MAX_DISTINCT = 256  # at most this many distinct values per scale group (that repeat): exact
 REPEAT = 2  # exact only when each value is used at least this often on average
 
 

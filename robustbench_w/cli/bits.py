@@ -6,10 +6,8 @@ from pathlib import Path
 
 import click
 
-from ..bits.model import MAX_RESOLUTION, effective_bits
-from ..bits.tensor import DEFAULT_MAX_DISTINCT, DEFAULT_RESOLUTION
-from ..report.bits import BITS_SUFFIXES, render_bits, write_bits
-from ..report.console import stdout_console
+from ..bits.defaults import DEFAULT_MAX_DISTINCT, DEFAULT_RESOLUTION, MAX_RESOLUTION
+from ..report.formats import BITS_SUFFIXES
 from .app import cli
 from .options import (
     device_option,
@@ -50,6 +48,10 @@ def bits(model: str, distortion: str | None, strength: float | None, seed: int, 
     scales reported beside it as side information. Each row says whether it was counted exactly or
     measured on the grid (continuous tensors). See docs/bits.md.
     """
+    from ..bits.model import effective_bits
+    from ..report.bits import render_bits, write_bits
+    from ..report.console import stdout_console
+
     frame = effective_bits(model, distortion, strength, seed=seed, resolution=resolution, max_distinct=max_distinct,
                            **options)
     for path in outputs:

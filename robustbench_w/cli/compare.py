@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..report.compare import compare as compare_results
-from ..report.comparison import COMPARE_SUFFIXES, render_comparison, write_comparison
-from ..report.console import stdout_console
-from ..report.results import load_all
+from ..report.formats import COMPARE_SUFFIXES
 from .app import cli
 from .options import metric_option, output_option, quiet_option, results_argument
 
@@ -24,6 +21,11 @@ def compare(results: tuple[Path, ...], metric: str | None, outputs: tuple[Path, 
     larger than the 95% intervals and the sampling error allow, and which model is better there. Points that
     only some files have are listed. Exit 2 when the files share no point.
     """
+    from ..report.compare import compare as compare_results
+    from ..report.comparison import render_comparison, write_comparison
+    from ..report.console import stdout_console
+    from ..report.results import load_all
+
     comparison = compare_results(load_all(results), metric)
     for output in outputs:
         write_comparison(output, comparison)

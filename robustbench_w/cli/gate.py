@@ -6,14 +6,8 @@ from pathlib import Path
 
 import click
 
-from ..engine.distributed import current_world
-from ..engine.signals import Interrupted
 from ..errors import EXIT_FAILED
-from ..gate.policy import load_policy
-from ..gate.report import render_gate, write_gate_files
-from ..gate.verdict import run_gate
-from ..report.console import progress_bar, stdout_console
-from ..report.files import check_output_path
+from ..report.formats import check_output_path
 from .app import cli
 from .options import (
     device_option,
@@ -64,10 +58,16 @@ def gate(ctx: click.Context, model: str, policy: Path | None, baseline: Path | N
     """Check MODEL against the robustness requirements of a policy; exit 0 if all pass, 1 if any fails.
 
     The policy names the evaluation (dataset, trials: a number or "auto", seed) and the requirements: at a
-    distortion and strength, limits on the error, its rise over the clean model, the agreement with the clean model, the
-    effective bits per weight, or any metric (metric = "perplexity" with max, min, max_increase, min_ratio).
+    distortion and strength, limits on the error, its rise over the clean model, the agreement with the clean
+    model, the effective bits per weight, or any metric (metric = "perplexity" with max, min, max_increase, min_ratio).
     See docs/gate.md.
     """
+    from ..engine.distributed import current_world
+    from ..engine.signals import Interrupted
+    from ..gate.policy import load_policy
+    from ..gate.verdict import run_gate
+    from ..report.console import progress_bar
+
     rules = load_policy(policy)
     leader = current_world().leader  # under torchrun only rank 0 shows and writes
     try:
@@ -80,6 +80,15 @@ def gate(ctx: click.Context, model: str, policy: Path | None, baseline: Path | N
         raise
     if not leader:
         ctx.exit(0 if result.passed else EXIT_FAILED)
+    show(ctx, result, outputs, junit, summary, quiet)
+
+
+def show(ctx: click.Context, result, outputs: tuple[Path, ...], junit: Path | None, summary: Path | None,
+         quiet: bool) -> None:
+    """Write the gate's files, render its verdict, exit 1 when it failed."""
+    from ..gate.report import render_gate, write_gate_files
+    from ..report.console import stdout_console
+
     written = [p for out in outputs for p in write_gate_files(result, output=out)]
     written += write_gate_files(result, junit=junit, summary=summary)
     console = stdout_console()

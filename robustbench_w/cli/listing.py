@@ -1,20 +1,16 @@
-"""``wrobust list``: what is registered."""
+"""``wrobust list``: what is registered.
+
+Each kind imports only its own registry, when it is listed: ``wrobust list distortions`` needs neither torch
+nor pandas (the distortion families import torch when a distortion is applied, not when it is registered).
+"""
 
 from __future__ import annotations
 
 import warnings
 
 import click
-from rich.markup import escape
-from rich.table import Table
 
-from ..datasets.base import DATASETS
-from ..distortions import list_distortions
-from ..engine.metrics import list_metrics
 from ..errors import WrobustWarning
-from ..load.architectures import ARCHS
-from ..load.checkpoints import builtin_names
-from ..report.console import stdout_console
 from .app import cli
 
 KINDS = ("distortions", "datasets", "archs", "models", "metrics")
@@ -26,6 +22,8 @@ KINDS = ("distortions", "datasets", "archs", "models", "metrics")
 @click.option("--exclude", default=None, metavar="GLOB", help="Leave out names matching this wildcard.")
 def list_cmd(kind: str, include: str | None, exclude: str | None) -> None:
     """List registered distortions, datasets, architectures, built-in models or metrics."""
+    from ..report.console import stdout_console
+
     tables = {"distortions": _distortions, "datasets": _datasets, "archs": _archs, "models": _models,
               "metrics": _metrics}
     table = tables[kind](include, exclude)
@@ -36,7 +34,12 @@ def list_cmd(kind: str, include: str | None, exclude: str | None) -> None:
     stdout_console().print(table)
 
 
-def _distortions(include, exclude) -> Table:
+def _distortions(include, exclude):
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ..distortions import list_distortions
+
     table = Table("name", "aliases", "strength", "default grid", "formula",
                   title="distortions (spec: NAME[:scale=max|mean|std,granularity=tensor|channel])", title_justify="left")
     for info in list_distortions(include, exclude):
@@ -47,7 +50,12 @@ def _distortions(include, exclude) -> Table:
     return table
 
 
-def _metrics(include, exclude) -> Table:
+def _metrics(include, exclude):
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ..engine.metrics import list_metrics
+
     table = Table("name", "kind", "needs", "better", "clean model", "formula",
                   title="metrics (--metric NAME; rows get one column per metric)", title_justify="left")
     for info in list_metrics(include, exclude):
@@ -65,7 +73,12 @@ def _strength(info) -> str:
     return f"{info.strength} in {info.valid}{ident}"
 
 
-def _datasets(include, exclude) -> Table:
+def _datasets(include, exclude):
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ..datasets.base import DATASETS
+
     table = Table("name", "description", title="datasets", title_justify="left")
     for name in DATASETS.names(include, exclude):
         entry = DATASETS.get(name)
@@ -73,8 +86,12 @@ def _datasets(include, exclude) -> Table:
     return table
 
 
-def _archs(include, exclude) -> Table:
+def _archs(include, exclude):
+    from rich.markup import escape
+    from rich.table import Table
     from torchvision import models as tvm
+
+    from ..load.architectures import ARCHS
 
     table = Table("name", "description", title="architectures", title_justify="left")
     for name in ARCHS.names(include, exclude):
@@ -91,8 +108,12 @@ def _archs(include, exclude) -> Table:
     return table
 
 
-def _models(include, exclude) -> Table:
+def _models(include, exclude):
     import fnmatch
+
+    from rich.table import Table
+
+    from ..load.checkpoints import builtin_names
 
     table = Table("model", title="built-in models", title_justify="left")
     for name in builtin_names():

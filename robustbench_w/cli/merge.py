@@ -6,12 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..engine.stats import summarize
 from ..errors import InvalidValueError
-from ..report.console import stdout_console
-from ..report.files import write_results
-from ..report.merge import merge_files
-from ..report.sweep import summary_markdown
 from .app import cli
 from .options import output_option, quiet_option
 
@@ -31,6 +26,12 @@ def merge(files: tuple[Path, ...], outputs: tuple[Path, ...], complete: bool, qu
     Files of different models, datasets, targets or seeds are refused (exit 2). Points missing from the
     grid and points found in more than one file are reported (duplicates are kept once).
     """
+    from ..engine.stats import summarize
+    from ..report.console import stdout_console
+    from ..report.files import write_results
+    from ..report.merge import merge_files
+    from ..report.sweep import summary_markdown
+
     merged = merge_files(files)
     notes = problems(merged)
     if complete and merged.missing:

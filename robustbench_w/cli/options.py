@@ -9,7 +9,8 @@ from pathlib import Path
 
 import click
 
-from ..report.files import OUTPUT_SUFFIXES, check_output_path
+from ..engine.defaults import DEFAULT_CI_WIDTH, DEFAULT_MAX_TRIALS, PRECISIONS
+from ..report.formats import OUTPUT_SUFFIXES, check_output_path
 
 
 class NumberList(click.ParamType):
@@ -155,7 +156,7 @@ batch_size_option = click.option(
          "that fits half the free memory, measured. Halved and retried on out-of-memory, either way.")
 
 fast_options = compose(
-    click.option("--precision", type=click.Choice(["fp32", "tf32", "bf16"], case_sensitive=False), default="fp32",
+    click.option("--precision", type=click.Choice(PRECISIONS, case_sensitive=False), default=PRECISIONS[0],
                  show_default=True, help="Arithmetic of the passes: fp32; tf32 (TensorFloat-32 matmuls and "
                                          "convolutions, CUDA only); bf16 (autocast, weights stay fp32)."),
     click.option("--channels-last", is_flag=True, default=False,
@@ -172,10 +173,10 @@ trial_options = compose(
                       "3, then more until the 95% interval is within --ci-width, at most --max-trials."),
     click.option("--ci-width", type=click.FloatRange(min=0, min_open=True), default=None, metavar="W",
                  help="--trials auto: the largest half-width of a point's 95% interval, in percentage points for "
-                      "fractions such as the error, else in the metric's unit [default: 2]."),
+                      f"fractions such as the error, else in the metric's unit [default: {DEFAULT_CI_WIDTH:g}]."),
     click.option("--max-trials", type=click.IntRange(min=2), default=None, metavar="M",
                  help="--trials auto: at most M trials per point; a point stopped there is marked capped "
-                      "[default: 30]."),
+                      f"[default: {DEFAULT_MAX_TRIALS}]."),
 )
 
 target_options = compose(

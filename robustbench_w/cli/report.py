@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..report.console import stdout_console
-from ..report.publish import REPORT_SUFFIXES, write_report
+from ..report.formats import REPORT_SUFFIXES
 from .app import cli
 from .options import metric_option, output_option, quiet_option, results_argument
 
@@ -23,6 +22,9 @@ def report(results: tuple[Path, ...], outputs: tuple[Path, ...], metric: str | N
     """Write a report of RESULTS: each run's meta and summary tables, the curves (and the effective-bits
     frontier and per-layer heatmap where the results have them), and a comparison when there are several
     models. The HTML page embeds its figures and loads nothing from the network."""
+    from ..report.console import stdout_console
+    from ..report.publish import write_report
+
     written = [path for output in outputs for path in write_report(list(results), output, metric, title)]
     if not quiet:
         console = stdout_console()

@@ -6,24 +6,17 @@ from pathlib import Path
 
 import click
 
-from ..paper.console import render_grid
-from ..paper.grid import (
+from ..paper.defaults import (
     CURVES,
     DEFAULT_RULES,
     PAPER_COLUMNS,
     QUICK_SEEDS,
     QUICK_TRIALS,
+    SCHEDULES,
     SEEDS,
     TRIALS,
     WITHIN,
-    GridConfig,
 )
-from ..paper.report import copy_models, output_dirs, write_grid
-from ..paper.reproduce import reproduce as run_grid
-from ..paper.reproduce import with_overrides
-from ..paper.resume import check_resume
-from ..paper.train import SCHEDULES
-from ..report.console import stdout_console
 from .app import cli
 from .options import data_root_options, device_option, list_items, output_option, quiet_option
 from .train import data_source, threads_option, train_bars
@@ -86,6 +79,12 @@ def reproduce(outputs: tuple[Path, ...], quiet: bool, data_root: Path | None, do
     """Train each rule with several seeds, sweep each model under the paper's test-time distortions
     (Merolla et al. 2016), and test the paper's five claims: a verdict for each (shown, not shown,
     inconclusive), from intervals over training seeds."""
+    from ..paper.grid import GridConfig
+    from ..paper.report import copy_models, output_dirs, write_grid
+    from ..paper.reproduce import reproduce as run_grid
+    from ..paper.reproduce import with_overrides
+    from ..paper.resume import check_resume
+
     config = with_overrides(GridConfig(data_options=data_source(data_root, download)), **options)
     check_resume(resume, outputs[0] if outputs else None)
     try:
@@ -99,10 +98,18 @@ def reproduce(outputs: tuple[Path, ...], quiet: bool, data_root: Path | None, do
                            "run again with --resume to continue")
         raise
     if not quiet:
-        console = stdout_console()
-        render_grid(result, console)
-        for path in written:
-            console.print(f"wrote {path}", markup=False, highlight=False)
-        if outputs and not any(p.name == "figure.png" for p in written):
-            console.print("no figure: matplotlib is not installed (pip install 'robustbench_w[plot]')",
-                          markup=False, highlight=False)
+        show(result, written, outputs)
+
+
+def show(result, written: list[Path], outputs: tuple[Path, ...]) -> None:
+    """The grid and the claims on the terminal, and what was written."""
+    from ..paper.console import render_grid
+    from ..report.console import stdout_console
+
+    console = stdout_console()
+    render_grid(result, console)
+    for path in written:
+        console.print(f"wrote {path}", markup=False, highlight=False)
+    if outputs and not any(p.name == "figure.png" for p in written):
+        console.print("no figure: matplotlib is not installed (pip install 'robustbench_w[plot]')",
+                      markup=False, highlight=False)

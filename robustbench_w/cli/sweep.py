@@ -1,27 +1,24 @@
-"""``wrobust sweep`` and ``wrobust demo``."""
+"""``wrobust sweep`` and ``wrobust demo``.
+
+Library code is imported inside the commands (and the option types that need it), so that ``--help`` starts
+without torch and pandas.
+"""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
 
-from ..engine.distributed import current_world
-from ..engine.metrics import get_metric
-from ..engine.signals import Interrupted
-from ..engine.stats import summarize
-from ..engine.sweep import DEFAULT_DISTORTIONS
-from ..engine.sweep import sweep as run_sweep
+from ..engine.defaults import DEFAULT_DISTORTIONS
 from ..errors import InvalidValueError
-from ..report.console import progress_bar, stdout_console
-from ..report.files import write_results
-from ..report.sweep import check_targets, render_sweep, summary_markdown, target_report
 from .app import cli
 from .options import (
     NumberList,
     data_options,
-    layer_options,
     fast_options,
+    layer_options,
     log_options,
     model_argument,
     model_options,
@@ -70,8 +67,10 @@ class MetricTarget(click.ParamType):
             limit = float(text[:-1]) / 100 if text.endswith("%") else float(text)
         except ValueError:
             limit = float("nan")
-        if not eq or not name.strip() or limit != limit:
+        if not eq or not name.strip() or math.isnan(limit):
             self.fail(f"{value!r} is not METRIC=VALUE (for example perplexity=40 or error=11%)", param, ctx)
+        from ..engine.metrics import get_metric
+
         return get_metric(name.strip()).name, limit
 
 
@@ -116,6 +115,8 @@ def sweep(model: str, distortions: tuple[str, ...], strengths, trials: int | str
     Which layers are fragile: --per-layer distorts one tensor (or --groups unit) at a time and ranks the layers
     by the change of the metric over the clean model at each strength. See docs/layers.md.
     """
+    from ..report.sweep import check_targets
+
     targets = ((("error", target_error),) if target_error is not None else ()) + tuple(targets)
     check_targets(targets, metric)
     if targets and options.get("per_layer"):
@@ -144,6 +145,11 @@ def demo(trials: int | str, seed: int, outputs: tuple[Path, ...], quiet: bool, *
 
 
 def run_and_report(model, distortions, strengths, trials, seed, outputs, quiet, targets=(), **options) -> None:
+    from ..engine.distributed import current_world
+    from ..engine.signals import Interrupted
+    from ..engine.sweep import sweep as run_sweep
+    from ..report.console import progress_bar
+
     leader = current_world().leader  # under torchrun only rank 0 shows and writes
     stopped = None
     try:
@@ -164,6 +170,11 @@ def run_and_report(model, distortions, strengths, trials, seed, outputs, quiet, 
 
 def report(rows, outputs, quiet, targets) -> None:
     """Summarise the rows, write ``outputs`` and show the report (partial rows say so)."""
+    from ..engine.stats import summarize
+    from ..report.console import stdout_console
+    from ..report.files import write_results
+    from ..report.sweep import render_sweep, summary_markdown, target_report
+
     summary = summarize(rows)
     meta, lines, markdown = target_report(summary, rows.attrs["meta"], targets)
     note = partial_note(meta)

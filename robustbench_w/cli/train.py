@@ -10,10 +10,7 @@ from pathlib import Path
 
 import click
 
-from ..paper.train import INITS, OPTIMIZERS, SCHEDULES, TrainConfig, TrainProgress
-from ..paper.train import train as run_train
-from ..report.console import stderr_console, stdout_console
-from ..report.text import pct
+from ..paper.defaults import INITS, OPTIMIZERS, SCHEDULES
 from .app import cli
 from .options import compose, data_root_options, device_option, output_option, quiet_option, seed_option
 
@@ -81,12 +78,18 @@ def train(outputs: tuple[Path, ...], quiet: bool, data_root: Path | None, downlo
     weights w with that gradient (straight-through), clip w to [-C, C]. The checkpoint holds the hidden
     weights and the training record; wrobust sweep/bits/gate load it with no other flag.
     """
+    from ..paper.train import TrainConfig
+    from ..paper.train import train as run_train
+
     config = TrainConfig(**options, data_options=data_source(data_root, download))
     with train_bars(quiet, keep=True) as bars:
         result = run_train(config, bars)
     for path in outputs:
         result.save(path)
     if not quiet:
+        from ..report.console import stdout_console
+        from ..report.text import pct
+
         rec = result.record
         projected = "" if rec["test_error_projected"] != rec["test_error_projected"] else (
             f"; {pct(rec['test_error_projected'])}% with the projection {rec['rule']}")
@@ -101,38 +104,16 @@ def data_source(data_root: Path | None, download: bool) -> dict:
     return {**({"data_root": data_root} if data_root else {}), **({"download": True} if download else {})}
 
 
-class TrainBars(TrainProgress):
-    """Rich progress bars on stderr: one bar per epoch (kept, or reused when ``keep`` is false)."""
-
-    def __init__(self, progress, keep: bool):
-        self.progress, self.keep, self.task, self.prefix = progress, keep, None, ""
-
-    def rule_start(self, rule: str, index: int, total: int) -> None:
-        self.prefix = f"{rule} ({index + 1}/{total}) "
-
-    def epoch_start(self, epoch: int, epochs: int, steps: int) -> None:
-        description = f"{self.prefix}epoch {epoch + 1}/{epochs}"
-        if self.task is None or self.keep:
-            self.task = self.progress.add_task(description, total=steps)
-        else:
-            self.progress.reset(self.task, total=steps, description=description)
-
-    def step(self, epoch: int, done: int, steps: int) -> None:
-        self.progress.update(self.task, completed=done)
-
-    def epoch_end(self, epoch: int, loss: float, test_error: float) -> None:
-        description = self.progress.tasks[-1].description if self.keep else None
-        if description is not None:
-            self.progress.update(self.task, description=f"{description}  loss {loss:.4f}  test error {pct(test_error)}%")
-
-
 @contextmanager
-def train_bars(quiet: bool, keep: bool) -> Iterator[TrainBars | None]:
+def train_bars(quiet: bool, keep: bool) -> Iterator[object | None]:
     """Bars on a terminal's stderr; ``None`` (silent) when quiet or when stderr is not a terminal."""
     if quiet or not sys.stderr.isatty():
         yield None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..paper.bars import TrainBars
+    from ..report.console import stderr_console
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=stderr_console(), transient=not keep) as progress:

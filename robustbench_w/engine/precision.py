@@ -23,9 +23,7 @@ from contextlib import contextmanager, nullcontext
 import torch
 
 from ..errors import InvalidValueError
-
-PRECISIONS = ("fp32", "tf32", "bf16")
-DEFAULT_PRECISION = "fp32"
+from .defaults import DEFAULT_PRECISION, PRECISIONS
 
 
 def check_precision(name: str | None) -> str:

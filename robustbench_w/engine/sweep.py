@@ -42,6 +42,7 @@ from ..load.checkpoints import LoadedModel
 from ..load.inputs import load_inputs
 from .batchsize import AUTO, BatchSize
 from .chance import clean_warnings
+from .defaults import DEFAULT_DISTORTIONS
 from .distributed import current_world, process_group
 from .evaluate import CORE, Evaluator, PassResult
 from .fastpath import Compile, FastPath, to_channels_last
@@ -55,7 +56,6 @@ from .targets import select_targets
 from .task import MetricSpec
 from .trials import TrialRule, extend, trial_rule
 
-DEFAULT_DISTORTIONS = ("addnorm", "multunif", "power", "sign", "round")
 ROW_COLUMNS = ["model", "dataset", "distortion", "spec", "strength_name", "strength", "trial", "seed", "n",
                "accuracy", "error", "loss", "agreement", "weight_change", "nonfinite", "stochastic"]
 

@@ -29,13 +29,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from ..errors import InvalidValueError
+from .defaults import AUTO, DEFAULT_CI_WIDTH, DEFAULT_MAX_TRIALS, MIN_TRIALS
 from .points import group_of
 from .stats import half_width
 
-AUTO = "auto"
-MIN_TRIALS = 3
-DEFAULT_CI_WIDTH = 2.0
-DEFAULT_MAX_TRIALS = 30
 FRACTION = (0.0, 1.0)
 
 Judged = Sequence[tuple[str, tuple[float, float]]]  # (column, bounds) of each judged metric

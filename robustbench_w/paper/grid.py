@@ -15,17 +15,9 @@ from dataclasses import dataclass, field, replace
 from ..distortions import Distortion, get_distortion
 from ..engine.sweep import Point, parse_distortions
 from ..errors import InvalidValueError
+from .defaults import CURVES, DEFAULT_RULES, PAPER_COLUMNS, QUICK_SEEDS, QUICK_TRIALS, SEEDS, TRIALS, WITHIN  # noqa: F401
 from .projection import parse_rule
 from .train import TrainConfig
-
-# The paper's training rules; power and stochm are trained at one strength each (a rule carries its strength).
-DEFAULT_RULES = ("none", "clip", "sign", "stoch", "power:beta=0.5", "stochm:gamma=0.5")
-# Whole curves (each over its default grid): the paper's test-time distortions, then the bits sweeps of claim 5.
-CURVES = ("sign", "round", "power", "addnorm", "multunif", "ternarize", "quantize")
-# The table's columns: the strengths of the paper's figures.
-PAPER_COLUMNS = ("sign", "round", "power:beta=0.5", "power:beta=0.25", "addnorm:sigma=0.1", "addnorm:sigma=0.3",
-                 "multunif:gamma=0.5")
-WITHIN = 2.0  # claim 5: a point counts when its error is at most WITHIN percentage points above the clean error
 
 
 @dataclass(frozen=True)
@@ -54,8 +46,6 @@ PRESETS = {
     "cifar10": Recipe("binaryconnect", epochs=150, lr=3e-3, batch_size=50, schedule="cosine", quick_epochs=10),
 }
 GENERIC = Recipe("mlp", epochs=40, lr=1e-2, batch_size=64, schedule="cosine", quick_epochs=10)
-SEEDS, QUICK_SEEDS = 3, 2
-TRIALS, QUICK_TRIALS = 5, 3
 
 
 @dataclass(frozen=True)

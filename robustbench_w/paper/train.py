@@ -40,11 +40,9 @@ from ..engine.seeding import derive_seed
 from ..engine.targets import select_targets
 from ..errors import InvalidValueError
 from ..load.device import resolve_device
+from .defaults import INITS, OPTIMIZERS, SCHEDULES  # noqa: F401  (the choices of --optimizer, --init, --schedule)
 from .projection import RULE_NONE, Projector, parse_rule
 
-OPTIMIZERS = ("adam", "sgd")
-INITS = ("uniform", "default")
-SCHEDULES = ("constant", "cosine", "exp")
 EXP_FINAL = 1e-3  # schedule "exp": the last epoch runs at lr * EXP_FINAL (BinaryConnect decays by about 1,000)
 
 

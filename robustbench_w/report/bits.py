@@ -14,10 +14,9 @@ from rich.table import Table
 
 from ..bits.model import bits_document
 from ..bits.tensor import CHANNEL_COLUMN
-from .files import atomic_write, check_output_path, jsonable
+from .files import atomic_write, jsonable
+from .formats import BITS_SUFFIXES, check_output_path
 from .text import fit_names
-
-BITS_SUFFIXES = (".json", ".csv", ".md")
 
 
 def _num(x: float, fmt: str) -> str:

@@ -25,9 +25,9 @@ from .compare import (
     verdict_col,
     where_better,
 )
-from .files import atomic_write, check_output_path, jsonable, records
+from .files import atomic_write, jsonable, records
+from .formats import COMPARE_SUFFIXES, check_output_path
 
-COMPARE_SUFFIXES = (".csv", ".json", ".md")
 SHORT_VERDICTS = {NO_CLEAR: "neither", NO_INTERVAL: "not judged", NO_VALUE: "not judged"}
 
 

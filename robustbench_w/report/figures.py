@@ -13,15 +13,14 @@ from pathlib import Path
 
 from ..errors import InvalidValueError
 from .files import atomic_write
+from .formats import DPI, FIGURE_SUFFIXES  # noqa: F401  (what plot writes)
 
-FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
 PLOT_EXTRA = "pip install 'robustbench_w[plot]'"
 # Okabe & Ito 2008, "Color universal design": blue, vermillion, bluish green, reddish purple, orange,
 # sky blue, yellow, black
 OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 DASHES = ("-", "--", "-.", ":")
-DPI = 150
 
 
 def require_matplotlib(what: str = "plotting") -> None:

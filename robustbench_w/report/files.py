@@ -15,34 +15,15 @@ A setting that does not apply (a bits layer's ``resolution`` where it was counte
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
 
-from ..errors import InputFileError, InvalidValueError
+from ..errors import InvalidValueError
 from ..load.writing import atomic_write
+from .formats import OUTPUT_SUFFIXES, check_output_path  # noqa: F401  (the writers' suffixes)
 from .sweep import layer_ranking, summary_markdown
-
-OUTPUT_SUFFIXES = (".csv", ".json", ".jsonl", ".parquet", ".md")
-
-
-def check_output_path(path: Path, suffixes: tuple[str, ...] = OUTPUT_SUFFIXES) -> Path:
-    """Validate an output path before any work is done: known suffix, existing writable folder."""
-    if path.suffix.lower() not in suffixes:
-        raise InvalidValueError(f"{path}: unknown output format {path.suffix or '(no suffix)'!r} (use {', '.join(suffixes)})")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise InputFileError(f"{path}: folder {folder} does not exist")
-    if path.is_dir():
-        raise InputFileError(f"{path}: is a directory")
-    if not os.access(folder, os.W_OK):
-        raise InputFileError(f"{path}: folder {folder} is not writable (permission denied)")
-    if path.suffix.lower() == ".parquet" and importlib.util.find_spec("pyarrow") is None:
-        raise InvalidValueError(f"{path}: writing .parquet needs pyarrow: pip install 'robustbench_w[parquet]'")
-    return path
 
 
 def jsonable(value: object) -> object:

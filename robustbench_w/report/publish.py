@@ -6,12 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from .document import build_report
-from .files import atomic_write, check_output_path
+from .files import atomic_write
+from .formats import REPORT_SUFFIXES, check_output_path
 from .html import report_html
 from .markdown import write_markdown
 from .results import load_all
-
-REPORT_SUFFIXES = (".html", ".md")
 
 
 def write_report(paths: list[Path], output: Path, metric: str | None = None, title: str = "wrobust report") -> list[Path]:

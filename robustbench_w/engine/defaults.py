@@ -1,0 +1,12 @@
+"""The engine's defaults and choices that the command line offers (kept apart from the engine, which needs
+torch and pandas, so that ``wrobust sweep --help`` starts without them)."""
+
+DEFAULT_DISTORTIONS = ("addnorm", "multunif", "power", "sign", "round")  # the paper's test-time set
+PRECISIONS = ("fp32", "tf32", "bf16")  # --precision (engine.precision)
+DEFAULT_PRECISION = "fp32"
+AUTO = "auto"  # --trials auto, --batch-size auto
+MIN_TRIALS = 3  # --trials auto: trials of a random point before its interval is judged (engine.trials)
+DEFAULT_CI_WIDTH = 2.0  # --ci-width: percentage points for fractions, else the metric's unit
+DEFAULT_MAX_TRIALS = 30  # --max-trials
+CPU_BATCH = 1024  # --batch-size auto on the CPU and MPS (engine.batchsize)
+AUTO_CAP = 4096  # --batch-size auto on a GPU: at most this many inputs per batch
