@@ -139,6 +139,22 @@ class Registry(Generic[T]):
             self._entries, self._aliases = entries, aliases
 
 
+class LazyModule:
+    """A module imported at its first attribute use. ``torch = LazyModule("torch")`` lets a module call
+    ``torch.where(...)`` in its functions without importing torch when it is itself imported: the distortion
+    families register their metadata at import, and ``wrobust list distortions`` reads it without torch. A
+    use at module level (a constant built from ``torch.float32``) imports it: keep those in functions."""
+
+    def __init__(self, name: str):
+        self._lazy_name = name
+
+    def __getattr__(self, attr: str) -> object:
+        return getattr(importlib.import_module(self._lazy_name), attr)
+
+    def __repr__(self) -> str:
+        return f"<lazy module {self._lazy_name!r}>"
+
+
 def lazy_exports(package: str, exports: dict[str, tuple[str, ...]]):
     """``(__all__, __getattr__, __dir__)`` for a package that exports the names in ``exports`` (submodule,
     relative to ``package`` -> its public names) and imports a submodule only when one of its names is first

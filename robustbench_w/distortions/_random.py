@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-import torch
+from ..registry import LazyModule
+
+torch = LazyModule("torch")  # imported at the first tensor operation, not at registration
+
 
 
 def uniform(like: torch.Tensor, generator: torch.Generator | None, low: float = 0.0, high: float = 1.0) -> torch.Tensor:

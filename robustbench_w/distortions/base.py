@@ -24,19 +24,24 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-import torch
-
 from ..errors import InvalidValueError
+from ..registry import LazyModule
 from .scale import GRANULARITIES, SCALE_RULES, scale_of
 from .scratch import Scratch
 
-Fn = Callable[[torch.Tensor, float, torch.Tensor, "torch.Generator | None"], torch.Tensor]
+torch = LazyModule("torch")  # imported at the first tensor operation, not at registration
+
+Fn = Callable[["torch.Tensor", float, "torch.Tensor", "torch.Generator | None"], "torch.Tensor"]
 # (out, w, strength, scale, generator, scratch) -> None: writes fn(w, strength, scale, generator) into out
-Inplace = Callable[[torch.Tensor, torch.Tensor, float, torch.Tensor, "torch.Generator | None", Scratch],
+Inplace = Callable[["torch.Tensor", "torch.Tensor", float, "torch.Tensor", "torch.Generator | None", Scratch],
                    "torch.Tensor | None"]
-IN_PLACE_DTYPES = (torch.float32, torch.float64)  # where the pure arithmetic works on the tensor's own dtype
 # (strength, generator, scratch) -> None, or ||out - w|| where the in-place form has it (see above)
 Writer = Callable[[float, "torch.Generator | None", Scratch], "torch.Tensor | None"]
+
+
+def in_place_dtype(dtype: torch.dtype) -> bool:
+    """Whether the pure arithmetic works on a tensor of ``dtype`` in its own dtype (float32, float64)."""
+    return dtype in (torch.float32, torch.float64)
 
 
 @dataclass(frozen=True)
@@ -225,7 +230,7 @@ class Distortion:
         if not w.is_floating_point():
             raise InvalidValueError(f"{self.name}: can only distort floating-point tensors, not {w.dtype}")
         rows = rows_of(w.detach(), self.granularity)
-        native = self.info.native_dtype or rows.dtype in (torch.float32, torch.float64)
+        native = self.info.native_dtype or in_place_dtype(rows.dtype)
         work = rows if native else rows.float()
         a = self.scale_of(w.detach()) if scale is None else scale
         a = a.to(device=work.device, dtype=work.dtype).reshape(-1, 1)
@@ -238,7 +243,7 @@ class Distortion:
         for a distortion whose arithmetic works on the native dtype)."""
         return (self.definition.inplace is not None and out.shape == w.shape and out.dtype == w.dtype
                 and out.device == w.device and out.is_contiguous() and w.is_contiguous()
-                and (out.dtype in IN_PLACE_DTYPES or self.info.native_dtype))
+                and (in_place_dtype(out.dtype) or self.info.native_dtype))
 
     def write(
         self,

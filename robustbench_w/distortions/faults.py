@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import torch
-
+from ..registry import LazyModule
 from ._random import uniform
 from .base import Range
 from .catalog import register_distortion
 from .scratch import Scratch
 
+torch = LazyModule("torch")  # imported at the first tensor operation, not at registration
+
 FRACTION = Range(0.0, 1.0)
 
-_INT_OF = {torch.float16: torch.int16, torch.bfloat16: torch.int16, torch.float32: torch.int32, torch.float64: torch.int64}
 _SPARSE_BELOW = 1.0 / 64  # flip probabilities below this draw the flipped positions, not a mask per bit
 
 
@@ -58,7 +58,7 @@ def bitflip(w: torch.Tensor, p: float, a: torch.Tensor, generator: torch.Generat
     """Independent random bit flips in the tensor's own floating-point format (32 bits for float32,
     16 for float16 and bfloat16, 64 for float64). Sign and exponent bits included, so a flip can make a
     weight huge, Inf or NaN: the sweep counts the inputs whose outputs are not finite as errors."""
-    ints = w.contiguous().view(_INT_OF[w.dtype]).reshape(-1)
+    ints = w.contiguous().view(_int_of(w.dtype)).reshape(-1)
     nbits = ints.element_size() * 8
     masks = _sparse_masks if p < _SPARSE_BELOW else _dense_masks
     return (ints ^ masks(ints, nbits, p, generator)).view(w.dtype).reshape(w.shape)
@@ -105,3 +105,9 @@ def _cpu(generator: torch.Generator | None) -> torch.Generator | None:
     if generator is None or generator.device.type == "cpu":
         return generator
     return torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item()))
+
+
+def _int_of(dtype: torch.dtype) -> torch.dtype:
+    """The integer type of a float type's width (its bits, to flip)."""
+    return {torch.float16: torch.int16, torch.bfloat16: torch.int16, torch.float32: torch.int32,
+            torch.float64: torch.int64}[dtype]

@@ -8,12 +8,13 @@ destination and combines there, with the same operations in the same order (so t
 
 from __future__ import annotations
 
-import torch
-
+from ..registry import LazyModule
 from ._random import normal, uniform
 from .base import Range
 from .catalog import register_distortion
 from .scratch import Scratch
+
+torch = LazyModule("torch")  # imported at the first tensor operation, not at registration
 
 MEROLLA = "Merolla et al. 2016, arXiv:1606.01981"
 SIGMA_GRID = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import math
 
-import torch
-
+from ..registry import LazyModule
 from ._random import uniform
 from .base import Range
 from .catalog import register_distortion
 from .scratch import Scratch
+
+torch = LazyModule("torch")  # imported at the first tensor operation, not at registration
 
 MEROLLA = "Merolla et al. 2016, arXiv:1606.01981"
 

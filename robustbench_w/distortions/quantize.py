@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import torch
-
+from ..registry import LazyModule
 from .base import Range
 from .catalog import register_distortion
 from .scratch import Scratch
@@ -13,6 +12,8 @@ def _quantize_into(out: torch.Tensor, w: torch.Tensor, bits: float, a: torch.Ten
                    generator: torch.Generator | None, scratch: Scratch) -> None:
     levels = 2 ** (int(bits) - 1) - 1
     torch.div(w, a, out=out).mul_(levels).round_().clamp_(-levels, levels).mul_(a).div_(levels)
+
+torch = LazyModule("torch")  # imported at the first tensor operation, not at registration
 
 
 @register_distortion(

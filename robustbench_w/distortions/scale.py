@@ -8,7 +8,10 @@ divides by zero.
 
 from __future__ import annotations
 
-import torch
+from ..registry import LazyModule
+
+torch = LazyModule("torch")  # imported at the first tensor operation, not at registration
+
 
 SCALE_RULES = ("max", "mean", "std")
 GRANULARITIES = ("tensor", "channel")

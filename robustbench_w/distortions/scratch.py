@@ -9,7 +9,9 @@ largest target's size per buffer), never a copy of the model.
 
 from __future__ import annotations
 
-import torch
+from ..registry import LazyModule
+
+torch = LazyModule("torch")  # imported at the first buffer, not at registration
 
 
 class Scratch:
