@@ -222,6 +222,33 @@ def test_the_cache_falls_back_to_the_whole_model_when_batches_change():
         assert torch.equal(cache.forward(0, other), model(other))
 
 
+def test_the_cache_drops_its_activations_when_a_pass_halves_the_batches():
+    from robustbench_w.datasets.base import EvalSet
+    from robustbench_w.engine.batches import Batches
+
+    model = chain_model()
+    gen = torch.Generator().manual_seed(2)
+    data = EvalSet("x", torch.randn(96, 3, 4, generator=gen), None, None)
+    loaded = Batches(data, 64, torch.device("cpu"))  # batches of 64 and 32
+    cache = ChainCache(model, loaded, torch.device("cpu"), 96)
+    assert cache.prepare(3) is True
+    loaded.halve()  # out of memory: 32, 32, 16, 16; batch 1 has the old batch 1's length, not its inputs
+    x1 = list(loaded)[1][0]
+    with torch.inference_mode():
+        assert torch.equal(cache.forward(1, x1), model(x1))
+    assert cache.at is None and cache.prepare(3) is True and len(cache.kept) == len(loaded) == 4  # anew
+    with torch.inference_mode():
+        assert torch.equal(cache.forward(1, x1), model(x1))
+
+
+def test_reused_activations_are_exact_in_bf16_too():
+    kw = {**KW, "distortions": ["noise", "sign"], "precision": "bf16"}
+    naive = rw.sweep(chain_model(), batches(), reuse_activations=False, **kw)
+    reused = rw.sweep(chain_model(), batches(), **kw)
+    assert reused.attrs["meta"]["activation_reuse"]["reused"]  # the suffix path ran
+    pd.testing.assert_frame_equal(reused, naive, check_exact=True)  # the prefix ran in bf16 as the naive pass does
+
+
 def test_per_layer_sweep_of_the_builtin_mlp_reuses_activations(per_layer):
     reuse = per_layer.attrs["meta"]["activation_reuse"]
     assert reuse["chain"] and reuse["reused"] == {"1.weight": 1, "3.weight": 3, "5.weight": 5}

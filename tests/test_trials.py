@@ -190,7 +190,7 @@ def parse_demo(out: str) -> list[tuple[float, float, str]]:
     """``(low, high, trials cell)`` of every table row of the demo's report."""
     found = []
     for line in out.splitlines():
-        m = re.search(r"\[(\d+\.\d+), (\d+\.\d+)\] │[^│]*│[^│]*│ +(\d+\*?) ", line)
+        m = re.search(r"\[(\d+\.\d+), (\d+\.\d+)\] │.*│ +(\d+\*?) │[^│]*$", line)  # trials: next to last
         if m:
             found.append((float(m[1]) / 100, float(m[2]) / 100, m[3]))
     return found

@@ -26,7 +26,8 @@ from the inputs). A unit whose activations would not fit runs the naive path, an
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 
 import torch
 from torch import nn
@@ -60,7 +61,9 @@ class ChainCache:
     """The clean activations in front of one module of a chain (``model``, a :func:`chain_of`), for every batch
     of the evaluation set ``batches`` (``n`` inputs)."""
 
-    def __init__(self, model: nn.Module, batches, device: torch.device, n: int, budget: int | None = None):
+    def __init__(self, model: nn.Module, batches, device: torch.device, n: int, budget: int | None = None,
+                 arithmetic: Callable[[], AbstractContextManager] = nullcontext,
+                 forward: Callable[[object], object] | None = None):
         chain = chain_of(model)
         if chain is None:
             raise ValueError("not a chain of modules")
@@ -70,6 +73,10 @@ class ChainCache:
         self.at: int | None = None  # the boundary of the kept activations (module index)
         self.kept: list[torch.Tensor] = []
         self.refused: dict[int, str] = {}  # boundary -> why its activations are not kept
+        # the passes' arithmetic (their precision: the prefix runs as the naive pass would run it) and the
+        # whole model's forward (compiled or not) for batches the kept activations do not match
+        self.arithmetic, self.whole = arithmetic, forward or model
+        self.batch_size = None  # of the batches the kept activations were computed on
 
     def start_of(self, tensors: Iterable[str]) -> int | None:
         """The index of the first module holding one of ``tensors`` (parameter names such as ``3.weight``)."""
@@ -89,8 +96,11 @@ class ChainCache:
             self.refused[start] = reason
         return self.refused[start]
 
-    @torch.inference_mode()
     def _compute(self, start: int) -> str:
+        with torch.inference_mode(), self.arithmetic():
+            return self._compute_in(start)
+
+    def _compute_in(self, start: int) -> str:
         """Run modules up to ``start`` on every batch, from the kept activations where they lie in front and
         both fit the budget, else from the inputs. An empty string when done, else why not."""
         base = self.at if self.at is not None and self.at < start else 0
@@ -109,8 +119,11 @@ class ChainCache:
                     self.kept, self.at, base = [], None, 0
                     h = self._run(0, start, x)
             new.append(h)
-        self.kept, self.at = new, start
+        self.kept, self.at, self.batch_size = new, start, self._batch_size()
         return ""
+
+    def _batch_size(self) -> int | None:
+        return getattr(self.batches, "batch_size", None)
 
     def _run(self, first: int, stop: int, h: object) -> object:
         for module in self.chain[first:stop]:
@@ -119,7 +132,10 @@ class ChainCache:
 
     def forward(self, batch: int, x: object) -> object:
         """The model's output on batch ``batch`` (whose inputs are ``x``): the kept activations through the rest
-        of the chain; the whole model where the batches no longer match the kept ones."""
+        of the chain; the whole model where the batches no longer match the kept ones (a pass that ran out of
+        memory halved them: the kept activations are dropped, and the next unit computes them anew)."""
+        if self.at is not None and self._batch_size() != self.batch_size:
+            self.kept, self.at, self.refused = [], None, {}
         if self.at is None or batch >= len(self.kept) or len(self.kept[batch]) != inputs_len(x):
-            return call_model(self.model, x)
+            return call_model(self.whole, x)
         return self._run(self.at, len(self.chain), self.kept[batch])

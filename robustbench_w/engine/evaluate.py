@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 import torch
@@ -173,7 +174,7 @@ class Evaluator:
 
         def peak(k: int) -> int:
             part = take(x, slice(0, min(k, inputs_len(x))))
-            with torch.inference_mode(), precision_context(self.fast.precision, self.device):
+            with torch.inference_mode(), self.arithmetic():
                 return cuda_peak(self.device, lambda: call_model(self.model, part))
 
         size = auto_batch_size(self.device, self.n, peak)
@@ -194,6 +195,10 @@ class Evaluator:
         if any(m.info.outputs == "classes" for m in task.metrics):
             check_classes(self.name, data, int(view.out.shape[1]))
         return task
+
+    def arithmetic(self) -> AbstractContextManager:
+        """The passes' arithmetic: the run's precision on its device (:mod:`.precision`)."""
+        return precision_context(self.fast.precision, self.device)
 
     def view(self, x, y, params: dict[str, torch.Tensor] | None = None, batch: int | None = None) -> View:
         """One batch (number ``batch``) through the model (with ``params`` in place of its own, for the clean
@@ -220,7 +225,7 @@ class Evaluator:
         """:meth:`_totals` in the run's precision; on out-of-memory, every batch halved and the pass run again."""
         while True:
             try:
-                with precision_context(self.fast.precision, self.device):
+                with self.arithmetic():
                     return self._totals(checked)
             except Exception as exc:  # noqa: BLE001 - only out-of-memory is handled; everything else goes on
                 if not is_out_of_memory(exc):

@@ -129,7 +129,8 @@ class LayerRunner:
         """Bind the evaluator whose passes the chain cache shortens (its batches are the cached inputs)."""
         self.evaluator = evaluator
         if self.chain:
-            self.cache = ChainCache(self.module, evaluator.batches, evaluator.device, evaluator.n, self.plan.budget)
+            self.cache = ChainCache(self.module, evaluator.batches, evaluator.device, evaluator.n, self.plan.budget,
+                                    arithmetic=evaluator.arithmetic, forward=evaluator.forward)
 
     def patch_of(self, layer: str) -> WeightPatch:
         if layer not in self._patches:
