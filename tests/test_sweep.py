@@ -19,6 +19,9 @@ from robustbench_w.engine.targets import select_targets
 from robustbench_w.errors import InvalidValueError
 from robustbench_w.load.checkpoints import LoadedModel
 
+# tiny random models: the chance-level warning is expected here (tests/test_normalization.py checks it)
+pytestmark = pytest.mark.filterwarnings("ignore:the clean model is at chance level")
+
 SPEC_COLUMNS = ["model", "dataset", "distortion", "spec", "strength", "trial", "seed", "n", "accuracy", "error",
                 "loss", "agreement", "weight_change"]
 

@@ -301,14 +301,20 @@ def sweep(
                 warnings.warn(warning, WrobustWarning, stacklevel=2)
         meta = run_meta(inputs.model, inputs.data, runner, inputs.device, seed, 0.0, rule)
         outcome = run_resumable(runner, points, seed, progress, setup, meta, trials=rule)
-    columns = ROW_COLUMNS if runner.layers is None else [*ROW_COLUMNS[:2], "layer", *ROW_COLUMNS[2:]]
-    extra = [c for c in dict.fromkeys(k for r in outcome.rows for k in r) if c not in columns]
-    rows = pd.DataFrame(outcome.rows, columns=columns + extra)  # in column order: no reordering copy
+    rows = frame(outcome.rows, runner)
     rows.attrs["meta"] = {**meta, **pass_meta(runner, inputs.device),
                           "elapsed_s": round(time.perf_counter() - started, 3), **outcome.meta(), **runner.layer_meta()}
     if outcome.signal:
         raise Interrupted(outcome.signal, partial=rows)
     return rows
+
+
+def frame(rows: list[dict], runner: SweepRunner) -> pd.DataFrame:
+    """The rows as a frame, built in column order (SPEC's columns, ``layer`` after the spec in a per-layer
+    sweep, then the metric and extra columns in the order they first appear): no reordering copy."""
+    columns = ROW_COLUMNS if runner.layers is None else [*ROW_COLUMNS[:2], "layer", *ROW_COLUMNS[2:]]
+    extra = [c for c in dict.fromkeys(k for r in rows for k in r) if c not in columns]
+    return pd.DataFrame(rows, columns=columns + extra)
 
 
 def plan_layers(per_layer: bool, groups: Iterable[str] | Mapping[str, str] | None, reuse: bool,

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +34,18 @@ from ..distortions import Distortion, get_distortion
 from ..engine.metrics import get_metric
 from ..engine.trials import TrialRule, trial_rule
 from ..errors import InputFileError, InvalidValueError, WrobustError, permission_denied
+from .values import (
+    as_count,
+    as_fraction,
+    as_integer,
+    as_number,
+    as_string,
+    as_strings,
+    as_table,
+    as_trials,
+    no_unknown,
+    optional,
+)
 
 try:  # Python 3.11+
     import tomllib
@@ -191,7 +202,7 @@ def _load_policy(path: Path | None, project: Path) -> Policy:
         return parse_policy(table, str(project), "tool.wrobust.gate", base=project.parent)
     doc = read_toml(path)
     if "gate" in doc:
-        _no_unknown(doc, {"gate"}, "", f"{path}: ")
+        no_unknown(doc, {"gate"}, "", f"{path}: ")
         return parse_policy(doc["gate"], str(path), "gate", base=path.parent)
     table = _tool_table(doc)
     if table is None:
@@ -220,19 +231,19 @@ def parse_policy(table: object, source: str = "<policy>", key: str = "gate", bas
     ``base`` is the folder that relative paths (``data_root``, the file of ``tensors:FILE``, the folder of
     ``imagefolder:PATH``) are resolved against: the policy file's folder.
     """
-    t = _table(table, key)
-    _no_unknown(t, GATE_KEYS, key)
-    root = _path(_opt(t, "data_root", key, _string), base)
+    t = as_table(table, key)
+    no_unknown(t, GATE_KEYS, key)
+    root = _path(optional(t, "data_root", key, as_string), base)
     common = dict(
-        source=source, table=key, dataset=_dataset(_opt(t, "dataset", key, _string), f"{key}.dataset", base),
-        data_root=root, normalize=_opt(t, "normalize", key, _normalize, "auto"),
-        limit=_opt(t, "limit", key, _count), trials=_opt(t, "trials", key, _trials, DEFAULT_TRIALS),
-        ci_width=_opt(t, "ci_width", key, _number), max_trials=_opt(t, "max_trials", key, _count),
-        seed=_opt(t, "seed", key, _integer, 0), judge=_opt(t, "judge", key, _judge, DEFAULT_JUDGE),
-        max_regression=_opt(t, "max_regression", key, _fraction, DEFAULT_MAX_REGRESSION),
-        include=tuple(_opt(t, "include", key, _strings, ())), exclude=tuple(_opt(t, "exclude", key, _strings, ())),
-        seq_len=_opt(t, "seq_len", key, _count), output_key=_opt(t, "output_key", key, _string),
-        pool=_opt(t, "pool", key, _pool),
+        source=source, table=key, dataset=_dataset(optional(t, "dataset", key, as_string), f"{key}.dataset", base),
+        data_root=root, normalize=optional(t, "normalize", key, _normalize, "auto"),
+        limit=optional(t, "limit", key, as_count), trials=optional(t, "trials", key, as_trials, DEFAULT_TRIALS),
+        ci_width=optional(t, "ci_width", key, as_number), max_trials=optional(t, "max_trials", key, as_count),
+        seed=optional(t, "seed", key, as_integer, 0), judge=optional(t, "judge", key, _judge, DEFAULT_JUDGE),
+        max_regression=optional(t, "max_regression", key, as_fraction, DEFAULT_MAX_REGRESSION),
+        include=tuple(optional(t, "include", key, as_strings, ())), exclude=tuple(optional(t, "exclude", key, as_strings, ())),
+        seq_len=optional(t, "seq_len", key, as_count), output_key=optional(t, "output_key", key, as_string),
+        pool=optional(t, "pool", key, _pool),
     )
     _check_trials(common, key)
     entries = t.get("require")
@@ -244,8 +255,8 @@ def parse_policy(table: object, source: str = "<policy>", key: str = "gate", bas
 
 def parse_requirement(entry: object, index: int, key: str, common: dict) -> Requirement:
     """Validate one ``[[gate.require]]`` table; ``common`` holds the validated [gate] settings."""
-    t = _table(entry, key)
-    _no_unknown(t, REQUIRE_KEYS, key)
+    t = as_table(entry, key)
+    no_unknown(t, REQUIRE_KEYS, key)
     if "distortion" not in t:
         raise InvalidValueError(f"{key}.distortion: missing (every requirement names a distortion)")
     dist = _distortion(t["distortion"], f"{key}.distortion")
@@ -255,13 +266,13 @@ def parse_requirement(entry: object, index: int, key: str, common: dict) -> Requ
     if not limits:
         raise InvalidValueError(f"{key}: no limit (give at least one of {', '.join(LIMIT_KINDS)})")
     metric = _metric(t, limits, key)
-    judge = _opt(t, "judge", key, _judge, common["judge"])
+    judge = optional(t, "judge", key, _judge, common["judge"])
     if judge == "ci" and common["trials"] != "auto" and common["trials"] < 2 and dist.is_random_at(strength):
         raise InvalidValueError(f"{key}.judge: 'ci' needs trials >= 2 for the random distortion {dist.name} "
                                 f"(trials = {common['trials']}); raise trials or use judge = 'mean'")
-    name = _opt(t, "name", key, _string) or point_name(dist, strength)
+    name = optional(t, "name", key, as_string) or point_name(dist, strength)
     return Requirement(index, key, name, dist, strength, limits, judge,
-                       _opt(t, "max_regression", key, _fraction, common["max_regression"]), metric)
+                       optional(t, "max_regression", key, as_fraction, common["max_regression"]), metric)
 
 
 def _metric(t: dict, limits: dict[str, float], key: str) -> str | None:
@@ -272,7 +283,7 @@ def _metric(t: dict, limits: dict[str, float], key: str) -> str | None:
             raise InvalidValueError(f"{key}.{on_metric[0]}: needs metric = NAME (the metric it limits, for example "
                                     f"metric = \"perplexity\")")
         return None
-    name = _string(t["metric"], f"{key}.metric")
+    name = as_string(t["metric"], f"{key}.metric")
     try:
         name = get_metric(name).name
     except WrobustError as exc:
@@ -283,7 +294,7 @@ def _metric(t: dict, limits: dict[str, float], key: str) -> str | None:
 
 
 def _pool(value: object, key: str) -> str:
-    s = _string(value, key).lower()
+    s = as_string(value, key).lower()
     if s not in POOLS:
         raise InvalidValueError(f"{key}: expected one of {', '.join(repr(p) for p in POOLS)}, not {value!r}")
     return s
@@ -311,7 +322,7 @@ def _dataset(name: str | None, key: str, base: Path | None) -> str | None:
 
 
 def _normalize(value: object, key: str) -> str:
-    s = _string(value, key).lower()
+    s = as_string(value, key).lower()
     if s not in NORMALIZE:
         raise InvalidValueError(f"{key}: expected one of {', '.join(repr(n) for n in NORMALIZE)}, not {value!r}")
     return s
@@ -323,7 +334,7 @@ def point_name(dist: Distortion, strength: float) -> str:
 
 
 def _distortion(value: object, key: str) -> Distortion:
-    spec = _string(value, key)
+    spec = as_string(value, key)
     try:
         return get_distortion(spec)
     except WrobustError as exc:
@@ -333,7 +344,7 @@ def _distortion(value: object, key: str) -> Distortion:
 def _strength(t: dict, dist: Distortion, key: str) -> float:
     """The requirement's strength: given, or fixed by the spec; nan for a parameterless distortion."""
     info = dist.info
-    given = _opt(t, "strength", key, _number)
+    given = optional(t, "strength", key, as_number)
     if info.parameterless:
         if given is not None:
             raise InvalidValueError(f"{key}.strength: {dist.no_strength(f'{given:g}')}")
@@ -353,68 +364,14 @@ def _strength(t: dict, dist: Distortion, key: str) -> float:
 
 
 def _limit(value: object, kind: LimitKind, key: str) -> float:
-    x = _number(value, key)
+    x = as_number(value, key)
     if not kind.low <= x <= kind.high:
         high = "inf" if math.isinf(kind.high) else f"{kind.high:g}"
         raise InvalidValueError(f"{key}: {x:g} is outside [{kind.low:g}, {high}]")
     return x
 
 
-# ------------------------------------------------------------------ typed values
-
-def _opt(t: dict, name: str, key: str, check: Callable[[object, str], object], default: object = None):
-    return check(t[name], f"{key}.{name}") if name in t else default
-
-
-def _table(value: object, key: str) -> dict:
-    if not isinstance(value, dict):
-        raise InvalidValueError(f"{key}: expected a table, not {_kind(value)}")
-    return value
-
-
-def _no_unknown(t: dict, allowed: set[str], key: str, prefix: str = "") -> None:
-    from ..registry import close_matches
-
-    for name in t:
-        if name not in allowed:
-            close = close_matches(name, allowed, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            where = f"{key}.{name}" if key else name
-            raise InvalidValueError(f"{prefix}{where}: unknown key{hint} (keys: {', '.join(sorted(allowed))})")
-
-
-def _kind(value: object) -> str:
-    names = {bool: "a boolean", str: "a string", list: "an array", dict: "a table"}
-    return names.get(type(value), type(value).__name__)
-
-
-def _number(value: object, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise InvalidValueError(f"{key}: expected a number, not {_kind(value)} {value!r}")
-    return float(value)
-
-
-def _integer(value: object, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidValueError(f"{key}: expected an integer, not {_kind(value)} {value!r}")
-    return value
-
-
-def _count(value: object, key: str) -> int:
-    n = _integer(value, key)
-    if n < 1:
-        raise InvalidValueError(f"{key}: must be at least 1, not {n}")
-    return n
-
-
-def _trials(value: object, key: str) -> int | str:
-    """A number of trials, or ``"auto"``."""
-    if isinstance(value, str):
-        if value.strip().lower() == "auto":
-            return "auto"
-        raise InvalidValueError(f"{key}: expected an integer or \"auto\", not {value!r}")
-    return _count(value, key)
-
+# ------------------------------------------------------------------ values that know the gate
 
 def _check_trials(common: dict, key: str) -> None:
     """``ci_width`` and ``max_trials`` belong to ``trials = "auto"`` and must be valid there."""
@@ -425,29 +382,8 @@ def _check_trials(common: dict, key: str) -> None:
         raise InvalidValueError(f"{key}: {text.replace('--trials', 'trials')}") from None
 
 
-def _fraction(value: object, key: str) -> float:
-    x = _number(value, key)
-    if not 0.0 <= x <= 1.0:
-        raise InvalidValueError(f"{key}: {x:g} is outside [0, 1]")
-    return x
-
-
-def _string(value: object, key: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidValueError(f"{key}: expected a non-empty string, not {_kind(value)} {value!r}")
-    return value.strip()
-
-
-def _strings(value: object, key: str) -> list[str]:
-    if isinstance(value, str):
-        return [_string(value, key)]
-    if not isinstance(value, list):
-        raise InvalidValueError(f"{key}: expected a string or an array of strings, not {_kind(value)}")
-    return [_string(v, f"{key}[{i}]") for i, v in enumerate(value)]
-
-
 def _judge(value: object, key: str) -> str:
-    s = _string(value, key).lower()
+    s = as_string(value, key).lower()
     if s not in JUDGES:
         raise InvalidValueError(f"{key}: expected one of {', '.join(repr(j) for j in JUDGES)}, not {value!r}")
     return s
