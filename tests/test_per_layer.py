@@ -259,10 +259,13 @@ def test_per_layer_sweep_of_the_builtin_mlp_reuses_activations(per_layer):
 def test_groups_need_per_layer():
     with pytest.raises(InvalidValueError, match="--groups needs --per-layer"):
         rw.sweep(MODEL, distortions=["sign"], groups=["1.*=first"], device="cpu")
+    with pytest.raises(InvalidValueError, match="activation_budget need --per-layer"):
+        rw.sweep(MODEL, distortions=["sign"], activation_budget=1 << 20, device="cpu")
 
 
 @pytest.mark.parametrize(("args", "words"), [
     (["--groups", "1.*=first"], "--groups needs --per-layer"),
+    (["--no-activation-reuse"], "--no-activation-reuse and activation_budget need --per-layer"),
     (["--per-layer", "--groups", "1.*"], "give GLOB=NAME"),
     (["--per-layer", "--groups", "*=all", "--groups", "1.*=first"], "in two groups"),
     (["--per-layer", "--groups", "conv*=c"], "matches no targeted tensor"),

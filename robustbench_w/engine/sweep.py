@@ -324,6 +324,9 @@ def plan_layers(per_layer: bool, groups: Iterable[str] | Mapping[str, str] | Non
     if not per_layer:
         if parsed:
             raise InvalidValueError("--groups needs --per-layer (groups are the units of a per-layer sweep)")
+        if not reuse or budget is not None:  # else silently ignored: say so
+            raise InvalidValueError("--no-activation-reuse and activation_budget need --per-layer (activation "
+                                    "reuse is how a per-layer sweep runs)")
         return None
     if budget is not None and budget < 0:
         raise InvalidValueError(f"activation_budget must be at least 0 bytes, not {budget}")
