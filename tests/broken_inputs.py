@@ -138,13 +138,15 @@ def write_tensors(path: Path, n: int = 16, classes: int = 10) -> Path:
 def deny(monkeypatch, *paths: Path) -> None:
     """Opening any of ``paths`` raises ``PermissionError`` as an unreadable file does (also for root)."""
     denied = {str(Path(p).resolve()) for p in paths}
-    real = builtins.open
 
-    def guarded(file, *args, **kwargs):
-        if isinstance(file, (str, Path)) and str(Path(file).resolve()) in denied:
-            raise PermissionError(13, "Permission denied", str(file))
-        return real(file, *args, **kwargs)
+    def guard(real):
+        def guarded(file, *args, **kwargs):
+            if isinstance(file, (str, Path)) and str(Path(file).resolve()) in denied:
+                raise PermissionError(13, "Permission denied", str(file))
+            return real(file, *args, **kwargs)
+        return guarded
 
-    monkeypatch.setattr(builtins, "open", guarded)
-    monkeypatch.setattr(io, "open", guarded)
-    monkeypatch.setattr(_io, "open_code", guarded)  # how Python reads a source file it imports
+    monkeypatch.setattr(builtins, "open", guard(builtins.open))
+    monkeypatch.setattr(io, "open", guard(io.open))
+    # how Python reads a source file it imports: binary, so modules imported meanwhile still load
+    monkeypatch.setattr(_io, "open_code", guard(_io.open_code))

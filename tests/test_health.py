@@ -49,6 +49,8 @@ def test_gate_fails_a_broken_model_with_its_own_verdict(run_cli, broken, policy,
     assert code == 1, err
     assert "FAIL clean model: 1 non-finite weight in 1.weight" in stdout
     assert "gate FAILED: clean model: 1 non-finite weight in 1.weight" in stdout
+    assert "PASS" not in stdout  # the error drop from a 100%-error clean model is not judged, so not passed
+    assert "error drop: not judged: the clean model is broken" in stdout
     doc = json.loads(out.read_text())
     assert doc["gate"]["passed"] is False and doc["gate"]["clean_model"]["nonfinite_weights"] == {"1.weight": 1}
     assert 'name="clean model"' in junit.read_text() and "BrokenModel" in junit.read_text()

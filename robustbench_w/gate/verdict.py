@@ -152,7 +152,7 @@ def run_gate(model: str | LoadedModel | nn.Module, policy: Policy | str | Path, 
                     rule)
     rows.attrs["meta"] = meta  # summarize reads the trial rule (capped points) from it
     summary = summarize(rows)
-    verdicts = [judge(r, summary, bits, base) for r in policy.requirements]
+    verdicts = [judge(r, summary, bits, base, broken=not runner.health.ok) for r in policy.requirements]
     notes = baseline_notes(verdicts, base, meta)
     return GateResult(policy, verdicts, rows, summary, meta, None if base is None else base.source, notes,
                       runner.health, list(meta.get("warnings", [])))
@@ -197,14 +197,26 @@ def point_mask(frame: pd.DataFrame, key: Key) -> pd.Series:
 
 # ------------------------------------------------------------------ judging
 
-def judge(r: Requirement, summary: pd.DataFrame, bits: dict, base: Baseline | None) -> Verdict:
-    """All checks of one requirement: its limits, then the regression over the baseline (if any)."""
+def judge(r: Requirement, summary: pd.DataFrame, bits: dict, base: Baseline | None, broken: bool = False) -> Verdict:
+    """All checks of one requirement: its limits, then the regression over the baseline (if any). On a
+    ``broken`` clean model (non-finite weights or outputs) a limit relative to the clean model fails unjudged:
+    a drop from a 100%-error model is no drop."""
     row = summary[point_mask(summary, r.point)].iloc[0].to_dict()
     clean = summary[summary["distortion"] == "none"].iloc[0].to_dict()
-    checks = [judge_limit(r, key, row, clean, bits.get(r.point)) for key in LIMIT_KINDS if key in r.limits]
+    checks = [broken_check(r, key) if broken and LIMIT_KINDS[key].measure in RELATIVE
+              else judge_limit(r, key, row, clean, bits.get(r.point)) for key in LIMIT_KINDS if key in r.limits]
     if base is not None:
         checks.append(regression_check(r, row, base))
     return Verdict(r, tuple(checks), row)
+
+
+RELATIVE = ("drop", "increase", "ratio")  # measures taken against the clean model
+
+
+def broken_check(r: Requirement, key: str) -> Check:
+    """A limit relative to the clean model, on a broken one: failed, not measured."""
+    metric = r.metric if LIMIT_KINDS[key].on_metric else ""
+    return Check(key, r.limits[key], math.nan, "-", False, note="not judged: the clean model is broken", metric=metric)
 
 
 def judge_limit(r: Requirement, key: str, row: dict, clean: dict, bits: tuple | None) -> Check:
