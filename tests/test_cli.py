@@ -29,6 +29,12 @@ def test_list_distortions_names_every_distortion_and_alias(run_cli):
         assert alias in out
 
 
+def test_list_archs_shows_bracketed_text_as_written(run_cli, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out, _ = run_cli("list", "archs")
+    assert code == 0 and "optional extra [timm]" in out  # not taken for console markup
+
+
 def test_issue_sweep_command_writes_rows_and_is_reproducible(run_cli, tmp_path):
     def run(seed: int, name: str) -> pd.DataFrame:
         out = tmp_path / name

@@ -193,3 +193,13 @@ def test_hf_folder_errors_are_one_line_exit_2(run_cli, tmp_path, monkeypatch, gp
     monkeypatch.setitem(sys.modules, "transformers", None)  # the optional extra is not installed
     code, _, err = run_cli("sweep", f"hf:{gpt2_folder}")
     assert code == 2 and "hf:DIR needs the transformers package: pip install 'robustbench_w[hf]'" in err
+
+
+def test_gate_min_on_a_metric_reads_as_a_lower_bound(run_cli, tmp_path):
+    policy = tmp_path / "p.toml"
+    policy.write_text('[gate]\ndataset = "digits"\nlimit = 100\ntrials = 2\n[[gate.require]]\ndistortion = "noise"\n'
+                      'strength = 0.1\nmetric = "agreement"\nmin = 0.999\n')
+    code, out, _ = run_cli("gate", "builtin:digits-mlp", "--policy", policy)
+    assert code == 1
+    assert ">= 0.999" in out and "<= 0.999" not in out  # the table's limit column
+    assert "(95% CI low) < limit 0.999" in out  # the failure line

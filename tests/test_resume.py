@@ -294,3 +294,21 @@ def test_gate_log_and_resume(tmp_path, run_cli):
     assert log.read_text().splitlines() == lines  # nothing evaluated twice
     a, b = (json.loads((tmp_path / f).read_text()) for f in ("a.json", "b.json"))
     assert a["rows"] == b["rows"]
+
+
+@pytest.mark.parametrize(("rank", "prefix"), [("0", ""), ("1", "rank 1: ")])
+def test_an_input_error_before_the_ranks_meet_says_which_rank_reports_it(run_cli, monkeypatch, rank, prefix):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", rank)
+    code, _, err = run_cli("sweep", "builtin:digits-mlp", "-d", "nosie")
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith(f"wrobust: error: {prefix}unknown distortion"), err
+
+
+def test_world_size_without_torchrun_is_one_clear_line(run_cli, monkeypatch):
+    for name in ("MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    code, _, err = run_cli("sweep", "builtin:digits-mlp", "-d", "sign", "--device", "cpu")
+    assert code == 2 and "WORLD_SIZE=2 asks for a process group" in err and len(err.strip().splitlines()) == 1, err

@@ -184,7 +184,7 @@ def test_token_metric_on_a_classifier_and_pool_on_vectors_are_refused(run_cli):
     code, _, err = run_cli("sweep", "builtin:digits-mlp", "--metric", "perplexity", "-d", "sign")
     assert code == 2 and "perplexity needs next-token scores" in err
     code, _, err = run_cli("sweep", "builtin:digits-mlp", "--pool", "cls", "-d", "sign")
-    assert code == 2 and "--pool cls needs token outputs" in err
+    assert code == 2 and "--pool cls needs token outputs (batch, tokens, features); builtin:digits-mlp's output is (" in err
 
 
 def test_tuple_outputs_and_output_keys():
@@ -244,7 +244,8 @@ def test_target_on_any_metric_reports_the_lowest_bits_point(run_cli, tmp_path):
     ok = [r for r in doc["summary"] if r["distortion"] == "quantize" and r["cosine_mean"] >= 0.95]
     best = min(ok, key=lambda r: r["eff_bits"])
     assert f"quantize at bits={best['strength']:g}: {best['eff_bits']:.3f} bits/w, cosine" in out
-    assert doc["meta"]["targets"][0]["metric"] == "cosine"
+    assert doc["meta"]["metric_targets"][0]["metric"] == "cosine"
+    assert doc["meta"]["targets"] == ["1.weight", "3.weight", "5.weight"]  # the distorted tensors, kept
     code, _, err = run_cli("sweep", "builtin:digits-mlp", "-d", "sign", "--metric", "error", "--target", "cosine=0.9")
     assert code == 2 and "--target cosine: cosine is not measured" in err
     code, _, err = run_cli("sweep", "builtin:digits-mlp", "-d", "sign", "--target", "cosine")

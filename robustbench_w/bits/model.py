@@ -113,6 +113,9 @@ def resolve_distortion(distortion: str | Distortion | None, strength: float | No
         if strength is not None:
             raise dist.no_strength(f"--strength {strength:g}")
         return dist, math.nan
+    if strength is not None and dist.fixed_strength is not None:  # as sweep: the strength is given once
+        raise InvalidValueError(f"{dist.spec} fixes {dist.info.strength}; give the strength once "
+                                f"(in the spec or with --strength, not both)")
     value = float(strength) if strength is not None else dist.fixed_strength
     if value is None:
         example = info.grid[len(info.grid) // 2] if info.grid else 1.0

@@ -68,6 +68,14 @@ def route_warnings(debug: bool) -> None:
     warnings.showwarning = show
 
 
+def _torchrun_rank() -> int:
+    """This process's rank under torchrun (``RANK`` with ``WORLD_SIZE`` > 1), else 0."""
+    try:
+        return int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else 0
+    except ValueError:
+        return 0
+
+
 def _run(args: list[str], debug: bool) -> int:
     try:
         result = cli.main(args=args, prog_name="wrobust", standalone_mode=False)
@@ -84,7 +92,8 @@ def _run(args: list[str], debug: bool) -> int:
         return exc.exit_code if exc.silent else _fail(str(exc), exc.exit_code)
     except WrobustError as exc:
         _debug(debug)
-        return _fail(str(exc), exc.exit_code)
+        rank = _torchrun_rank()  # under torchrun an error before the ranks meet comes from each: say whose
+        return _fail(f"rank {rank}: {exc}" if rank > 0 else str(exc), exc.exit_code)
     except (KeyboardInterrupt, click.Abort) as exc:
         cause = exc.__cause__ if isinstance(exc, click.Abort) else exc
         if not getattr(cause, "silent", False):

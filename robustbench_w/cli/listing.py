@@ -103,7 +103,7 @@ def _archs(include, exclude):
         return table
     table.add_row("<torchvision name>", escape(f"any of torchvision's {len(names)} classification models by name "
                                                f"({', '.join(names[:4])}, ...), with --num-classes"))
-    table.add_row("timm:<name>", "any timm architecture (optional extra [timm]), built without pretrained weights")
+    table.add_row("timm:<name>", escape("any timm architecture (optional extra [timm]), built without pretrained weights"))
     table.add_row("<file.py:fn>", "your own code: package.module:callable or path/to/file.py:callable")
     return table
 

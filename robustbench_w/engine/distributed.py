@@ -22,7 +22,7 @@ from datetime import timedelta
 
 import torch
 
-from ..errors import InvalidValueError
+from ..errors import InvalidValueError, first_line
 from ..load.device import resolve_device
 
 TIMEOUT = timedelta(hours=24)  # the longest a finished process waits for the slowest one
@@ -88,7 +88,12 @@ def join(device: torch.device) -> bool:
 
     if dist.is_initialized():
         return False
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=TIMEOUT)
+    try:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=TIMEOUT)
+    except ValueError as exc:  # WORLD_SIZE set by hand, without torchrun's MASTER_ADDR and friends
+        raise InvalidValueError(f"WORLD_SIZE={os.environ.get('WORLD_SIZE')} asks for a process group, but "
+                                f"torch.distributed cannot join it: {first_line(str(exc))} (launch with torchrun, "
+                                f"or unset WORLD_SIZE)") from None
     return True
 
 

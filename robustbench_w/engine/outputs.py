@@ -73,8 +73,9 @@ def plan_outputs(raw: object, key: str | None, pool: str | None, model: str) -> 
     if pool is not None and pool not in POOLS:
         raise InvalidValueError(f"--pool must be one of {', '.join(POOLS)}, not {pool!r}")
     if pool in ("mean", "cls") and out.dim() != 3:
-        raise InvalidValueError(f"--pool {pool} needs token outputs (batch, tokens, features); {model}'s output "
-                                f"{describe_key(chosen)} is {tuple(out.shape)}")
+        what = f"{model}'s output" + (f" {describe_key(chosen)}" if chosen is not None else "")
+        raise InvalidValueError(f"--pool {pool} needs token outputs (batch, tokens, features); {what} is "
+                                f"{tuple(out.shape)}")
     scores = chosen in CLASS_KEYS or isinstance(chosen, int)
     default = "mean" if out.dim() == 3 and not scores else "none"
     return OutputPlan(chosen, pool or default)

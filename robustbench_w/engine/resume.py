@@ -59,6 +59,9 @@ def run_setup(log: str | Path | None = None, resume: bool = False, shard: str | 
     """A checked :class:`RunSetup` (``--resume`` needs ``--log``; ``--shard`` is ``I/N``)."""
     if resume and log is None:
         raise InvalidValueError("--resume needs --log FILE (the run log to continue)")
+    if log is not None and Path(log).suffix.lower() in (".csv", ".json", ".parquet", ".md", ".html", ".xml"):
+        raise InvalidValueError(f"--log {log}: a run log is JSON lines, not a {Path(log).suffix} results file; name "
+                                f"it {Path(log).with_suffix('.jsonl')} (results go to -o)")
     return RunSetup(None if log is None else Path(log), resume, None if shard is None else parse_shard(shard), kind)
 
 

@@ -69,7 +69,8 @@ class Check:
 
     @property
     def relation(self) -> str:
-        return ">=" if self.limit.startswith("min_") else "<="
+        kind = LIMIT_KINDS.get(self.limit)  # max_regression is no kind: an upper bound
+        return "<=" if kind is None or kind.upper else ">="
 
 
 @dataclass(frozen=True)

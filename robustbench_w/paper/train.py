@@ -38,7 +38,7 @@ from ..datasets.base import EvalSet, load_dataset
 from ..engine.evaluate import Evaluator
 from ..engine.seeding import derive_seed
 from ..engine.targets import select_targets
-from ..errors import InvalidValueError
+from ..errors import InvalidValueError, WrobustError
 from ..load.device import resolve_device
 from .defaults import INITS, OPTIMIZERS, SCHEDULES  # noqa: F401  (the choices of --optimizer, --init, --schedule)
 from .projection import RULE_NONE, Projector, parse_rule
@@ -212,6 +212,8 @@ def build_for(arch: str, data: EvalSet, given: dict) -> tuple[nn.Module, str, di
     kwargs.update(given)
     try:
         model = build_model(arch, **kwargs)
+    except WrobustError:  # an unknown name, a file that is not there: already one clear line
+        raise
     except Exception as exc:  # the architecture's code refused the options (-A) it was given
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise InvalidValueError(f"--arch {arch} with -A {given or '(none)'}: {type(exc).__name__}: {first}") from exc

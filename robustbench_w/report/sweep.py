@@ -377,4 +377,4 @@ def target_report(summary: pd.DataFrame, meta: dict, targets: tuple) -> tuple[di
         found.append({"metric": m.name, "limit": limit, "lowest_bits": lowest.to_dict(orient="records")})
         if m.name == "error":
             meta = {**meta, "target_error": limit, "lowest_bits": lowest.to_dict(orient="records")}
-    return ({**meta, "targets": found} if found else meta), lines, markdown
+    return ({**meta, "metric_targets": found} if found else meta), lines, markdown  # "targets": the tensors
