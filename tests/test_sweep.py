@@ -48,6 +48,21 @@ def test_rows_have_the_spec_columns_and_a_clean_row_first():
     assert at_zero.error.tolist() == [clean.error] and at_zero.weight_change.tolist() == [0.0]
 
 
+def test_identity_points_take_the_clean_pass_instead_of_running_it_again(monkeypatch):
+    from robustbench_w.engine.evaluate import Evaluator
+
+    passes = []
+    run = Evaluator.run
+    monkeypatch.setattr(Evaluator, "run", lambda self: passes.append(1) or run(self))
+    rows = sweep(tiny_model(), tiny_data(), ["noise", "multunif", "power"], None, trials=2, device="cpu")
+    identity = rows[[get_distortion(s).is_identity(x) for s, x in zip(rows.spec, rows.strength)]]
+    assert len(identity) == 3  # sigma 0, gamma 1, beta 1 of the default grids
+    assert len(passes) == len(rows) - len(identity)  # the clean pass, then one per point that changes a weight
+    metrics = ["n", "accuracy", "error", "loss", "agreement", "nonfinite"]
+    clean = rows.iloc[0][metrics].tolist()
+    assert all(r == clean for r in identity[metrics].values.tolist())
+
+
 def test_same_seed_same_numbers_other_seed_other_numbers():
     args = (tiny_model(), tiny_data(), ["noise", "stoch"], [0.3])
     a = sweep(*args, trials=3, seed=1, device="cpu")

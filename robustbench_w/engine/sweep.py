@@ -4,7 +4,8 @@ Data flow: checkpoint -> module; dataset -> evaluation tensors; spec -> distorti
 copy of the targeted tensors; for each point: write the distorted values in place, evaluate, record a row,
 restore. The clean model is always the first row (distortion ``none``). A point whose outcome cannot depend
 on the seed (a deterministic distortion, or a random one at its identity strength) is evaluated once,
-whatever ``trials`` says; a random point gets a fixed number of trials, or (``trials="auto"``, the default)
+whatever ``trials`` says, and a point at its distortion's identity strength (which writes no weight) takes
+the clean pass's numbers rather than running the same pass again; a random point gets a fixed number of trials, or (``trials="auto"``, the default)
 as many as its 95% interval needs (:mod:`.trials`). How passes run (precision, channels-last layout,
 ``torch.compile``, the batch size) is :mod:`.fastpath` and :mod:`.batchsize`.
 
@@ -151,6 +152,10 @@ class SweepRunner:
         return [(measured[n].column, tuple(measured[n].info.bounds)) for n in names]
 
     def evaluate(self, point: Point, seed: int) -> dict:
+        if point.dist.is_identity(point.strength):  # the weights stay pristine: its pass would be the clean pass
+            row = self.row(point.dist, point.strength, point.trial, seed, self.clean, 0.0, point.stochastic,
+                           self.point_extras(point))
+            return self.tagged(row, point.layer)
         with self.forward_for(point), self.patch_for(point).applied(point.dist, point.strength, seed,
                                                                     point.trial) as applied:
             result = self.evaluator.run()
