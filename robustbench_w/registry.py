@@ -147,9 +147,12 @@ class LazyModule:
 
     def __init__(self, name: str):
         self._lazy_name = name
+        self._lazy_module = None
 
     def __getattr__(self, attr: str) -> object:
-        return getattr(importlib.import_module(self._lazy_name), attr)
+        if self._lazy_module is None:
+            self._lazy_module = importlib.import_module(self._lazy_name)
+        return getattr(self._lazy_module, attr)
 
     def __repr__(self) -> str:
         return f"<lazy module {self._lazy_name!r}>"

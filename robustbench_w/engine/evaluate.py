@@ -151,6 +151,7 @@ class Evaluator:
         self.references: list[Kept] | None = None  # set by the first pass; [] when the clean model reruns
         self.clean_finite = True  # whether every clean output was finite
         self.suffix: Callable[[int, object], object] | None = None  # see "Suffix passes"
+        self.widths: list[int] = []  # the number of columns of each statistic (set by the first pass)
 
     @property
     def mode(self) -> str:
@@ -221,7 +222,7 @@ class Evaluator:
         return self.view(x, y, self.clean_params)
 
     @torch.inference_mode()
-    def _pass(self, checked: bool) -> tuple[list[torch.Tensor], torch.Tensor, list[Kept]]:
+    def _pass(self, checked: bool) -> tuple[torch.Tensor, list[Kept]]:
         """:meth:`_totals` in the run's precision; on out-of-memory, every batch halved and the pass run again."""
         while True:
             try:
@@ -245,57 +246,75 @@ class Evaluator:
         self.halvings.append(halved_text(before, self.batches.batch_size, self.device))
         warnings.warn(self.halvings[-1], WrobustWarning, stacklevel=2)
 
-    def _totals(self, checked: bool) -> tuple[list[torch.Tensor], torch.Tensor, list[Kept]]:
-        """Per-statistic totals; the number of inputs with non-finite outputs (checked pass) or the sum of all
-        outputs (fast pass: finite when every output is); the clean references (first pass; ``[]`` when they
-        would not fit the budget). Nothing is read from the device here."""
+    def _totals(self, checked: bool) -> tuple[torch.Tensor, list[Kept]]:
+        """The totals of the pass in one float64 vector: every statistic's (in the order of ``stats.fns``, a
+        statistic of ``k`` columns taking ``k`` entries), then the check: the sum of all outputs (fast pass:
+        finite when every output is) or the number of inputs with non-finite outputs (checked pass); and the
+        clean references (first pass; ``[]`` when they would not fit the budget). Each batch's statistics are
+        summed in one reduction (:func:`batch_sums`); nothing is read from the device here."""
         first = self.references is None
         keeper = Keeper(self.task.clean_kinds if first else (), self.n, self.reference_budget)
-        totals: list[torch.Tensor | None] = [None] * len(self.stats.fns)
-        sums, bad = [], torch.zeros((), dtype=torch.long, device=self.device)
+        total = None
         for i, (x, y) in enumerate(self.batches):
             view = self.view(x, y, batch=i)
             clean = view if first else self._clean(i, x, y)
+            stats = [fn(view, clean) for fn in self.stats.fns]
             if checked:
                 ok = view.finite if clean is None or clean is view else view.finite & clean.finite
-                bad += (~ok).sum()
+                stats = [self.stats.guard(j, s, ok) for j, s in enumerate(stats)]
+                stats.append(~ok)
             else:
-                sums.append(view.out.sum())
-            for j, fn in enumerate(self.stats.fns):
-                s = fn(view, clean)
-                s = (self.stats.guard(j, s, ok) if checked else s).sum(dim=0, dtype=torch.float64)
-                totals[j] = s if totals[j] is None else totals[j] + s
+                stats.append(per_input_sum(view.out))
+            sums = batch_sums(stats)
+            total = sums if total is None else total.add_(sums)
             keeper.add(view)
-        check = bad if checked else torch.stack(sums).sum()
-        return [t.reshape(-1) for t in totals], check, keeper.kept
+        self.widths = self.widths or [1 if s.dim() == 1 else s.shape[1] for s in stats[:-1]]
+        return total, keeper.kept
 
     def run(self) -> PassResult:
         """One pass; the first pass is the clean model's and defines the references metrics compare with. The
         totals are read from the device once (twice when a non-finite sum calls for the checked pass)."""
-        parts, check, kept = self._pass(checked=False)
-        values = torch.cat([*parts, check.double().reshape(1)]).tolist()
+        total, kept = self._pass(checked=False)
+        *values, check = total.tolist()
         nonfinite = 0
-        if not all(map(math.isfinite, values)) or not self.clean_finite:
-            parts, check, kept = self._pass(checked=True)
-            *values, bad = torch.cat([*parts, check.double().reshape(1)]).tolist()
+        if not all(map(math.isfinite, values)) or not math.isfinite(check) or not self.clean_finite:
+            total, kept = self._pass(checked=True)
+            *values, bad = total.tolist()
             nonfinite = int(bad)
         if self.references is None:
             self.references = kept
             self.clean_finite = nonfinite == 0
             if self.rerun and self.clean_params is None:  # no pristine copy from a sweep: snapshot the clean weights
                 self.clean_params = {k: v.detach().clone() for k, v in self.model.named_parameters()}
-        return PassResult(self.n, self.finish(parts, values, nonfinite), nonfinite)
+        return PassResult(self.n, self.finish(values, nonfinite), nonfinite)
 
-    def finish(self, parts: list[torch.Tensor], values: list[float], nonfinite: int) -> dict[str, float]:
+    def finish(self, values: list[float], nonfinite: int) -> dict[str, float]:
         """Each metric's value (by column) from the totals of its statistic."""
         offsets = [0]
-        for p in parts:
-            offsets.append(offsets[-1] + p.numel())
+        for width in self.widths:
+            offsets.append(offsets[-1] + width)
         out = {}
         for m in self.task.metrics:
             i = self.stats.slot[m.name]
             out[m.column] = float(m.finish(values[offsets[i]:offsets[i + 1]], self.n, nonfinite))
         return out
+
+
+def per_input_sum(out: torch.Tensor) -> torch.Tensor:
+    """The sum of each input's outputs ``(batch,)``: finite when all of them are (or, rarely, ``inf`` when a
+    finite sum overflows: the checked pass then finds every input finite)."""
+    return out.sum(dim=1) if out.dim() == 2 else out.reshape(len(out), -1).sum(dim=1)
+
+
+def batch_sums(stats: list[torch.Tensor]) -> torch.Tensor:
+    """The sums over one batch of per-input statistics ``(batch,)`` or ``(batch, k)``, concatenated, in float64.
+    One reduction of the statistics side by side when their common dtype holds each of them exactly (booleans
+    and floats, or booleans and integers); else one per statistic."""
+    floats = any(s.dtype.is_floating_point for s in stats)
+    integers = any(not s.dtype.is_floating_point and s.dtype != torch.bool for s in stats)
+    if not (floats and integers):  # an integer beside a float would be rounded to the float's precision
+        return torch.column_stack(stats).sum(dim=0, dtype=torch.float64)
+    return torch.cat([s.sum(dim=0, dtype=torch.float64).reshape(-1) for s in stats])
 
 
 class Keeper:

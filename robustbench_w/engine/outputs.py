@@ -44,7 +44,7 @@ class OutputPlan:
     def reduce(self, raw: object, inputs: Inputs) -> torch.Tensor:
         """One batch's measured output, as float, pooled; at least 2-D ``(batch, ...)``."""
         out = raw if self.key is None else raw[self.key]
-        out = out.float()
+        out = out if out.dtype == torch.float32 else out.float()
         if out.dim() == 1:
             return out.unsqueeze(1)
         if self.pool == "none" or out.dim() != 3:
