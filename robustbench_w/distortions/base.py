@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 from ..errors import InvalidValueError
 from ..registry import LazyModule
@@ -148,9 +149,10 @@ class Distortion:
     def name(self) -> str:
         return self.info.name
 
-    @property
+    @cached_property
     def spec(self) -> str:
-        """Canonical spec string: the name plus every option that differs from its default."""
+        """Canonical spec string: the name plus every option that differs from its default (computed once: the
+        options are frozen)."""
         opts = []
         if self.scale != "max":
             opts.append(f"scale={self.scale}")

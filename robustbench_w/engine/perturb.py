@@ -25,6 +25,7 @@ weight change 0.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,9 +39,9 @@ from .seeding import point_seeds, seed_spec
 
 @dataclass
 class Applied:
-    """What one application did: the relative weight change ``||w' - w|| / ||w||`` (a 0-d tensor)."""
+    """What one application did: the relative weight change ``||w' - w|| / ||w||``."""
 
-    weight_change: torch.Tensor
+    weight_change: float
 
 
 class WeightPatch:
@@ -56,7 +57,7 @@ class WeightPatch:
         for w in self.pristine.values():
             by_device.setdefault(w.device, torch.Generator(device=w.device))
         self._generators = [by_device[w.device] for w in self.pristine.values()]  # one per target, shared by device
-        self.norm = float(_total_norm([torch.linalg.vector_norm(w) for w in self.pristine.values()]))
+        self.norm = _total_norm([torch.linalg.vector_norm(w) for w in self.pristine.values()])
 
     @property
     def names(self) -> list[str]:
@@ -95,12 +96,13 @@ class WeightPatch:
         for (name, _), gen in zip(self.targets, gens):
             yield name, dist(self.pristine[name], strength, gen, scale=self._scale(dist, name))
 
-    def write(self, dist: Distortion, strength: float, seed: int = 0, trial: int = 0) -> torch.Tensor:
-        """Write the distorted weights into the parameters; return the relative weight change (0-d tensor)."""
+    def write(self, dist: Distortion, strength: float, seed: int = 0, trial: int = 0) -> float:
+        """Write the distorted weights into the parameters; return the relative weight change (read from the
+        device once: the norms of all tensors together)."""
         dist.check_strength(strength)
         if dist.is_identity(strength):
             self.restore()
-            return torch.zeros((), dtype=torch.float64)
+            return 0.0
         writers, spec = self._prepared(dist)
         norms = []
         with torch.no_grad():
@@ -136,13 +138,14 @@ class WeightPatch:
         part.targets = [self.targets[i] for i in keep]
         part._generators = [self._generators[i] for i in keep]
         part._prepared_for = {}  # writers are per target list
-        part.norm = float(_total_norm([torch.linalg.vector_norm(self.pristine[n]) for n, _ in part.targets]))
+        part.norm = _total_norm([torch.linalg.vector_norm(self.pristine[n]) for n, _ in part.targets])
         return part
 
 
-def _total_norm(norms: list[torch.Tensor]) -> torch.Tensor:
-    """The norm over several tensors from their norms (float64, on the first one's device)."""
+def _total_norm(norms: list[torch.Tensor]) -> float:
+    """The norm over several tensors from their norms (one read from the device; the sum in float64)."""
     if not norms:
-        return torch.zeros((), dtype=torch.float64)
+        return 0.0
     device = norms[0].device
-    return torch.linalg.vector_norm(torch.stack([n.to(device) for n in norms]), dtype=torch.float64)
+    together = torch.stack(norms if all(n.device == device for n in norms) else [n.to(device) for n in norms])
+    return math.hypot(*together.tolist())

@@ -160,6 +160,7 @@ def _evaluate(runner, part: Sequence, seed: int, progress, setup: RunSetup, head
     With ``trials`` the rows are those the runner used: the logged ones it was given (``prior``) and the new."""
     done: dict[str, dict] = {}
     log = None if setup.log is None else runlog.RunLog(runlog.rank_path(setup.log, world.rank), head, setup.resume)
+    delay = float(os.environ.get(DELAY_ENV, "0") or 0)
 
     def known(point) -> dict | None:
         row = (prior or {}).get(key_of(point))
@@ -171,8 +172,8 @@ def _evaluate(runner, part: Sequence, seed: int, progress, setup: RunSetup, head
         with interruptible():
             if log is not None and log_clean and world.leader:
                 log.append(runner.clean_row(seed))
-            runner.run(part, seed, progress, on_row=lambda p, r: _record(p, r, log, done), trials=trials,
-                       known=known if trials is not None else None)
+            runner.run(part, seed, progress, on_row=lambda p, r: _record(p, r, log, done, delay), trials=trials,
+                       known=known if trials is not None and prior else None)
     except Interrupted as exc:
         return done, exc.signal_name
     finally:
@@ -181,12 +182,11 @@ def _evaluate(runner, part: Sequence, seed: int, progress, setup: RunSetup, head
     return done, None
 
 
-def _record(point, row: dict, log: runlog.RunLog | None, done: dict) -> None:
+def _record(point, row: dict, log: runlog.RunLog | None, done: dict, delay: float = 0.0) -> None:
     with deferred():  # the log line and the row: both or neither
         if log is not None:
             log.append(row)
         done[key_of(point)] = row
-    delay = float(os.environ.get(DELAY_ENV, "0") or 0)
     if delay > 0:
         time.sleep(delay)  # test hook, see the module docstring
 

@@ -208,7 +208,7 @@ class SweepRunner:
         may give a point's row without evaluating it (a resumed run's rows: the rule then continues from them);
         ``on_row(point, row)`` is called as each evaluated point finishes."""
         rows, groups = [self.clean_row(seed)], {}
-        rule = None if trials is None else trials.judging(self.judged())
+        rule = None if trials is None or not trials.auto else trials.judging(self.judged())
         todo = points if rule is None else extend(points, rule, lambda p: groups.get(group_of(p), []))
         total = len(points)
         for i, point in enumerate(todo):
@@ -220,7 +220,8 @@ class SweepRunner:
                 row = self.evaluate(point, seed)
                 if on_row is not None:
                     on_row(point, row)
-            groups.setdefault(group_of(point), []).append(row)
+            if rule is not None:  # what the adaptive rule judges
+                groups.setdefault(group_of(point), []).append(row)
             rows.append(row)
         if progress:
             progress(len(rows) - 1, len(rows) - 1, "done")

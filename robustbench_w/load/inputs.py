@@ -72,11 +72,24 @@ def split_options(options: dict) -> tuple[dict, dict]:
 
 def as_loaded(model: str | LoadedModel | nn.Module, device: torch.device, **model_options) -> LoadedModel:
     if isinstance(model, LoadedModel):
-        model.module.to(device).eval()
+        on_device(model.module, device).eval()
         return model
     if isinstance(model, nn.Module):
-        return LoadedModel(module=model.to(device).eval(), name=type(model).__name__)
+        return LoadedModel(module=on_device(model, device).eval(), name=type(model).__name__)
     return load_model(model, device=device, **model_options)
+
+
+def on_device(module: nn.Module, device: torch.device) -> nn.Module:
+    """``module`` with its parameters and buffers on ``device`` (moved only when one is elsewhere: an in-memory
+    model swept again and again is not walked each time)."""
+    tensors = [*module.parameters(), *module.buffers()]
+    if any(not _same_device(t.device, device) for t in tensors):
+        module.to(device)
+    return module
+
+
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    return a.type == b.type and (a.index == b.index or a.type == "cpu" or b.index is None)
 
 
 def as_evalset(dataset: object, model: LoadedModel, limit: int | None = None, seed: int = 0,
