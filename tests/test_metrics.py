@@ -13,7 +13,7 @@ from torch import nn
 from robustbench_w.datasets.base import EvalSet
 from robustbench_w.distortions import DISTORTIONS, get_distortion, register_distortion
 from robustbench_w.distortions.base import Range
-from robustbench_w.engine.evaluate import Evaluator, Statistics
+from robustbench_w.engine.evaluate import Evaluator, Statistics, batch_sums
 from robustbench_w.engine.metrics import (
     METRICS,
     Metric,
@@ -157,6 +157,20 @@ def test_regression_metrics_match_a_hand_computation():
 def test_error_and_accuracy_share_one_statistic():
     stats = Statistics([get_metric(n) for n in ("error", "accuracy", "loss", "agreement")])
     assert len(stats.fns) == 3 and stats.slot["error"] == stats.slot["accuracy"]
+
+
+def test_one_batch_reduction_equals_the_sums_of_each_statistic_and_never_rounds_an_integer():
+    gen = torch.Generator().manual_seed(0)
+    flags = torch.rand(64, generator=gen) < 0.5
+    losses = torch.rand(64, generator=gen) * 7
+    pairs = torch.rand(64, 2, generator=gen, dtype=torch.float64)
+    exact = [flags.sum().item(), losses.double().sum().item(), *pairs.sum(0).tolist()]
+    fused = batch_sums([flags, losses, pairs])  # booleans and floats: one reduction side by side
+    assert fused.dtype == torch.float64 and fused.tolist() == pytest.approx(exact, rel=1e-12, abs=0)
+    big = torch.full((4,), 2**25 + 1, dtype=torch.int64)  # float32 would round it to 2**25
+    mixed = batch_sums([big, losses[:4]])
+    assert mixed[0].item() == 4 * (2**25 + 1) and mixed[1].item() == pytest.approx(losses[:4].double().sum().item())
+    assert batch_sums([big, flags[:4]])[0].item() == 4 * (2**25 + 1)  # integers beside booleans: exact too
 
 
 @pytest.fixture
