@@ -20,6 +20,7 @@ from robustbench_w.engine.health import (
     Health,
     check_model,
     nonfinite_counts,
+    nonfinite_rows,
     weights_text,
 )
 from robustbench_w.errors import InvalidValueError, WrobustWarning
@@ -152,3 +153,29 @@ def test_weights_whose_sum_overflows_are_counted_value_by_value():
     broken = torch.ones(5)
     broken[2] = float("nan")
     assert nonfinite_counts([("huge", huge), ("ok", torch.ones(3)), ("broken", broken)]) == {"broken": 1}
+
+
+def test_nan_in_the_inputs_is_blamed_on_the_data_not_the_model():
+    from robustbench_w.datasets.batches import from_batches
+    from robustbench_w.engine.sweep import sweep
+
+    torch.manual_seed(0)
+    model = nn.Linear(4, 3).eval()
+    x = torch.randn(8, 4)
+    x[5, 2] = math.nan
+    y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    with pytest.warns(WrobustWarning) as caught:
+        rows = sweep(model, EvalSet("eight", x, y, 3), ["noise"], [0.1], trials=1, device="cpu")
+    lines = [str(w.message) for w in caught if "broken" in str(w.message)]
+    assert lines == ["broken evaluation data: 1 of 8 inputs of the evaluation set hold NaN or Inf; non-finite "
+                     "outputs for 1 of 8 inputs of the clean pass: its results are not meaningful"]
+    health = rows.attrs["meta"]["health"]
+    assert health["ok"] is False and health["nonfinite_data"] == 1 and health["nonfinite_weights"] == {}
+    named = from_batches([{"a": x[:4], "b": torch.ones(4, 2)}, {"a": x[4:], "b": torch.ones(4, 2)}])
+    assert nonfinite_rows(named) == 1  # any named floating-point input counts
+
+    finite = EvalSet("four", torch.tensor([[1.0, 0.0], [-1.0, 0.0], [2.0, 1.0], [-2.0, 1.0]]),
+                     torch.tensor([0, 1, 2, 0]), 3)
+    with pytest.warns(WrobustWarning, match="broken model: non-finite outputs for 2 of 4"):  # the model's doing
+        rows = sweep(HalfBroken().eval(), finite, ["noise"], [0.1], trials=1, device="cpu")
+    assert rows.attrs["meta"]["health"]["nonfinite_data"] == 0

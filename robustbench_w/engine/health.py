@@ -3,9 +3,10 @@
 One NaN or Inf among a model's weights makes every number of a sweep meaningless: the clean error is 100%,
 error drops measured against it are negative, and a gate could pass a broken model. So the weights (every
 floating-point parameter and buffer; for ``bits``, the targeted tensors) are checked before any sweep, and the
-clean pass is checked for inputs whose outputs are not finite. ``sweep`` and ``bits`` warn in one line
-(:func:`warn_if_broken`) and record :meth:`Health.to_meta` in their meta; ``gate`` fails with
-:meth:`Health.problem` as its own verdict line, whatever the requirements say.
+clean pass is checked for inputs whose outputs are not finite. When there are such inputs, the evaluation set
+is checked too: NaN or Inf in the inputs themselves is the data's fault, not the model's, and the line says
+so. ``sweep`` and ``bits`` warn in one line (:func:`warn_if_broken`) and record :meth:`Health.to_meta` in
+their meta; ``gate`` fails with :meth:`Health.problem` as its own verdict line, whatever the requirements say.
 """
 
 from __future__ import annotations
@@ -29,23 +30,32 @@ class Health:
     nonfinite_weights: dict[str, int] = field(default_factory=dict)
     nonfinite_inputs: int = 0
     n: int = 0  # inputs of the clean pass (0: not evaluated)
+    nonfinite_data: int = 0  # inputs of the evaluation set that hold NaN or Inf themselves
 
     @property
     def ok(self) -> bool:
         return not self.nonfinite_weights and not self.nonfinite_inputs
+
+    @property
+    def subject(self) -> str:
+        """What is broken: the model, or (finite weights, NaN/Inf in the inputs) the evaluation data."""
+        return "evaluation data" if self.nonfinite_data and not self.nonfinite_weights else "model"
 
     def problem(self) -> str:
         """One line: ``12 non-finite weights in fc1.weight; non-finite outputs for 355 of 355 inputs``."""
         parts = []
         if self.nonfinite_weights:
             parts.append(weights_text(self.nonfinite_weights))
+        if self.nonfinite_data:
+            parts.append(f"{self.nonfinite_data:,} of {self.n:,} inputs of the evaluation set hold NaN or Inf")
         if self.nonfinite_inputs:
             parts.append(f"non-finite outputs for {self.nonfinite_inputs:,} of {self.n:,} inputs of the clean pass")
         return "; ".join(parts)
 
     def to_meta(self) -> dict:
         return {"health": {"ok": self.ok, "nonfinite_weights": dict(self.nonfinite_weights),
-                           "nonfinite_inputs": self.nonfinite_inputs, "problem": self.problem() or None}}
+                           "nonfinite_inputs": self.nonfinite_inputs, "nonfinite_data": self.nonfinite_data,
+                           "problem": self.problem() or None}}
 
 
 def weights_text(counts: dict[str, int]) -> str:
@@ -87,16 +97,30 @@ def model_tensors(module: nn.Module) -> list[tuple[str, torch.Tensor]]:
     return out
 
 
-def check_model(module: nn.Module, clean=None) -> Health:
+def check_model(module: nn.Module, clean=None, data=None) -> Health:
     """The health of ``module`` (all its parameters and buffers) and of its clean pass (an engine
-    ``PassResult``, if it was run)."""
+    ``PassResult``, if it was run); when the clean pass had non-finite outputs, of the inputs of ``data``
+    (an ``EvalSet`` or ``BatchedSet``) too."""
     bad = nonfinite_counts(model_tensors(module))
     if clean is None:
         return Health(bad)
-    return Health(bad, int(clean.nonfinite), int(clean.n))
+    suspect = int(clean.nonfinite) and data is not None
+    return Health(bad, int(clean.nonfinite), int(clean.n), nonfinite_rows(data) if suspect else 0)
+
+
+def nonfinite_rows(data) -> int:
+    """The number of inputs of ``data`` whose floating-point values (any named input) are not all finite."""
+    total = 0
+    for x, _ in data.raw_batches(4096):
+        tensors = [t for t in (x.values() if isinstance(x, dict) else [x])
+                   if isinstance(t, torch.Tensor) and t.is_floating_point() and t.dim() > 0]
+        if tensors:
+            bad = torch.stack([(~torch.isfinite(t.reshape(len(t), -1))).any(dim=1) for t in tensors]).any(dim=0)
+            total += int(bad.sum())
+    return total
 
 
 def warn_if_broken(health: Health, consequence: str = "its results are not meaningful") -> None:
     """One :class:`WrobustWarning` line naming what is broken (nothing when the model is sound)."""
     if not health.ok:
-        warnings.warn(f"broken model: {health.problem()}: {consequence}", WrobustWarning, stacklevel=2)
+        warnings.warn(f"broken {health.subject}: {health.problem()}: {consequence}", WrobustWarning, stacklevel=2)

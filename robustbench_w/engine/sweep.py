@@ -134,7 +134,7 @@ class SweepRunner:
             raise InvalidValueError(f"metric column {clash[0]!r} is a column of every result row; name the metric "
                                     f"otherwise")
         self.clean = self.evaluator.run()
-        self.health = check_model(model.module, self.clean)  # non-finite weights or clean outputs
+        self.health = check_model(model.module, self.clean, data)  # non-finite weights, clean outputs or inputs
         self.warnings = clean_warnings(self.clean, data, self.health.ok)  # a clean model at chance level
 
     @property

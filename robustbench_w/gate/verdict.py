@@ -111,7 +111,10 @@ class GateResult:
     @property
     def broken(self) -> str:
         """The clean model's own failure (``clean model: 12 non-finite weights in fc1.weight``), or ''."""
-        return "" if self.health.ok else f"clean model: {self.health.problem()}"
+        if self.health.ok:
+            return ""
+        whose = "evaluation data" if self.health.subject == "evaluation data" else "clean model"
+        return f"{whose}: {self.health.problem()}"
 
     @property
     def failed(self) -> list[Verdict]:
