@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 import torch
@@ -139,8 +139,6 @@ class Evaluator:
         self.n, self.has_labels = len(data), data.has_labels
         self.fast = fast or FastPath()
         self.forward = forward_of(model, self.fast)
-        # nothing to switch: no TF32 flags off the GPU, no autocast but for bf16 (:func:`.precision.precision_context`)
-        self.plain_arithmetic = self.device.type != "cuda" and self.fast.precision != "bf16"
         requested = check_batch_size(batch_size)
         self.batches = Batches(data, self._first_size(requested), self.device, normalization, prepare_budget, budget,
                                channels_last=self.fast.channels_last)
@@ -201,8 +199,6 @@ class Evaluator:
 
     def arithmetic(self) -> AbstractContextManager:
         """The passes' arithmetic: the run's precision on its device (:mod:`.precision`)."""
-        if self.plain_arithmetic:
-            return nullcontext()
         return precision_context(self.fast.precision, self.device)
 
     def view(self, x, y, params: dict[str, torch.Tensor] | None = None, batch: int | None = None) -> View:

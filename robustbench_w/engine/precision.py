@@ -18,7 +18,7 @@ when an exception passes through. PyTorch's legacy ``allow_tf32`` flags are used
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import torch
 
@@ -46,9 +46,16 @@ def precision_note(name: str, device: torch.device) -> str | None:
     return None
 
 
+def precision_context(name: str, device: torch.device) -> AbstractContextManager:
+    """The arithmetic of ``name`` on ``device`` for the duration of the block (see the module docstring); off a
+    CUDA device nothing is switched but for ``bf16`` (no TF32 flags there), so the block costs nothing."""
+    if device.type != "cuda" and name != "bf16":
+        return nullcontext()
+    return _switched(name, device)
+
+
 @contextmanager
-def precision_context(name: str, device: torch.device) -> Iterator[None]:
-    """The arithmetic of ``name`` on ``device`` for the duration of the block (see the module docstring)."""
+def _switched(name: str, device: torch.device) -> Iterator[None]:
     with _tf32(name == "tf32") if device.type == "cuda" else nullcontext():
         with torch.autocast(device.type, dtype=torch.bfloat16) if name == "bf16" else nullcontext():
             yield
