@@ -1,7 +1,7 @@
 """Sweep overhead and memory: the public ``rw.sweep`` against a hand-written plain loop over the same points.
 
     python benchmarks/bench_sweep.py [--quick] [--device cpu|cuda] [--repeats N] [--min-time S]
-                                     [--cases mlp,cnn,resnet18] [--threads N] [--json FILE]
+                                     [--cases mlp,cnn,resnet18] [--threads N] [--steady-malloc] [--json FILE]
 
 Both sides do the same points: additive Gaussian noise (``noise``, sigma * max|w|) on every conv/linear
 weight at 4 strengths x 3 trials, plus the clean pass. The plain loop is what a careful user writes by hand:
@@ -16,6 +16,12 @@ Timing is the best of at least ``--repeats`` rounds, and of as many more as fit 
 Ratio = wrobust / plain (best against best); the target is <= 1.05 on the CPU and <= 1.10 on a GPU (SPEC
 section 6). ``ratio_median_round``, the median of each round's own ratio, shows how much the load of the
 machine moved the best times.
+
+``--steady-malloc`` times both sides with glibc's malloc thresholds fixed high (``STEADY_MALLOC``: the process
+starts again with them in its environment). By default glibc hands the freed top of its heap back to the
+system and page-faults it in again at the next pass, and whether a round does depends on the heap's history:
+identical rounds of the MLP case took 31 or 42 ms, and the best-against-best ratio said which side had more
+fault-free rounds. With the fixed thresholds neither side faults and the ratio is the engine's own overhead.
 
 Peak memory: a 1-point and a 100-point sweep of the same model (noise, 10 strengths x 10 trials), each in a
 fresh process after a warm-up sweep of a tiny model, report the memory the call needed on top of what was in
@@ -203,6 +209,8 @@ def compare(case: Case, device: torch.device, repeats: int, min_time: float) -> 
 # peak resident set) varied by tens of MiB between identical runs; fixed thresholds hand every block of
 # 128 KiB or more straight back, so the peak follows the memory actually in use (no effect elsewhere).
 FIXED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072"}
+# for timing (--steady-malloc): blocks below 64 MiB come from the heap, whose top is kept (no page faults)
+STEADY_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "67108864", "MALLOC_TRIM_THRESHOLD_": "134217728"}
 
 
 def rss_kb(field: str) -> int:
@@ -268,10 +276,12 @@ def run(args: argparse.Namespace) -> dict:
     keys = args.cases.split(",") if args.cases else (QUICK_CASES if args.quick else DEFAULT_CASES)
     repeats = args.repeats or (3 if args.quick else 5)
     min_time = args.min_time if args.min_time is not None else (3.0 if args.quick else 5.0)
+    steady = all(os.environ.get(k) == v for k, v in STEADY_MALLOC.items())
     result = {"device": str(device), "device_name": device_name(device), "torch": torch.__version__,
-              "repeats": repeats, "min_time_s": min_time, "load_before": load_average(), "cases": []}
+              "repeats": repeats, "min_time_s": min_time, "steady_malloc": steady, "load_before": load_average(),
+              "cases": []}
     print(f"torch {torch.__version__}, {device} ({result['device_name']}), best of >= {repeats} rounds and "
-          f">= {min_time:g} s per side, load average {result['load_before']}\n")
+          f">= {min_time:g} s per side{', steady malloc' if steady else ''}, load average {result['load_before']}\n")
     print("| case | points | rounds | plain s | wrobust s | ratio | median round ratio | same | peak MiB, 1 point "
           "| peak MiB, 100 points |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -297,10 +307,14 @@ def main(argv: list[str] | None = None) -> dict | None:
                         help="and at least this many seconds per side (default 5, 3 with --quick)")
     parser.add_argument("--cases", default=None, help=f"comma-separated, from {', '.join(CASES)}")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--steady-malloc", action="store_true",
+                        help="time with glibc's malloc thresholds fixed (no page faults from a trimmed heap)")
     parser.add_argument("--json", type=Path, default=None, help="write the results to this file")
     parser.add_argument("--peak-child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--points", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.steady_malloc and argv is None and any(os.environ.get(k) != v for k, v in STEADY_MALLOC.items()):
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **STEADY_MALLOC})  # read at start-up
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.peak_child:

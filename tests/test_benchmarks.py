@@ -17,10 +17,11 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_sweep.py"
 def test_bench_sweep_tiny_mode_writes_the_json_schema(tmp_path):
     out = tmp_path / "bench.json"
     done = subprocess.run([sys.executable, str(BENCH), "--cases", "tiny", "--repeats", "1", "--min-time", "0", "--device", "cpu",
-                           "--json", str(out)], capture_output=True, text=True, timeout=300)
+                           "--steady-malloc", "--json", str(out)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(out.read_text())
     assert {"device", "torch", "cases"} <= set(result) and result["device"] == "cpu"
+    assert result["steady_malloc"] is True and "steady malloc" in done.stdout  # it started again with the thresholds
     (case,) = result["cases"]
     assert {"name", "plain_s", "wrobust_s", "ratio", "peak_mb_1", "peak_mb_100"} <= set(case)
     assert case["plain_s"] > 0 and case["wrobust_s"] > 0
