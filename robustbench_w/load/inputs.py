@@ -82,14 +82,9 @@ def as_loaded(model: str | LoadedModel | nn.Module, device: torch.device, **mode
 def on_device(module: nn.Module, device: torch.device) -> nn.Module:
     """``module`` with its parameters and buffers on ``device`` (moved only when one is elsewhere: an in-memory
     model swept again and again is not walked each time)."""
-    tensors = [*module.parameters(), *module.buffers()]
-    if any(not _same_device(t.device, device) for t in tensors):
+    if any(t.device != device for t in [*module.parameters(), *module.buffers()]):  # "cuda" vs "cuda:0": moved
         module.to(device)
     return module
-
-
-def _same_device(a: torch.device, b: torch.device) -> bool:
-    return a.type == b.type and (a.index == b.index or a.type == "cpu" or b.index is None)
 
 
 def as_evalset(dataset: object, model: LoadedModel, limit: int | None = None, seed: int = 0,
