@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from robustbench_w.datasets.base import EvalSet
 from robustbench_w.distortions import get_distortion
-from robustbench_w.engine.sweep import SweepRunner, plan
+from robustbench_w.engine.runs.sweep import SweepRunner, plan
 from robustbench_w.load.checkpoints import LoadedModel
 
 SIGMAS = [0.05, 0.1, 0.2]

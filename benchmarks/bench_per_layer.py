@@ -44,7 +44,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import robustbench_w as rw
-from robustbench_w.engine.activations import chain_of
+from robustbench_w.engine.passes.activations import chain_of
 
 SWEEP = dict(distortions=["noise"], strengths=[0.1, 0.3], trials=2, per_layer=True, device="cpu", seed=0)
 WEIGHTED = (nn.Conv2d, nn.Linear)

@@ -62,7 +62,7 @@ SIGMAS = (0.05, 0.1, 0.2, 0.3)
 TRIALS = 3
 SEED = 0
 SPEC = "noise"
-SEED_SPEC = "addnorm"  # the canonical spec that seeds ``noise`` (engine.seeding.seed_spec)
+SEED_SPEC = "addnorm"  # the canonical spec that seeds ``noise`` (engine.weights.seeding.seed_spec)
 
 
 def mlp() -> nn.Module:

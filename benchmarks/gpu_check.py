@@ -43,8 +43,8 @@ from torch import nn
 import robustbench_w as rw
 from robustbench_w.datasets.base import EvalSet
 from robustbench_w.distortions import get_distortion
-from robustbench_w.engine.fastpath import FastPath
-from robustbench_w.engine.sweep import SweepRunner
+from robustbench_w.engine.passes.fastpath import FastPath
+from robustbench_w.engine.runs.sweep import SweepRunner
 from robustbench_w.load.architectures import resnet18_cifar
 from robustbench_w.load.checkpoints import LoadedModel
 

@@ -31,9 +31,9 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "load.checkpoints": ("load_model",),
     "datasets.base": ("load_dataset",),
     "distortions": ("get_distortion", "list_distortions", "register_distortion"),
-    "engine.metrics": ("get_metric", "list_metrics", "register_metric"),
-    "engine.stats": ("summarize",),
-    "engine.sweep": ("sweep",),
+    "engine.passes.metrics": ("get_metric", "list_metrics", "register_metric"),
+    "engine.runs.stats": ("summarize",),
+    "engine.runs.sweep": ("sweep",),
     "paper.train": ("train",),
     "paper.reproduce": ("reproduce",),
     "gate": ("gate",),
@@ -42,11 +42,17 @@ __all__ = ["__version__", *__all__]
 
 # Import paths that the documentation of 0.1 showed, before the modules moved into wings.
 MOVED = {f"{__name__}.data": f"{__name__}.datasets.base", f"{__name__}.checkpoints": f"{__name__}.load.checkpoints"}
+# engine/ in sub-wings (0.2): the flat paths of 0.1 (``robustbench_w.engine.sweep``) still import.
+_ENGINE = {"weights": "targets seeding perturb health layers",
+           "passes": "batches batchsize evaluate outputs task metrics precision fastpath activations chance",
+           "runs": "sweep points trials stats runlog resume shards signals distributed"}
+MOVED.update({f"{__name__}.engine.{m}": f"{__name__}.engine.{wing}.{m}"
+              for wing, names in _ENGINE.items() for m in names.split()})
 
 
 class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Imports ``robustbench_w.data`` and ``robustbench_w.checkpoints`` as modules that hold the public names of
-    their new homes, with a ``DeprecationWarning`` that names the new path."""
+    """Imports the moved paths (``robustbench_w.data``, ``robustbench_w.engine.sweep``, ...) as modules that hold
+    the public names of their new homes, with a ``DeprecationWarning`` that names the new path."""
 
     def find_spec(self, name, path=None, target=None):
         return importlib.util.spec_from_loader(name, self) if name in MOVED else None

@@ -79,7 +79,7 @@ def sweep_results(tmp_path_factory):
     """Two real sweeps of the built-in digits MLP (seeds 0 and 1) written as .json and .csv, and a
     per-layer sweep (one targeted tensor at a time, rows with a ``layer`` column) as .csv."""
     import robustbench_w as rw
-    from robustbench_w.engine.stats import summarize
+    from robustbench_w.engine.runs.stats import summarize
     from robustbench_w.report.files import write_results
 
     folder = tmp_path_factory.mktemp("results")

@@ -16,7 +16,7 @@ import torch
 import torchvision
 from torch import nn
 
-from robustbench_w.engine.targets import select_targets
+from robustbench_w.engine.weights.targets import select_targets
 from robustbench_w.errors import InputFileError, InvalidValueError, UnknownNameError
 from robustbench_w.load.archspec import build, build_model, resolve_arch
 from robustbench_w.load.checkpoints import load_model, save_checkpoint

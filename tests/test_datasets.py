@@ -21,7 +21,7 @@ from robustbench_w.datasets.base import (
     limit_subset,
     load_dataset,
 )
-from robustbench_w.engine.evaluate import Evaluator
+from robustbench_w.engine.passes.evaluate import Evaluator
 from robustbench_w.errors import (
     InputFileError,
     InvalidValueError,

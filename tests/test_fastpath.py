@@ -13,8 +13,8 @@ from torch import nn
 
 from robustbench_w import sweep
 from robustbench_w.datasets.base import EvalSet
-from robustbench_w.engine.batches import Batches
-from robustbench_w.engine.batchsize import (
+from robustbench_w.engine.passes.batches import Batches
+from robustbench_w.engine.passes.batchsize import (
     AUTO_CAP,
     CPU_BATCH,
     auto_batch_size,
@@ -22,9 +22,9 @@ from robustbench_w.engine.batchsize import (
     fitting_batch,
     is_out_of_memory,
 )
-from robustbench_w.engine.evaluate import Evaluator
-from robustbench_w.engine.fastpath import FastPath
-from robustbench_w.engine.precision import precision_context
+from robustbench_w.engine.passes.evaluate import Evaluator
+from robustbench_w.engine.passes.fastpath import FastPath
+from robustbench_w.engine.passes.precision import precision_context
 from robustbench_w.errors import InvalidValueError
 from robustbench_w.load.checkpoints import LoadedModel
 
@@ -156,7 +156,7 @@ def test_compile_once_per_sweep_and_weights_written_in_place_stay_visible():
     data = vectors(100)  # batches of 64 and 36: a graph per batch shape
     model = LoadedModel(module=tiny_mlp(), name="mlp")
     from robustbench_w.distortions import get_distortion
-    from robustbench_w.engine.sweep import SweepRunner, plan
+    from robustbench_w.engine.runs.sweep import SweepRunner, plan
 
     runner = SweepRunner(model, data, batch_size=64, fast=FastPath(compile=backend))
     after_clean = backend.compiles
@@ -293,7 +293,7 @@ def test_auto_batch_size_on_the_cpu_is_today_s_1024_and_is_recorded():
 
 def test_measured_batch_size_halves_the_first_batches(monkeypatch):
     """On a GPU ``auto`` measures a size and reaches it by halving the first cut (the cap); stand in for it."""
-    import robustbench_w.engine.evaluate as evaluate
+    import robustbench_w.engine.passes.evaluate as evaluate
 
     monkeypatch.setattr(evaluate, "auto_batch_size", lambda device, n, peak: 16)
     ev = Evaluator(tiny_mlp(), vectors(100), batch_size="auto")

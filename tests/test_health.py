@@ -15,8 +15,8 @@ from torch import nn
 
 from robustbench_w.bits import effective_bits
 from robustbench_w.datasets.base import EvalSet
-from robustbench_w.engine.evaluate import Evaluator
-from robustbench_w.engine.health import (
+from robustbench_w.engine.passes.evaluate import Evaluator
+from robustbench_w.engine.weights.health import (
     Health,
     check_model,
     nonfinite_counts,
@@ -79,7 +79,7 @@ def test_sweep_warns_before_the_sweep_and_records_it(run_cli, broken, tmp_path):
 
 
 def test_the_python_api_warns_too(broken):
-    from robustbench_w.engine.sweep import sweep
+    from robustbench_w.engine.runs.sweep import sweep
 
     with pytest.warns(WrobustWarning, match="broken model"):
         rows = sweep(str(broken), distortions=["sign"], device="cpu")
@@ -147,7 +147,7 @@ def test_training_that_diverges_stops_and_writes_nothing(run_cli, tmp_path):
 
 
 def test_weights_whose_sum_overflows_are_counted_value_by_value():
-    from robustbench_w.engine.health import nonfinite_counts
+    from robustbench_w.engine.weights.health import nonfinite_counts
 
     huge = torch.full((1000,), 3e38)  # every value finite, the float32 sum is not
     broken = torch.ones(5)
@@ -157,7 +157,7 @@ def test_weights_whose_sum_overflows_are_counted_value_by_value():
 
 def test_nan_in_the_inputs_is_blamed_on_the_data_not_the_model():
     from robustbench_w.datasets.batches import from_batches
-    from robustbench_w.engine.sweep import sweep
+    from robustbench_w.engine.runs.sweep import sweep
 
     torch.manual_seed(0)
     model = nn.Linear(4, 3).eval()

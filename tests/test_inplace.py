@@ -15,8 +15,8 @@ from robustbench_w.datasets.base import EvalSet
 from robustbench_w.distortions import DISTORTIONS, get_distortion, register_distortion
 from robustbench_w.distortions.base import Range
 from robustbench_w.distortions.scratch import Scratch
-from robustbench_w.engine.perturb import WeightPatch
-from robustbench_w.engine.targets import select_targets
+from robustbench_w.engine.weights.perturb import WeightPatch
+from robustbench_w.engine.weights.targets import select_targets
 from robustbench_w.errors import InvalidValueError
 
 IN_PLACE = [n for n in DISTORTIONS.names() if DISTORTIONS.get(n).inplace is not None]

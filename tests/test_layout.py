@@ -104,6 +104,39 @@ def test_wings_import_downward_only():
     assert not upward, "\n".join(upward)
 
 
+# engine/'s sub-wings follow one point: runs -> weights -> passes (a higher number may import a lower one).
+ENGINE_STAGES = {"passes": 0, "weights": 1, "runs": 2}
+ENGINE_TOP = {"__init__.py", "defaults.py"}
+
+
+def stage(module: str) -> int | None:
+    """The stage of a module of ``engine`` (-1 for ``engine.defaults``), None outside ``engine`` or for its root."""
+    parts = module.split(".")
+    if len(parts) < 3 or parts[1] != "engine":
+        return None
+    return ENGINE_STAGES.get(parts[2], -1)
+
+
+def test_engine_holds_its_stages_only():
+    entries = {p.name for p in (PACKAGE / "engine").iterdir() if p.name != "__pycache__"}
+    assert entries == set(ENGINE_STAGES) | ENGINE_TOP
+    for name in ENGINE_STAGES:
+        doc = importlib.import_module(f"{ROOT}.engine.{name}").__doc__
+        assert doc and "Stage" in doc.splitlines()[0]
+
+
+def test_engine_stages_import_one_way():
+    back = [f"{a} imports {b}" for a in sorted(GRAPH) for b in sorted(GRAPH[a])
+            if stage(a) is not None and stage(b) is not None and stage(b) > stage(a)]
+    assert not back, "\n".join(back)
+
+
+def test_the_stage_check_can_fail(monkeypatch):
+    monkeypatch.setitem(GRAPH, f"{ROOT}.engine.passes.evaluate", {f"{ROOT}.engine.weights.perturb"})
+    with pytest.raises(AssertionError, match="passes.evaluate imports"):
+        test_engine_stages_import_one_way()
+
+
 def test_the_root_and_the_lazy_wings_import_nothing_heavy():
     assert GRAPH[ROOT] <= {f"{ROOT}.registry"}
     code = ("import sys, robustbench_w, robustbench_w.engine, robustbench_w.load, robustbench_w.gate, "
@@ -145,6 +178,15 @@ def test_old_import_paths_still_work():
     from robustbench_w.load import save_checkpoint as new_save
 
     assert register_dataset is new_register and save_checkpoint is new_save
+
+
+def test_the_flat_engine_paths_of_0_1_still_import():
+    sys.modules.pop(f"{ROOT}.engine.sweep", None)
+    with pytest.warns(DeprecationWarning, match="moved to robustbench_w.engine.runs.sweep"):
+        from robustbench_w.engine.sweep import sweep as old
+    from robustbench_w.engine.runs.sweep import sweep as new
+
+    assert old is new
 
 
 def test_gate_train_and_reproduce_are_functions_of_the_api(tmp_path):

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from robustbench_w.datasets.base import load_dataset
-from robustbench_w.engine.sweep import SweepRunner
+from robustbench_w.engine.runs.sweep import SweepRunner
 from robustbench_w.errors import InputFileError, InvalidValueError
 from robustbench_w.load.checkpoints import load_model
 

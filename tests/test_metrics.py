@@ -13,8 +13,8 @@ from torch import nn
 from robustbench_w.datasets.base import EvalSet
 from robustbench_w.distortions import DISTORTIONS, get_distortion, register_distortion
 from robustbench_w.distortions.base import Range
-from robustbench_w.engine.evaluate import Evaluator, Statistics, batch_sums
-from robustbench_w.engine.metrics import (
+from robustbench_w.engine.passes.evaluate import Evaluator, Statistics, batch_sums
+from robustbench_w.engine.passes.metrics import (
     METRICS,
     Metric,
     MetricInfo,
@@ -22,10 +22,10 @@ from robustbench_w.engine.metrics import (
     list_metrics,
     register_metric,
 )
-from robustbench_w.engine.perturb import WeightPatch
-from robustbench_w.engine.stats import summarize
-from robustbench_w.engine.sweep import sweep
-from robustbench_w.engine.targets import select_targets
+from robustbench_w.engine.weights.perturb import WeightPatch
+from robustbench_w.engine.runs.stats import summarize
+from robustbench_w.engine.runs.sweep import sweep
+from robustbench_w.engine.weights.targets import select_targets
 
 pytestmark = pytest.mark.filterwarnings("ignore:the clean model is at chance level")  # random tiny models
 
@@ -255,7 +255,7 @@ def test_a_registered_plug_in_metric_is_used_by_name_and_names_are_unique():
 def test_plug_ins_register_through_the_entry_point_group_and_a_broken_one_only_warns(monkeypatch):
     import importlib.metadata
 
-    from robustbench_w.engine.metrics import ENTRY_POINT_GROUP
+    from robustbench_w.engine.passes.metrics import ENTRY_POINT_GROUP
     from robustbench_w.registry import Registry
 
     good = Metric(MetricInfo(name="plugged", formula="x", kind="fidelity", higher_is_better=True), lambda v, c: v.pred)

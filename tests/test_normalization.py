@@ -14,7 +14,7 @@ from torch import nn
 
 from robustbench_w.datasets.base import Normalization, load_dataset
 from robustbench_w.datasets.digits import digits_test_mask
-from robustbench_w.engine.chance import chance_warning
+from robustbench_w.engine.passes.chance import chance_warning
 from robustbench_w.load.checkpoints import resolve_path
 from robustbench_w.load.inputs import load_inputs
 

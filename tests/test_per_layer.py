@@ -13,12 +13,12 @@ from torch import nn
 
 import robustbench_w as rw
 from robustbench_w.distortions import get_distortion
-from robustbench_w.engine.activations import ChainCache, chain_of
-from robustbench_w.engine.layers import Unit, parse_groups, plan_units
-from robustbench_w.engine.perturb import WeightPatch
-from robustbench_w.engine.points import group_of, key_of
-from robustbench_w.engine.sweep import SweepRunner, plan
-from robustbench_w.engine.targets import select_targets
+from robustbench_w.engine.passes.activations import ChainCache, chain_of
+from robustbench_w.engine.weights.layers import Unit, parse_groups, plan_units
+from robustbench_w.engine.weights.perturb import WeightPatch
+from robustbench_w.engine.runs.points import group_of, key_of
+from robustbench_w.engine.runs.sweep import SweepRunner, plan
+from robustbench_w.engine.weights.targets import select_targets
 from robustbench_w.errors import InputFileError, InvalidValueError
 
 MODEL = "builtin:digits-mlp"
@@ -109,7 +109,7 @@ def test_points_of_a_unit_have_their_own_key_and_shard_group():
 
 
 def test_the_summary_has_one_row_per_layer_and_point(per_layer):
-    from robustbench_w.engine.stats import summarize
+    from robustbench_w.engine.runs.stats import summarize
 
     summary = summarize(per_layer)
     assert len(summary) == 1 + 3 * 3 and list(summary["layer"][:4]) == ["", "1.weight", "1.weight", "1.weight"]
@@ -224,7 +224,7 @@ def test_the_cache_falls_back_to_the_whole_model_when_batches_change():
 
 def test_the_cache_drops_its_activations_when_a_pass_halves_the_batches():
     from robustbench_w.datasets.base import EvalSet
-    from robustbench_w.engine.batches import Batches
+    from robustbench_w.engine.passes.batches import Batches
 
     model = chain_model()
     gen = torch.Generator().manual_seed(2)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from robustbench_w.engine.stats import summarize
+from robustbench_w.engine.runs.stats import summarize
 from robustbench_w.report.bars import bar, bars, scale
 from robustbench_w.report.ranking import RankMetric, rank_layers, ranked
 from robustbench_w.report.sweep import layer_ranking, rank_metric, render_sweep, summary_markdown

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from robustbench_w.engine.stats import summarize
+from robustbench_w.engine.runs.stats import summarize
 from robustbench_w.report.sweep import render_sweep, summary_markdown
 from robustbench_w.report.text import fit_names, pack, shorten_name
 

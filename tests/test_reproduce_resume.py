@@ -8,8 +8,8 @@ import signal
 
 import pytest
 
-from robustbench_w.engine.runlog import read_log
-from robustbench_w.engine.sweep import SweepRunner
+from robustbench_w.engine.runs.runlog import read_log
+from robustbench_w.engine.runs.sweep import SweepRunner
 from robustbench_w.paper import reproduce as reproduce_module
 
 # --quick with a tiny recipe: 2 rules x 2 seeds = 4 models, seconds on a CPU

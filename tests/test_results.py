@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from conftest import result_rows
 
-from robustbench_w.engine.stats import summarize
+from robustbench_w.engine.runs.stats import summarize
 from robustbench_w.errors import InputFileError, InvalidValueError
 from robustbench_w.report.columns import (
     Metric,

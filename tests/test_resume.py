@@ -18,10 +18,10 @@ import pandas as pd
 import pytest
 
 import robustbench_w as rw
-from robustbench_w.engine.resume import DELAY_ENV
-from robustbench_w.engine.runlog import read_log
-from robustbench_w.engine.signals import Interrupted
-from robustbench_w.engine.sweep import SweepRunner
+from robustbench_w.engine.runs.resume import DELAY_ENV
+from robustbench_w.engine.runs.runlog import read_log
+from robustbench_w.engine.runs.signals import Interrupted
+from robustbench_w.engine.runs.sweep import SweepRunner
 from robustbench_w.errors import InputFileError, InvalidValueError
 
 ROOT = Path(__file__).resolve().parents[1]

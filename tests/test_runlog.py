@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from robustbench_w.engine import runlog
-from robustbench_w.engine.points import CLEAN_KEY, group_of, key_of, point_key, row_key
-from robustbench_w.engine.shards import Shard, parse_shard, partition, take_shard
-from robustbench_w.engine.signals import Interrupted, deferred, interruptible
+from robustbench_w.engine.runs import runlog
+from robustbench_w.engine.runs.points import CLEAN_KEY, group_of, key_of, point_key, row_key
+from robustbench_w.engine.runs.shards import Shard, parse_shard, partition, take_shard
+from robustbench_w.engine.runs.signals import Interrupted, deferred, interruptible
 from robustbench_w.errors import InputFileError, InvalidValueError
 
 META = {"model": "m.pt", "model_sha256": "ab" * 32, "dataset": "digits", "split": "test", "n": 355, "seed": 0,
@@ -247,7 +247,7 @@ def test_a_signal_inside_deferred_waits_for_the_block_to_end():
 # ------------------------------------------------------------------ torchrun's environment
 
 def test_the_world_comes_from_torchruns_environment(monkeypatch):
-    from robustbench_w.engine.distributed import World, all_gather, broadcast, current_world
+    from robustbench_w.engine.runs.distributed import World, all_gather, broadcast, current_world
 
     for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
         monkeypatch.delenv(var, raising=False)
@@ -267,8 +267,8 @@ def test_the_world_comes_from_torchruns_environment(monkeypatch):
 
 
 def test_an_error_on_one_rank_is_raised_on_every_rank_and_said_by_rank_0(monkeypatch):
-    from robustbench_w.engine import resume
-    from robustbench_w.engine.distributed import World
+    from robustbench_w.engine.runs import resume
+    from robustbench_w.engine.runs.distributed import World
     from robustbench_w.errors import RankFailed
 
     gathered = []

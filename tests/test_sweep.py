@@ -13,9 +13,9 @@ from robustbench_w import summarize, sweep
 from robustbench_w.datasets.base import EvalSet
 from robustbench_w.distortions import DISTORTIONS, get_distortion, register_distortion
 from robustbench_w.distortions.base import Range
-from robustbench_w.engine.perturb import WeightPatch
-from robustbench_w.engine.sweep import SweepRunner, plan
-from robustbench_w.engine.targets import select_targets
+from robustbench_w.engine.weights.perturb import WeightPatch
+from robustbench_w.engine.runs.sweep import SweepRunner, plan
+from robustbench_w.engine.weights.targets import select_targets
 from robustbench_w.errors import InvalidValueError
 from robustbench_w.load.checkpoints import LoadedModel
 
@@ -49,7 +49,7 @@ def test_rows_have_the_spec_columns_and_a_clean_row_first():
 
 
 def test_identity_points_take_the_clean_pass_instead_of_running_it_again(monkeypatch):
-    from robustbench_w.engine.evaluate import Evaluator
+    from robustbench_w.engine.passes.evaluate import Evaluator
 
     passes = []
     run = Evaluator.run
@@ -165,3 +165,13 @@ def test_runner_row_for_a_loaded_model_names_model_and_dataset():
     runner = SweepRunner(LoadedModel(tiny_model(), "m.pt"), tiny_data(), device="cpu")
     row = runner.clean_row(seed=3)
     assert (row["model"], row["dataset"], row["seed"], row["spec"]) == ("m.pt", "tiny", 3, "none")
+
+
+def test_the_probe_batch_runs_the_model_once_per_sweep():
+    """``load_inputs`` probes that model and data fit; the evaluator plans its task from that same probe."""
+    model = tiny_model()
+    sizes: list[int] = []
+    model.register_forward_pre_hook(lambda m, args: sizes.append(int(args[0].shape[0])))
+    sweep(model, tiny_data(60), ["sign"], None, trials=1, batch_size=30, device="cpu")
+    assert sizes.count(2) == 1  # the probe: two inputs; every pass runs batches of 30
+    assert sizes.count(30) == 4  # the clean pass and the sign point, two batches each

@@ -12,7 +12,7 @@ from torch import nn
 
 from robustbench_w import load_model, sweep
 from robustbench_w.distortions import DISTORTIONS, register_distortion
-from robustbench_w.engine.targets import select_targets
+from robustbench_w.engine.weights.targets import select_targets
 from robustbench_w.errors import InvalidValueError, WrobustError
 from robustbench_w.load.architectures import ARCHS
 from robustbench_w.load.archspec import build_arch

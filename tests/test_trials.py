@@ -15,10 +15,10 @@ from torch import nn
 
 import robustbench_w as rw
 from robustbench_w.datasets.base import EvalSet
-from robustbench_w.engine.signals import Interrupted
-from robustbench_w.engine.stats import half_width, summarize
-from robustbench_w.engine.sweep import SweepRunner, plan
-from robustbench_w.engine.trials import MIN_TRIALS, TrialRule, trial_rule
+from robustbench_w.engine.runs.signals import Interrupted
+from robustbench_w.engine.runs.stats import half_width, summarize
+from robustbench_w.engine.runs.sweep import SweepRunner, plan
+from robustbench_w.engine.runs.trials import MIN_TRIALS, TrialRule, trial_rule
 from robustbench_w.errors import InvalidValueError
 from robustbench_w.gate.policy import parse_policy
 from robustbench_w.gate.verdict import run_gate

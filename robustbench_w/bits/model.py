@@ -6,7 +6,7 @@ count-weighted total ``sum n_k H_k / sum n_k``, what was measured (``meta``), an
 NaN and Inf are not values: they are left out of the counts (``weights`` counts the finite values; a
 ``nonfinite`` column and a note say how many were left out), and a model with non-finite weights is
 reported in one warning line before anything is measured. A plain state dict or safetensors file needs no
-architecture here: its targets are then chosen by shape (``engine.targets.select_tensors``), and the output
+architecture here: its targets are then chosen by shape (``engine.weights.targets.select_tensors``), and the output
 says so.
 """
 
@@ -21,9 +21,9 @@ import torch
 from torch import nn
 
 from ..distortions import Distortion, get_distortion
-from ..engine.health import Health, nonfinite_counts, warn_if_broken
-from ..engine.perturb import WeightPatch
-from ..engine.targets import select_targets, select_tensors
+from ..engine.weights.health import Health, nonfinite_counts, warn_if_broken
+from ..engine.weights.perturb import WeightPatch
+from ..engine.weights.targets import select_targets, select_tensors
 from ..errors import InvalidValueError
 from .counting import GRID_SPAN
 from .defaults import MAX_RESOLUTION

@@ -62,8 +62,8 @@ def gate(ctx: click.Context, model: str, policy: Path | None, baseline: Path | N
     model, the effective bits per weight, or any metric (metric = "perplexity" with max, min, max_increase, min_ratio).
     See docs/gate.md.
     """
-    from ..engine.distributed import current_world
-    from ..engine.signals import Interrupted
+    from ..engine.runs.distributed import current_world
+    from ..engine.runs.signals import Interrupted
     from ..gate.policy import load_policy
     from ..gate.verdict import run_gate
     from ..report.console import progress_bar

@@ -54,7 +54,7 @@ def _metrics(include, exclude):
     from rich.markup import escape
     from rich.table import Table
 
-    from ..engine.metrics import list_metrics
+    from ..engine.passes.metrics import list_metrics
 
     table = Table("name", "kind", "needs", "better", "clean model", "formula",
                   title="metrics (--metric NAME; rows get one column per metric)", title_justify="left")

@@ -26,7 +26,7 @@ def merge(files: tuple[Path, ...], outputs: tuple[Path, ...], complete: bool, qu
     Files of different models, datasets, targets or seeds are refused (exit 2). Points missing from the
     grid and points found in more than one file are reported (duplicates are kept once).
     """
-    from ..engine.stats import summarize
+    from ..engine.runs.stats import summarize
     from ..report.console import stdout_console
     from ..report.files import write_results
     from ..report.merge import merge_files

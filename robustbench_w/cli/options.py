@@ -227,7 +227,7 @@ class ShardType(click.ParamType):
     name = "I/N"
 
     def convert(self, value, param, ctx):
-        from ..engine.shards import parse_shard
+        from ..engine.runs.shards import parse_shard
 
         return parse_shard(value)  # a bad value raises InvalidValueError: one line, exit 2
 

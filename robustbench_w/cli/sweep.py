@@ -69,7 +69,7 @@ class MetricTarget(click.ParamType):
             limit = float("nan")
         if not eq or not name.strip() or math.isnan(limit):
             self.fail(f"{value!r} is not METRIC=VALUE (for example perplexity=40 or error=11%)", param, ctx)
-        from ..engine.metrics import get_metric
+        from ..engine.passes.metrics import get_metric
 
         return get_metric(name.strip()).name, limit
 
@@ -145,9 +145,9 @@ def demo(trials: int | str, seed: int, outputs: tuple[Path, ...], quiet: bool, *
 
 
 def run_and_report(model, distortions, strengths, trials, seed, outputs, quiet, targets=(), **options) -> None:
-    from ..engine.distributed import current_world
-    from ..engine.signals import Interrupted
-    from ..engine.sweep import sweep as run_sweep
+    from ..engine.runs.distributed import current_world
+    from ..engine.runs.signals import Interrupted
+    from ..engine.runs.sweep import sweep as run_sweep
     from ..report.console import progress_bar
 
     leader = current_world().leader  # under torchrun only rank 0 shows and writes
@@ -170,7 +170,7 @@ def run_and_report(model, distortions, strengths, trials, seed, outputs, quiet, 
 
 def report(rows, outputs, quiet, targets) -> None:
     """Summarise the rows, write ``outputs`` and show the report (partial rows say so)."""
-    from ..engine.stats import summarize
+    from ..engine.runs.stats import summarize
     from ..report.console import stdout_console
     from ..report.files import write_results
     from ..report.sweep import render_sweep, summary_markdown, target_report

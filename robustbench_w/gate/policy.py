@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..distortions import Distortion, get_distortion
-from ..engine.metrics import get_metric
-from ..engine.trials import TrialRule, trial_rule
+from ..engine.passes.metrics import get_metric
+from ..engine.runs.trials import TrialRule, trial_rule
 from ..errors import InputFileError, InvalidValueError, WrobustError, permission_denied
 from .values import (
     as_count,
@@ -126,7 +126,7 @@ class Policy:
     dataset: str | None = None
     data_root: str | None = None
     limit: int | None = None
-    trials: int | str = DEFAULT_TRIALS  # or "auto", with ci_width and max_trials (engine.trials)
+    trials: int | str = DEFAULT_TRIALS  # or "auto", with ci_width and max_trials (engine.runs.trials)
     ci_width: float | None = None
     max_trials: int | None = None
     seed: int = 0

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..engine.metrics import get_metric
+from ..engine.passes.metrics import get_metric
 from ..report.files import atomic_write, jsonable, records
 from ..report.text import num
 from .verdict import Check, GateResult, Verdict

@@ -4,7 +4,7 @@ The model and data are loaded once; every distinct (distortion, strength) point 
 with ``policy.trials`` trials (deterministic points once; ``trials = "auto"``: as many as the point's 95%
 interval needs to be within ``ci_width``, at most ``max_trials``, as ``wrobust sweep --trials auto``) by one
 :class:`SweepRunner`, and summarised with
-:func:`..engine.stats.summarize`. A limit is judged on the mean over trials (``judge = "mean"``) or on the
+:func:`..engine.runs.stats.summarize`. A limit is judged on the mean over trials (``judge = "mean"``) or on the
 conservative end of the 95% confidence interval of the mean (``judge = "ci"``, the default): the upper end
 for ``max_error``, ``max_drop``, ``max_bits``, ``max`` and ``max_increase``, the lower end for
 ``min_agreement``, ``min`` and ``min_ratio``. A deterministic point is exact, so both rules give the same value
@@ -18,7 +18,7 @@ baseline's. A point the baseline lacks is reported, not failed. Regressions comp
 baseline file may hold only a mean and a point compared with itself must pass.
 
 A broken model never passes: non-finite weights or a clean pass with non-finite outputs
-(:mod:`..engine.health`) fail the gate with their own verdict, ``clean model: 12 non-finite weights in
+(:mod:`..engine.weights.health`) fail the gate with their own verdict, ``clean model: 12 non-finite weights in
 fc1.weight``, whatever the requirements say.
 """
 
@@ -36,15 +36,15 @@ import torch
 from torch import nn
 
 from ..distortions import get_distortion
-from ..engine.batchsize import BatchSize
-from ..engine.distributed import process_group
-from ..engine.fastpath import Compile, FastPath
-from ..engine.health import Health
-from ..engine.metrics import get_metric
-from ..engine.resume import run_resumable, run_setup
-from ..engine.signals import Interrupted
-from ..engine.stats import summarize, t_interval
-from ..engine.sweep import ROW_COLUMNS, Point, Progress, SweepRunner, plan, run_meta
+from ..engine.passes.batchsize import BatchSize
+from ..engine.runs.distributed import process_group
+from ..engine.passes.fastpath import Compile, FastPath
+from ..engine.weights.health import Health
+from ..engine.passes.metrics import get_metric
+from ..engine.runs.resume import run_resumable, run_setup
+from ..engine.runs.signals import Interrupted
+from ..engine.runs.stats import summarize, t_interval
+from ..engine.runs.sweep import ROW_COLUMNS, Point, Progress, SweepRunner, plan, run_meta
 from ..errors import InputFileError, InvalidValueError, WrobustError, permission_denied
 from ..load.checkpoints import LoadedModel
 from ..load.inputs import Inputs, load_inputs
@@ -130,8 +130,8 @@ def run_gate(model: str | LoadedModel | nn.Module, policy: Policy | str | Path, 
     """Evaluate ``model`` against ``policy`` (a :class:`Policy` or a policy file; and ``baseline``, if given)
     and return the verdicts. ``metric`` adds metrics to measure; ``output_key``, ``pool`` and ``seq_len``
     override the policy's; ``precision``, ``channels_last``, ``compile`` and ``batch_size`` say how passes
-    run (``engine.fastpath``). ``log``/``resume``: a run log, as for a sweep (docs/resume.md); an interrupted
-    gate raises :class:`~..engine.signals.Interrupted` (no verdict on part of the points)."""
+    run (``engine.passes.fastpath``). ``log``/``resume``: a run log, as for a sweep (docs/resume.md); an interrupted
+    gate raises :class:`~..engine.runs.signals.Interrupted` (no verdict on part of the points)."""
     policy = policy if isinstance(policy, Policy) else load_policy(Path(policy))
     check_supported(policy)
     base = load_baseline(Path(baseline)) if baseline is not None else None
@@ -144,7 +144,8 @@ def run_gate(model: str | LoadedModel | nn.Module, policy: Policy | str | Path, 
         runner = SweepRunner(inputs.model, inputs.data, include=policy.include, exclude=policy.exclude,
                              batch_size=batch_size, device=inputs.device,
                              extra_metrics=[*(metric or ()), *policy.metrics],
-                             output_key=output_key or policy.output_key, pool=pool or policy.pool, fast=fast)
+                             output_key=output_key or policy.output_key, pool=pool or policy.pool, fast=fast,
+                             probed=inputs.probed)
         head = run_meta(inputs.model, inputs.data, runner, inputs.device, policy.seed, 0.0, rule)
         outcome = run_resumable(runner, gate_points(policy), policy.seed, progress, setup, head, trials=rule)
     if outcome.signal:

@@ -10,7 +10,7 @@ Both carry their own graph, so they need no ``--arch``. Safety differs:
   duration of the call), and custom or opaque Python objects among its constants are refused.
 
 A sweep distorts parameters in place, so the loaded module must read its weights from parameters that
-``named_parameters`` shows, and :mod:`..engine.targets` must know which of them are conv/linear weights:
+``named_parameters`` shows, and :mod:`..engine.weights.targets` must know which of them are conv/linear weights:
 
 - TorchScript keeps each submodule's class name as ``original_name``, which ``targets`` already reads.
 - ``torch.export.load(p).module()`` gives a ``GraphModule`` whose submodules are plain ``nn.Module``: the

@@ -47,9 +47,28 @@ DataSet = EvalSet | BatchedSet
 
 @dataclass
 class Inputs:
+    """A loaded model, its evaluation set and device, and the probe that checked they fit (its outputs are
+    reused by the engine's task planning, so the model runs on the probe batch once per sweep)."""
+
     model: LoadedModel
     data: DataSet
     device: torch.device
+    probed: Probe | None = None
+
+
+@dataclass(frozen=True)
+class Probe:
+    """The model's raw outputs on the first two inputs of ``data`` (the ``inputs`` and ``labels`` on the device)."""
+
+    module: nn.Module
+    data: object
+    raw: object
+    inputs: ModelInputs
+    labels: torch.Tensor | None
+
+    def of(self, module: nn.Module, data: object) -> Probe | None:
+        """This probe when it was taken of ``module`` on ``data``, else None."""
+        return self if module is self.module and data is self.data else None
 
 
 def call_model(module: nn.Module, x: ModelInputs) -> object:
@@ -183,9 +202,9 @@ def probe(module: nn.Module, name: str, data: DataSet, device: torch.device) -> 
     return out, x, None if y is None else y.to(device)
 
 
-def check_fit(model: LoadedModel, data: DataSet, device: torch.device) -> None:
+def check_fit(model: LoadedModel, data: DataSet, device: torch.device) -> Probe:
     """One probe batch: the model must run on the data (what its outputs must be is the engine's to check)."""
-    probe(model.module, model.name, data, device)
+    return Probe(model.module, data, *probe(model.module, model.name, data, device))
 
 
 def check_classes(model: str, data: DataSet, outputs: int) -> None:
@@ -212,5 +231,4 @@ def load_inputs(model: str | LoadedModel | nn.Module, dataset: object = None, *,
         raise (exc.adding(NO_DATASET) if dataset is None else exc) from exc
     data = as_evalset(dataset, loaded, limit=limit, seed=seed, **data_options)
     loaded, data = resolve_normalization(loaded, data, chosen)
-    check_fit(loaded, data, dev)
-    return Inputs(loaded, data, dev)
+    return Inputs(loaded, data, dev, check_fit(loaded, data, dev))

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 from ..distortions import Distortion, get_distortion
-from ..engine.sweep import Point, parse_distortions
+from ..engine.runs.sweep import Point, parse_distortions
 from ..errors import InvalidValueError
 from .defaults import CURVES, DEFAULT_RULES, PAPER_COLUMNS, QUICK_SEEDS, QUICK_TRIALS, SEEDS, TRIALS, WITHIN  # noqa: F401
 from .projection import parse_rule

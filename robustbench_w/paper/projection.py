@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from ..distortions import Distortion, get_distortion, parse_spec
-from ..engine.seeding import derive_seed
+from ..engine.weights.seeding import derive_seed
 from ..errors import InvalidValueError
 
 RULE_NONE, RULE_CLIP = "none", "clip"

@@ -2,7 +2,7 @@
 distortion, and the five claims it tests.
 
 For each rule and each training seed (:class:`.grid.GridConfig`), one model is trained (:mod:`.train`) and
-swept (:class:`robustbench_w.engine.sweep.SweepRunner`, its distortion draws seeded from the training seed)
+swept (:class:`robustbench_w.engine.runs.sweep.SweepRunner`, its distortion draws seeded from the training seed)
 over the curves and the columns at the paper's strengths (:func:`.grid.plan_points`). The rows get ``rule``
 and ``train_seed`` columns; :mod:`.cells` summarises them over seeds and trials and :mod:`.claims` judges the
 claims. Nothing is tuned per rule: every rule gets the same recipe and the same seeds.
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..engine.resume import RunSetup, run_resumable
-from ..engine.signals import Interrupted
-from ..engine.sweep import Point, SweepRunner, run_meta
+from ..engine.runs.resume import RunSetup, run_resumable
+from ..engine.runs.signals import Interrupted
+from ..engine.runs.sweep import Point, SweepRunner, run_meta
 from ..load.checkpoints import LoadedModel, file_sha256
 from .cells import summarize_cells
 from .claims import Claim, judge_claims
@@ -116,7 +116,7 @@ def sweep_trained(result: TrainResult, rule: str, seed: int, points: list[Point]
 def logged_sweep(runner: SweepRunner, points: list[Point], seed: int, log: Path, resume: bool,
                  train_s: float) -> list[dict]:
     """The rows of ``runner`` over ``points``, each logged to ``log`` (resumed from it with ``resume``; replaced
-    without); SIGINT/SIGTERM raise :class:`..engine.signals.Interrupted` (the log keeps what finished)."""
+    without); SIGINT/SIGTERM raise :class:`..engine.runs.signals.Interrupted` (the log keeps what finished)."""
     if not resume:
         log.unlink(missing_ok=True)  # a run without --resume starts over
     meta = run_meta(runner.model, runner.data, runner, runner.device, seed, 0.0)

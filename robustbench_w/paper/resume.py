@@ -5,7 +5,7 @@
   which does not change the data) is loaded instead of trained. One recorded with another configuration
   means the folder belongs to another grid: an error before any work (exit 2) that names the first
   difference, so that nothing is overwritten.
-- Each model's sweep logs its points to ``DIR/logs/RULE-seedN.jsonl`` (:mod:`..engine.runlog`) and resumes
+- Each model's sweep logs its points to ``DIR/logs/RULE-seedN.jsonl`` (:mod:`..engine.runs.runlog`) and resumes
   from it: only the missing points are evaluated. The log's header also keeps how long the model took to
   train (``train_s``), so the report of a resumed run shows the training times of the run that trained.
 
@@ -19,7 +19,7 @@ import math
 from pathlib import Path
 
 from ..datasets.base import load_dataset
-from ..engine.runlog import read_log
+from ..engine.runs.runlog import read_log
 from ..errors import InputFileError, InvalidValueError
 from ..load.checkpoints import load_model, read_weights_only
 from ..load.device import resolve_device

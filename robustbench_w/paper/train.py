@@ -1,7 +1,7 @@
 """Training with weight projections (BinaryConnect-style), as in Merolla et al. 2016 (arXiv:1606.01981).
 
 Each targeted tensor (the conv and linear weights, the same default targets as a sweep:
-:func:`robustbench_w.engine.targets.select_targets`) keeps full-precision *hidden* weights ``w``. One step of a
+:func:`robustbench_w.engine.weights.targets.select_targets`) keeps full-precision *hidden* weights ``w``. One step of a
 rule with projection ``P`` and clip bound ``C``::
 
     w_p  = P(w)                  re-drawn every step for a random rule (stoch, stochm)
@@ -35,9 +35,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..datasets.base import EvalSet, load_dataset
-from ..engine.evaluate import Evaluator
-from ..engine.seeding import derive_seed
-from ..engine.targets import select_targets
+from ..engine.passes.evaluate import Evaluator
+from ..engine.weights.seeding import derive_seed
+from ..engine.weights.targets import select_targets
 from ..errors import InvalidValueError, WrobustError
 from ..load.device import resolve_device
 from .defaults import INITS, OPTIMIZERS, SCHEDULES  # noqa: F401  (the choices of --optimizer, --init, --schedule)

@@ -4,7 +4,7 @@ Sources: run logs (``--log``; a ``.jsonl`` file whose first line is a wrobust-lo
 (``-o``: ``.json``, ``.csv``, ``.jsonl``, ``.parquet``). They must come from one run: the same model (by its
 file's hash where both sides record one, else by name), dataset, split, size, seed and targets, as far as
 each file records them (a CSV records model, dataset, size and seed in its rows; a log or a JSON file all of
-them); anything else is refused. Points are identified by :func:`..engine.points.row_key`. A point found in
+them); anything else is refused. Points are identified by :func:`..engine.runs.points.row_key`. A point found in
 two files is a duplicate: kept once (the first), and reported; duplicates whose numbers differ are
 reported as conflicts. Every file repeats the clean model's row; it is kept once and not reported. Where a
 source records the whole grid (a log, a JSON file of a shard or of a partial run), points of the grid that no
@@ -12,7 +12,7 @@ file holds are reported as missing, and the merged rows follow the grid's order 
 uninterrupted run); otherwise rows keep the order in which the files give them.
 
 Result files are read with :func:`.results.load_results` (the reader ``plot``, ``compare`` and ``report`` use);
-logs with :func:`..engine.runlog.read_log`.
+logs with :func:`..engine.runs.runlog.read_log`.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..engine.points import CLEAN_KEY, row_key
-from ..engine.runlog import IDENTITY, differences, is_header, read_log
-from ..engine.sweep import ROW_COLUMNS
+from ..engine.runs.points import CLEAN_KEY, row_key
+from ..engine.runs.runlog import IDENTITY, differences, is_header, read_log
+from ..engine.runs.sweep import ROW_COLUMNS
 from ..errors import InputFileError
 from .results import load_results
 

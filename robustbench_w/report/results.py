@@ -2,7 +2,7 @@
 ``.json`` of ``gate``, the ``results.csv`` of ``reproduce``).
 
 ``.json`` holds ``{"meta", "rows", "summary"}``; ``.csv``, ``.jsonl`` and ``.parquet`` hold the rows, which are
-summarised here with :func:`..engine.stats.summarize` (per layer when the rows carry a ``layer`` column), or
+summarised here with :func:`..engine.runs.stats.summarize` (per layer when the rows carry a ``layer`` column), or
 a summary itself (a ``trials`` column and no ``trial``: the ``summary.csv`` of ``reproduce``). Every
 failure - a missing, unreadable, corrupt or foreign file - is one :class:`InputFileError` that names the file.
 A file may hold several models (``reproduce``): each (file, model) is one :class:`Series`, a line in a figure
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..engine.stats import summarize
+from ..engine.runs.stats import summarize
 from ..errors import InputFileError, first_line
 
 RESULT_SUFFIXES = (".json", ".csv", ".jsonl", ".parquet")
@@ -78,7 +78,7 @@ def load_all(paths: Iterable[Path | str]) -> list[ResultFile]:
 
 
 def summarize_rows(rows: pd.DataFrame) -> pd.DataFrame:
-    """:func:`..engine.stats.summarize`, per layer when the rows carry a ``layer`` column it does not group by."""
+    """:func:`..engine.runs.stats.summarize`, per layer when the rows carry a ``layer`` column it does not group by."""
     summary = summarize(rows)
     if LAYER not in rows.columns or LAYER in summary.columns:
         return summary

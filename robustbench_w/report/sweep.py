@@ -29,7 +29,7 @@ from rich.table import Table
 
 from ..bits.tradeoff import lowest_bits
 from ..distortions import list_distortions
-from ..engine.metrics import get_metric
+from ..engine.passes.metrics import get_metric
 from ..errors import InvalidValueError, WrobustError
 from .bars import bars, ends
 from .ranking import RankMetric, is_per_layer, rank_layers, ranking_lines, ranking_markdown, ranking_title

@@ -27,8 +27,8 @@ from dataclasses import dataclass, replace
 
 from torch import nn
 
-from ..errors import InvalidValueError
-from .activations import ChainCache, chain_of
+from ...errors import InvalidValueError
+from ..passes.activations import ChainCache, chain_of
 from .perturb import WeightPatch
 
 Group = tuple[str, str]  # (glob on tensor names, unit name)

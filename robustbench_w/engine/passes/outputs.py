@@ -21,8 +21,8 @@ from functools import cached_property
 
 import torch
 
-from ..datasets.base import Inputs
-from ..errors import InvalidValueError
+from ...datasets.base import Inputs
+from ...errors import InvalidValueError
 
 POOLS = ("mean", "cls", "none")
 DEFAULT_KEYS = ("logits", "last_hidden_state")

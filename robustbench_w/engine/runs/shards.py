@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from ..errors import InvalidValueError
+from ...errors import InvalidValueError
 from .points import group_of
 
 P = TypeVar("P")

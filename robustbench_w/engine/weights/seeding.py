@@ -15,7 +15,7 @@ import hashlib
 
 import torch
 
-from ..distortions.base import Distortion
+from ...distortions.base import Distortion
 
 
 def derive_seed(*parts: object) -> int:

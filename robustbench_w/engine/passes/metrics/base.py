@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ...errors import InvalidValueError
-from ...registry import Registry
+from ....errors import InvalidValueError
+from ....registry import Registry
 
 ENTRY_POINT_GROUP = "robustbench_w.metrics"
 CLEAN_KINDS = ("pred", "vectors", "log_probs", "outputs")  # what of the clean outputs a metric may compare with

@@ -22,8 +22,8 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import torch
 
-from ..errors import InvalidValueError
-from .defaults import DEFAULT_PRECISION, PRECISIONS
+from ...errors import InvalidValueError
+from ..defaults import DEFAULT_PRECISION, PRECISIONS
 
 
 def check_precision(name: str | None) -> str:

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import InputFileError
+from ...errors import InputFileError
 from .points import row_key
 
 FORMAT = "wrobust-log"

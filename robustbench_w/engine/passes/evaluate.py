@@ -40,10 +40,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..datasets.base import EvalSet, Normalization, inputs_len, take
-from ..datasets.batches import BatchedSet
-from ..errors import WrobustWarning
-from ..load.inputs import call_model, check_classes, probe
+from ...datasets.base import EvalSet, Normalization, inputs_len, take
+from ...datasets.batches import BatchedSet
+from ...errors import WrobustWarning
+from ...load.inputs import Probe, call_model, check_classes, probe
 from .batches import PREPARE_BUDGET, Batches
 from .batchsize import (
     AUTO,
@@ -134,7 +134,8 @@ class Evaluator:
                  metric: MetricSpec | Iterable[MetricSpec] | None = None, extra_metrics: Iterable[MetricSpec] = (),
                  output_key: str | None = None, pool: str | None = None, hint: str | None = None,
                  name: str | None = None, fast: FastPath | None = None,
-                 clean_params: dict[str, torch.Tensor] | None = None, reference_budget: int = REFERENCE_BUDGET):
+                 clean_params: dict[str, torch.Tensor] | None = None, reference_budget: int = REFERENCE_BUDGET,
+                 probed: Probe | None = None):
         self.model, self.device, self.name = model, torch.device(device), name or type(model).__name__
         self.n, self.has_labels = len(data), data.has_labels
         self.fast = fast or FastPath()
@@ -142,7 +143,7 @@ class Evaluator:
         requested = check_batch_size(batch_size)
         self.batches = Batches(data, self._first_size(requested), self.device, normalization, prepare_budget, budget,
                                channels_last=self.fast.channels_last)
-        self.task = self._plan(data, (metric, tuple(extra_metrics)), output_key, pool, hint)
+        self.task = self._plan(data, (metric, tuple(extra_metrics)), output_key, pool, hint, probed)
         self.halvings: list[str] = []  # one line per out-of-memory halving
         if requested == AUTO and not isinstance(data, BatchedSet):
             self._fit_batches()
@@ -187,9 +188,13 @@ class Evaluator:
         """Whether the clean references did not fit and the clean model runs beside the distorted one."""
         return self.references == [] and bool(self.task.clean_kinds)
 
-    def _plan(self, data, metrics: tuple, output_key: str | None, pool: str | None, hint: str | None) -> Task:
-        """Probe two inputs: choose the output, the task and its metrics, and check them (one line, exit 2)."""
-        raw, x, y = probe(self.model, self.name, data, self.device)
+    def _plan(self, data, metrics: tuple, output_key: str | None, pool: str | None, hint: str | None,
+              probed: Probe | None = None) -> Task:
+        """Probe two inputs (or take ``probed``, the probe that ``load_inputs`` ran of this model on this set):
+        choose the output, the task and its metrics, and check them (one line, exit 2)."""
+        probed = probed.of(self.model, data) if probed is not None else None
+        raw, x, y = (probed.raw, probed.inputs, probed.labels) if probed is not None else \
+            probe(self.model, self.name, data, self.device)
         plan = plan_outputs(raw, output_key, pool, self.name)
         view = View(plan.reduce(raw, x), x, y)
         task = plan_task(view, plan, metrics[0], also=metrics[1], hint=hint, model=self.name, data=data.name)

@@ -17,8 +17,8 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from ..errors import InvalidValueError
-from ..load.layers import is_weight_layer
+from ...errors import InvalidValueError
+from ...load.layers import is_weight_layer
 
 
 def default_targets(model: nn.Module) -> list[str]:

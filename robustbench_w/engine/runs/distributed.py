@@ -22,8 +22,8 @@ from datetime import timedelta
 
 import torch
 
-from ..errors import InvalidValueError, first_line
-from ..load.device import resolve_device
+from ...errors import InvalidValueError, first_line
+from ...load.device import resolve_device
 
 TIMEOUT = timedelta(hours=24)  # the longest a finished process waits for the slowest one
 

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..distortions.base import Distortion, Writer
-from ..distortions.scratch import Scratch
+from ...distortions.base import Distortion, Writer
+from ...distortions.scratch import Scratch
 from .seeding import point_seeds, seed_spec
 
 

@@ -27,9 +27,9 @@ from collections.abc import Iterator
 
 import torch
 
-from ..datasets.base import EvalSet, Inputs, Normalization, inputs_len, take
-from ..datasets.batches import BatchedSet
-from ..load.inputs import to_device
+from ...datasets.base import EvalSet, Inputs, Normalization, inputs_len, take
+from ...datasets.batches import BatchedSet
+from ...load.inputs import to_device
 
 PREPARE_BUDGET = 1 << 30  # bytes of normalised float inputs kept ready on the device
 GPU_FRACTION = 0.25  # of a GPU's free memory, for the raw evaluation set (the rest is for the model)

@@ -32,8 +32,8 @@ from contextlib import AbstractContextManager, nullcontext
 import torch
 from torch import nn
 
-from ..datasets.base import inputs_len
-from ..load.inputs import call_model
+from ...datasets.base import inputs_len
+from ...load.inputs import call_model
 from .batches import device_budget
 
 ACTIVATION_BUDGET = 1 << 30  # bytes of cached activations

@@ -20,8 +20,8 @@ from collections.abc import Callable
 
 import torch
 
-from ..errors import InvalidValueError
-from .defaults import AUTO, AUTO_CAP, CPU_BATCH
+from ...errors import InvalidValueError
+from ..defaults import AUTO, AUTO_CAP, CPU_BATCH
 
 PROBE_INPUTS = 16  # inputs of the forward pass that measures the memory per input
 GPU_SHARE = 0.5  # of the free memory, for one batch's peak (the rest: the allocator's slack, the metrics)

@@ -34,27 +34,27 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..bits.tensor import sweep_bits
-from ..datasets.base import EvalSet
-from ..datasets.batches import BatchedSet
-from ..distortions import Distortion, get_distortion
-from ..errors import InvalidValueError, WrobustWarning
-from ..load.checkpoints import LoadedModel
-from ..load.inputs import load_inputs
-from .batchsize import AUTO, BatchSize
-from .chance import clean_warnings
-from .defaults import DEFAULT_DISTORTIONS
+from ...bits.tensor import sweep_bits
+from ...datasets.base import EvalSet
+from ...datasets.batches import BatchedSet
+from ...distortions import Distortion, get_distortion
+from ...errors import InvalidValueError, WrobustWarning
+from ...load.checkpoints import LoadedModel
+from ...load.inputs import Probe, load_inputs
+from ..passes.batchsize import AUTO, BatchSize
+from ..passes.chance import clean_warnings
+from ..defaults import DEFAULT_DISTORTIONS
 from .distributed import current_world, process_group
-from .evaluate import CORE, Evaluator, PassResult
-from .fastpath import Compile, FastPath, to_channels_last
-from .health import check_model, warn_if_broken
-from .layers import LayerPlan, LayerRunner, parse_groups, per_layer_points, plan_units
-from .perturb import WeightPatch
+from ..passes.evaluate import CORE, Evaluator, PassResult
+from ..passes.fastpath import Compile, FastPath, to_channels_last
+from ..weights.health import check_model, warn_if_broken
+from ..weights.layers import LayerPlan, LayerRunner, parse_groups, per_layer_points, plan_units
+from ..weights.perturb import WeightPatch
 from .points import group_of
 from .resume import run_resumable, run_setup
 from .signals import Interrupted
-from .targets import select_targets
-from .task import MetricSpec
+from ..weights.targets import select_targets
+from ..passes.task import MetricSpec
 from .trials import TrialRule, extend, trial_rule
 
 ROW_COLUMNS = ["model", "dataset", "distortion", "spec", "strength_name", "strength", "trial", "seed", "n",
@@ -109,13 +109,14 @@ class SweepRunner:
     measured (:mod:`.task`, :mod:`.outputs`); by default the task's metrics. ``extra_metrics`` are measured
     as well (a gate's requirements). ``per_layer`` makes it ready for per-layer points (:mod:`.layers`).
     ``fast`` and ``batch_size`` say how passes run (:mod:`.fastpath`); a channels-last model is converted before
-    the pristine copy of its distorted tensors is taken."""
+    the pristine copy of its distorted tensors is taken. ``probed`` is the probe that checked model and data fit
+    (``load_inputs``): the task is planned from its outputs instead of running the model again."""
 
     def __init__(self, model: LoadedModel, data: EvalSet | BatchedSet, *, include: Iterable[str] = (),
                  exclude: Iterable[str] = (), batch_size: BatchSize = AUTO, device: torch.device | str = "cpu",
                  metric: MetricSpec | Iterable[MetricSpec] | None = None, extra_metrics: Iterable[MetricSpec] = (),
                  output_key: str | None = None, pool: str | None = None, per_layer: LayerPlan | None = None,
-                 fast: FastPath | None = None):
+                 fast: FastPath | None = None, probed: Probe | None = None):
         self.model, self.data, self.device = model, data, torch.device(device)
         self.fast = fast or FastPath()
         if self.fast.channels_last:
@@ -125,7 +126,8 @@ class SweepRunner:
             LayerRunner(plan_units(self.patch.names, per_layer.groups), self.patch, model.module, per_layer)
         self.evaluator = Evaluator(model.module, data, batch_size, self.device, model.normalization, metric=metric,
                                    extra_metrics=extra_metrics, output_key=output_key, pool=pool, hint=model.task,
-                                   name=model.name, fast=self.fast, clean_params=self.patch.pristine)
+                                   name=model.name, fast=self.fast, clean_params=self.patch.pristine,
+                                   probed=probed)
         self.task = self.evaluator.task
         if self.layers is not None:
             self.layers.attach(self.evaluator)
@@ -298,7 +300,7 @@ def sweep(
         inputs = load_inputs(model, dataset, device=dev, limit=limit, seed=seed, **options)
         runner = SweepRunner(inputs.model, inputs.data, include=include, exclude=exclude, batch_size=batch_size,
                              device=inputs.device, metric=metric, output_key=output_key, pool=pool,
-                             per_layer=layer_plan, fast=fast)
+                             per_layer=layer_plan, fast=fast, probed=inputs.probed)
         if runner.layers is not None:
             points = per_layer_points(points, list(runner.layers.units.values()))
         if current_world().leader:  # under torchrun, said once
@@ -344,7 +346,7 @@ def run_meta(model: LoadedModel, data: EvalSet | BatchedSet, runner: SweepRunner
     import platform
     import sys
 
-    from .. import __version__
+    from ... import __version__
 
     return {
         "package": "robustbench_w", "version": __version__, "torch": torch.__version__,

@@ -31,8 +31,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import EXIT_INTERNAL, InvalidValueError, RankFailed, WrobustError
-from ..load.usercode import user_code_error
+from ...errors import EXIT_INTERNAL, InvalidValueError, RankFailed, WrobustError
+from ...load.usercode import user_code_error
 from . import runlog
 from .distributed import World, all_gather, broadcast, current_world
 from .points import CLEAN_KEY, group_of, key_of, row_group, row_key

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..errors import WrobustWarning
+from ...errors import WrobustWarning
 
 LISTED = 3  # tensors named in a message; the rest are counted
 

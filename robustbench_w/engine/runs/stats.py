@@ -24,7 +24,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from .metrics import METRICS
+from ..passes.metrics import METRICS
 
 GROUP = ["model", "dataset", "distortion", "spec", "strength_name", "strength"]
 LAYER = "layer"  # the unit of a per-layer sweep's row (empty for the clean model)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..errors import InvalidValueError, WrobustWarning
+from ...errors import InvalidValueError, WrobustWarning
 from .precision import check_precision, effective_precision, precision_note
 
 Compile = bool | str | Callable

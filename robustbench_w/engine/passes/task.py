@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import InvalidValueError, WrobustError
+from ...errors import InvalidValueError, WrobustError
 from .metrics import METRICS, Metric, get_metric, list_metrics
 from .outputs import OutputPlan, View, describe_key
 

@@ -28,8 +28,8 @@ import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from ..errors import InvalidValueError
-from .defaults import AUTO, DEFAULT_CI_WIDTH, DEFAULT_MAX_TRIALS, MIN_TRIALS
+from ...errors import InvalidValueError
+from ..defaults import AUTO, DEFAULT_CI_WIDTH, DEFAULT_MAX_TRIALS, MIN_TRIALS
 from .points import group_of
 from .stats import half_width
 
