@@ -170,10 +170,12 @@ fast_options = compose(
 trial_options = compose(
     click.option("--trials", type=CountOrAuto(), default="auto", show_default=True, metavar="N|auto",
                  help="Draws per strength of a random distortion (deterministic points run once). auto: at least "
-                      "3, then more until the 95% interval is within --ci-width, at most --max-trials."),
+                      "3, then more until the 95% interval is within --ci-width (gate: until it lies on one side "
+                      "of every limit on the point), at most --max-trials."),
     click.option("--ci-width", type=click.FloatRange(min=0, min_open=True), default=None, metavar="W",
                  help="--trials auto: the largest half-width of a point's 95% interval, in percentage points for "
-                      f"fractions such as the error, else in the metric's unit [default: {DEFAULT_CI_WIDTH:g}]."),
+                      f"fractions such as the error, else in the metric's unit [default: {DEFAULT_CI_WIDTH:g}; "
+                      "gate: none, else a limit inside an interval this narrow stops its point, undecided]."),
     click.option("--max-trials", type=click.IntRange(min=2), default=None, metavar="M",
                  help="--trials auto: at most M trials per point; a point stopped there is marked capped "
                       f"[default: {DEFAULT_MAX_TRIALS}]."),

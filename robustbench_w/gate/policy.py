@@ -26,8 +26,7 @@ from 0). See docs/gate.md for the reference of every key.
 from __future__ import annotations
 
 import math
-import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..distortions import Distortion, get_distortion
@@ -40,12 +39,13 @@ from .values import (
     as_integer,
     as_number,
     as_string,
-    as_strings,
     as_table,
     as_trials,
     no_unknown,
     optional,
+    unknown_keys,
 )
+from .settings import COMMAND_LINE, LOAD_KEYS, POLICY, SETTINGS, check_settings
 
 try:  # Python 3.11+
     import tomllib
@@ -57,7 +57,7 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10 needs the tomli ba
 
 JUDGES = ("mean", "ci")
 DEFAULT_JUDGE = "ci"
-DEFAULT_TRIALS = 5
+DEFAULT_TRIALS = "auto"
 DEFAULT_MAX_REGRESSION = 0.01
 
 
@@ -119,31 +119,50 @@ class Requirement:
 
 @dataclass(frozen=True)
 class Policy:
-    """A validated gate policy."""
+    """A validated gate policy: the requirements, how they are judged, and the settings of the run
+    (:mod:`.settings`: the model, data and pass options, from the policy or the command line)."""
 
     source: str  # the file it came from
     requirements: tuple[Requirement, ...]
-    dataset: str | None = None
-    data_root: str | None = None
-    limit: int | None = None
-    trials: int | str = DEFAULT_TRIALS  # or "auto", with ci_width and max_trials (engine.runs.trials)
+    trials: int | str = DEFAULT_TRIALS  # or "auto": each random point until its requirements are decided
     ci_width: float | None = None
     max_trials: int | None = None
     seed: int = 0
     judge: str = DEFAULT_JUDGE
     max_regression: float = DEFAULT_MAX_REGRESSION
-    include: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
     table: str = "gate"  # the key of the [gate] table in its file
-    normalize: str = "auto"  # "none": the dataset's inputs are already model-ready
-    seq_len: int | None = None
-    output_key: str | None = None
-    pool: str | None = None
+    settings: dict = field(default_factory=dict)  # validated settings (.settings.SETTINGS), those given only
+    sources: dict = field(default_factory=dict)  # where each setting and run key came from: policy, command line
+    raw: dict = field(default_factory=dict, repr=False, compare=False)  # the [gate] table as read
+    base: Path | None = field(default=None, repr=False, compare=False)  # the policy file's folder
+
+    def get(self, name: str, default: object = None) -> object:
+        """A setting's value (``image_size``, ``precision``, ...), ``default`` when neither place gave it."""
+        return self.settings.get(name, default)
+
+    dataset = property(lambda self: self.get("dataset"))
+    data_root = property(lambda self: self.get("data_root"))
+    limit = property(lambda self: self.get("limit"))
+    normalize = property(lambda self: self.get("normalize", "auto"))
+    include = property(lambda self: self.get("include", ()))
+    exclude = property(lambda self: self.get("exclude", ()))
+
+    def given(self, values: dict) -> Policy:
+        """This policy with ``values`` (settings and run keys such as ``trials``, the command line's) in place
+        of its own, validated again as a whole."""
+        given = {k: v for k, v in values.items() if v is not None and v != ()}
+        if not given:
+            return self
+        return parse_policy(self.raw, self.source, self.table, self.base,
+                            given={**{k: v for k, v in self.given_values.items()}, **given})
+
+    @property
+    def given_values(self) -> dict:
+        return {k: self.settings.get(k, getattr(self, k, None)) for k, v in self.sources.items() if v == COMMAND_LINE}
 
     def load_options(self) -> dict:
         """Options for ``inputs.load_inputs`` (the dataset is passed on its own)."""
-        return {"limit": self.limit, "seed": self.seed, "data_root": self.data_root, "normalize": self.normalize,
-                "seq_len": self.seq_len}
+        return {"limit": self.limit, "seed": self.seed, **{k: self.settings[k] for k in LOAD_KEYS if k in self.settings}}
 
     @property
     def trial_rule(self) -> TrialRule:
@@ -156,10 +175,11 @@ class Policy:
         return list(dict.fromkeys(m for r in self.requirements for m in r.metrics))
 
     def to_dict(self) -> dict:
-        return {"source": self.source, "dataset": self.dataset, "data_root": self.data_root, "limit": self.limit,
-                "trials": self.trials, "ci_width": self.ci_width, "max_trials": self.max_trials, "seed": self.seed, "judge": self.judge, "max_regression": self.max_regression,
-                "include": list(self.include), "exclude": list(self.exclude), "normalize": self.normalize,
-                "seq_len": self.seq_len, "output_key": self.output_key, "pool": self.pool}
+        return {"source": self.source, "trials": self.trials, "ci_width": self.ci_width,
+                "max_trials": self.max_trials, "seed": self.seed, "judge": self.judge,
+                "max_regression": self.max_regression, **{k: list(v) if isinstance(v, tuple) else v
+                                                          for k, v in self.settings.items()},
+                "sources": dict(self.sources)}
 
 
 # ------------------------------------------------------------------ reading files
@@ -179,18 +199,22 @@ def read_toml(path: Path) -> dict:
         raise InputFileError(f"{path}: not valid TOML: {exc}") from None
 
 
-def load_policy(path: Path | None = None, project: Path = Path("pyproject.toml")) -> Policy:
-    """The policy in ``path`` or ``project``; a malformed one raises an error that names the file and key."""
+def load_policy(path: Path | None = None, project: Path = Path("pyproject.toml"), given: dict | None = None
+                ) -> Policy:
+    """The policy in ``path`` or ``project`` (with the command line's ``given`` values in place of its own); a
+    malformed one raises an error that names the file and key, or every one (:class:`PolicyProblems`)."""
     source = str(path if path is not None else project)
     try:
-        return _load_policy(path, project)
+        return _load_policy(path, project, given)
+    except PolicyProblems as exc:
+        raise PolicyProblems(exc.problems, source) from None
     except WrobustError as exc:
         if str(exc).startswith(source):
             raise
         raise type(exc)(f"{source}: {exc}") from exc
 
 
-def _load_policy(path: Path | None, project: Path) -> Policy:
+def _load_policy(path: Path | None, project: Path, given: dict | None = None) -> Policy:
     """The policy in ``path`` (a ``[gate]`` table, or ``[tool.wrobust.gate]``), else in ``project``."""
     if path is None:
         if not project.is_file():
@@ -199,15 +223,15 @@ def _load_policy(path: Path | None, project: Path) -> Policy:
         table = _tool_table(read_toml(project))
         if table is None:
             raise InputFileError(f"no policy: pass --policy FILE.toml, or add [tool.wrobust.gate] to {project}")
-        return parse_policy(table, str(project), "tool.wrobust.gate", base=project.parent)
+        return parse_policy(table, str(project), "tool.wrobust.gate", base=project.parent, given=given)
     doc = read_toml(path)
     if "gate" in doc:
         no_unknown(doc, {"gate"}, "", f"{path}: ")
-        return parse_policy(doc["gate"], str(path), "gate", base=path.parent)
+        return parse_policy(doc["gate"], str(path), "gate", base=path.parent, given=given)
     table = _tool_table(doc)
     if table is None:
         raise InputFileError(f"{path}: no [gate] table (nor [tool.wrobust.gate]): not a wrobust gate policy")
-    return parse_policy(table, str(path), "tool.wrobust.gate", base=path.parent)
+    return parse_policy(table, str(path), "tool.wrobust.gate", base=path.parent, given=given)
 
 
 def _tool_table(doc: dict) -> object | None:
@@ -218,61 +242,124 @@ def _tool_table(doc: dict) -> object | None:
 
 # ------------------------------------------------------------------ validation
 
-GATE_KEYS = {"dataset", "data_root", "limit", "trials", "ci_width", "max_trials", "seed", "judge", "max_regression", "include", "exclude",
-             "normalize", "require", "seq_len", "output_key", "pool"}
-NORMALIZE = ("auto", "none")
+RUN_KEYS = {"trials": as_trials, "ci_width": as_number, "max_trials": as_count, "seed": as_integer,
+            "judge": None, "max_regression": as_fraction}
+GATE_KEYS = {*RUN_KEYS, *SETTINGS, "require"}
 REQUIRE_KEYS = {"distortion", "strength", "name", "judge", "max_regression", "metric", *LIMIT_KINDS}
-POOLS = ("mean", "cls", "none")
 
 
-def parse_policy(table: object, source: str = "<policy>", key: str = "gate", base: Path | None = None) -> Policy:
-    """Validate a policy table (the content of ``[gate]``) and return the :class:`Policy`.
+class PolicyProblems(InvalidValueError):
+    """Every problem of a policy at once: the first line says how many, then one line each."""
+
+    def __init__(self, problems: list[WrobustError], source: str = ""):
+        self.problems, self.source = list(problems), source
+        where = f"{source}: " if source else ""
+        lines = [f"{where}{len(self.problems)} problems in the policy"]
+        lines += [f"{where}{p}" for p in self.problems]
+        super().__init__("\n".join(lines))
+
+
+class Problems:
+    """The problems found so far; :meth:`attempt` runs one check and notes its error instead of raising."""
+
+    def __init__(self):
+        self.found: list[WrobustError] = []
+
+    def add(self, exc: WrobustError) -> None:
+        self.found.append(exc)
+
+    def attempt(self, check, *args, default=None):
+        try:
+            return check(*args)
+        except WrobustError as exc:
+            self.add(exc)
+            return default
+
+    def raise_any(self) -> None:
+        if len(self.found) == 1:
+            raise self.found[0]
+        if self.found:
+            raise PolicyProblems(self.found)
+
+
+def parse_policy(table: object, source: str = "<policy>", key: str = "gate", base: Path | None = None,
+                 given: dict | None = None) -> Policy:
+    """Validate a policy table (the content of ``[gate]``) whole and return the :class:`Policy`; ``given``
+    holds values of the command line, which win over the table's. Every problem is found before one is
+    raised: a single one as itself, several as :class:`PolicyProblems`.
 
     ``base`` is the folder that relative paths (``data_root``, the file of ``tensors:FILE``, the folder of
-    ``imagefolder:PATH``) are resolved against: the policy file's folder.
+    ``imagefolder:PATH``) are resolved against: the policy file's folder (not for values ``given``).
     """
     t = as_table(table, key)
-    no_unknown(t, GATE_KEYS, key)
-    root = _path(optional(t, "data_root", key, as_string), base)
-    common = dict(
-        source=source, table=key, dataset=_dataset(optional(t, "dataset", key, as_string), f"{key}.dataset", base),
-        data_root=root, normalize=optional(t, "normalize", key, _normalize, "auto"),
-        limit=optional(t, "limit", key, as_count), trials=optional(t, "trials", key, as_trials, DEFAULT_TRIALS),
-        ci_width=optional(t, "ci_width", key, as_number), max_trials=optional(t, "max_trials", key, as_count),
-        seed=optional(t, "seed", key, as_integer, 0), judge=optional(t, "judge", key, _judge, DEFAULT_JUDGE),
-        max_regression=optional(t, "max_regression", key, as_fraction, DEFAULT_MAX_REGRESSION),
-        include=tuple(optional(t, "include", key, as_strings, ())), exclude=tuple(optional(t, "exclude", key, as_strings, ())),
-        seq_len=optional(t, "seq_len", key, as_count), output_key=optional(t, "output_key", key, as_string),
-        pool=optional(t, "pool", key, _pool),
-    )
-    _check_trials(common, key)
+    given = {k: v for k, v in (given or {}).items() if v is not None}
+    problems = Problems()
+    for exc in unknown_keys(t, GATE_KEYS, key) + unknown_keys(given, GATE_KEYS - {"require"}, "", "option "):
+        problems.add(exc)
+    settings, sources = check_settings(t, given, key, base, problems.add)
+    run = {}
+    for name, check in RUN_KEYS.items():
+        origin = COMMAND_LINE if name in given else POLICY if name in t else None
+        if origin is not None:
+            where = f"--{name.replace('_', '-')}" if origin == COMMAND_LINE else f"{key}.{name}"
+            value = problems.attempt(check or _judge, {**t, **given}[name], where, default=_MISSING)
+            if value is not _MISSING:
+                run[name], sources[name] = value, origin
+    common = dict(trials=DEFAULT_TRIALS, ci_width=None, max_trials=None, seed=0, judge=DEFAULT_JUDGE,
+                  max_regression=DEFAULT_MAX_REGRESSION)
+    common.update(run)
+    problems.attempt(_check_trials, common, key)
     entries = t.get("require")
+    reqs: list[Requirement | None] = []
     if not isinstance(entries, list) or not entries:
-        raise InvalidValueError(f"{key}.require: expected at least one [[{key}.require]] table")
-    reqs = tuple(parse_requirement(e, i, f"{key}.require[{i}]", common) for i, e in enumerate(entries))
-    return Policy(requirements=reqs, **common)
+        problems.add(InvalidValueError(f"{key}.require: expected at least one [[{key}.require]] table"))
+    else:
+        reqs = [parse_requirement(e, i, f"{key}.require[{i}]", common, problems) for i, e in enumerate(entries)]
+    problems.raise_any()
+    return Policy(source=source, requirements=tuple(reqs), table=key, settings=settings, sources=sources,
+                  raw=dict(t), base=base, **common)
 
 
-def parse_requirement(entry: object, index: int, key: str, common: dict) -> Requirement:
-    """Validate one ``[[gate.require]]`` table; ``common`` holds the validated [gate] settings."""
-    t = as_table(entry, key)
-    no_unknown(t, REQUIRE_KEYS, key)
+_MISSING = object()
+
+
+def parse_requirement(entry: object, index: int, key: str, common: dict, problems: Problems | None = None
+                      ) -> Requirement | None:
+    """Validate one ``[[gate.require]]`` table; ``common`` holds the validated [gate] settings. With
+    ``problems`` each problem is noted there (and None returned when the requirement cannot be built)."""
+    own = problems or Problems()
+    before = len(own.found)
+    t = own.attempt(as_table, entry, key)
+    if t is None:
+        return _done(own, problems)
+    for exc in unknown_keys(t, REQUIRE_KEYS, key):
+        own.add(exc)
     if "distortion" not in t:
-        raise InvalidValueError(f"{key}.distortion: missing (every requirement names a distortion)")
-    dist = _distortion(t["distortion"], f"{key}.distortion")
-    strength = _strength(t, dist, key)
-    dist = dist.with_strength(None)
-    limits = {k: _limit(t[k], LIMIT_KINDS[k], f"{key}.{k}") for k in LIMIT_KINDS if k in t}
+        own.add(InvalidValueError(f"{key}.distortion: missing (every requirement names a distortion)"))
+        return _done(own, problems)
+    dist = own.attempt(_distortion, t["distortion"], f"{key}.distortion")
+    strength = None if dist is None else own.attempt(_strength, t, dist, key)
+    limits = {k: own.attempt(_limit, t[k], LIMIT_KINDS[k], f"{key}.{k}") for k in LIMIT_KINDS if k in t}
     if not limits:
-        raise InvalidValueError(f"{key}: no limit (give at least one of {', '.join(LIMIT_KINDS)})")
-    metric = _metric(t, limits, key)
-    judge = optional(t, "judge", key, _judge, common["judge"])
+        own.add(InvalidValueError(f"{key}: no limit (give at least one of {', '.join(LIMIT_KINDS)})"))
+    metric = own.attempt(_metric, t, limits, key)
+    judge = own.attempt(optional, t, "judge", key, _judge, common["judge"])
+    name = own.attempt(optional, t, "name", key, as_string)
+    regression = own.attempt(optional, t, "max_regression", key, as_fraction, common["max_regression"])
+    if len(own.found) > before or dist is None or strength is None:
+        return _done(own, problems)
     if judge == "ci" and common["trials"] != "auto" and common["trials"] < 2 and dist.is_random_at(strength):
-        raise InvalidValueError(f"{key}.judge: 'ci' needs trials >= 2 for the random distortion {dist.name} "
-                                f"(trials = {common['trials']}); raise trials or use judge = 'mean'")
-    name = optional(t, "name", key, as_string) or point_name(dist, strength)
-    return Requirement(index, key, name, dist, strength, limits, judge,
-                       optional(t, "max_regression", key, as_fraction, common["max_regression"]), metric)
+        own.add(InvalidValueError(f"{key}.judge: 'ci' needs trials >= 2 for the random distortion {dist.name} "
+                                  f"(trials = {common['trials']}); raise trials or use judge = 'mean'"))
+        return _done(own, problems)
+    return Requirement(index, key, name or point_name(dist, strength), dist.with_strength(None), strength, limits,
+                       judge, regression, metric)
+
+
+def _done(own: Problems, problems: Problems | None) -> None:
+    """A requirement with problems: noted (``problems`` given), else raised."""
+    if problems is None:
+        own.raise_any()
 
 
 def _metric(t: dict, limits: dict[str, float], key: str) -> str | None:
@@ -291,41 +378,6 @@ def _metric(t: dict, limits: dict[str, float], key: str) -> str | None:
     if not on_metric:
         raise InvalidValueError(f"{key}.metric: {name} needs a limit: {', '.join(METRIC_LIMITS)}")
     return name
-
-
-def _pool(value: object, key: str) -> str:
-    s = as_string(value, key).lower()
-    if s not in POOLS:
-        raise InvalidValueError(f"{key}: expected one of {', '.join(repr(p) for p in POOLS)}, not {value!r}")
-    return s
-
-
-def _path(text: str | None, base: Path | None) -> str | None:
-    """``$VARIABLES`` and ``~`` expanded; a relative path is taken from the policy file's folder."""
-    if text is None:
-        return None
-    path = Path(os.path.expandvars(text)).expanduser()
-    return str(path if path.is_absolute() or base is None else base / path)
-
-
-def _dataset(name: str | None, key: str, base: Path | None) -> str | None:
-    """A registered dataset name; the path of ``tensors:FILE`` or ``imagefolder:PATH`` taken from the policy's folder."""
-    if name is None:
-        return None
-    from ..datasets.base import parse_dataset_name
-
-    try:
-        definition, source = parse_dataset_name(name)
-    except WrobustError as exc:
-        raise type(exc)(f"{key}: {exc}") from None
-    return f"{definition.name}:{_path(source['source'], base)}" if source else name
-
-
-def _normalize(value: object, key: str) -> str:
-    s = as_string(value, key).lower()
-    if s not in NORMALIZE:
-        raise InvalidValueError(f"{key}: expected one of {', '.join(repr(n) for n in NORMALIZE)}, not {value!r}")
-    return s
 
 
 def point_name(dist: Distortion, strength: float) -> str:

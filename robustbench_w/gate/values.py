@@ -23,14 +23,23 @@ def as_table(value: object, key: str) -> dict:
 
 
 def no_unknown(t: dict, allowed: set[str], key: str, prefix: str = "") -> None:
+    problems = unknown_keys(t, allowed, key, prefix)
+    if problems:
+        raise problems[0]
+
+
+def unknown_keys(t: dict, allowed: set[str], key: str, prefix: str = "") -> list[InvalidValueError]:
+    """One error per key of ``t`` that is not ``allowed`` (with the closest allowed key, if one is close)."""
     from ..registry import close_matches
 
+    problems = []
     for name in t:
         if name not in allowed:
             close = close_matches(name, allowed, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             where = f"{key}.{name}" if key else name
-            raise InvalidValueError(f"{prefix}{where}: unknown key{hint} (keys: {', '.join(sorted(allowed))})")
+            problems.append(InvalidValueError(f"{prefix}{where}: unknown key{hint} (keys: {', '.join(sorted(allowed))})"))
+    return problems
 
 
 def kind_of(value: object) -> str:

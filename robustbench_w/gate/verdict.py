@@ -1,8 +1,8 @@
 """Gate verdicts: evaluate a policy's requirement points with the sweep engine and judge each limit.
 
 The model and data are loaded once; every distinct (distortion, strength) point of the policy is evaluated
-with ``policy.trials`` trials (deterministic points once; ``trials = "auto"``: as many as the point's 95%
-interval needs to be within ``ci_width``, at most ``max_trials``, as ``wrobust sweep --trials auto``) by one
+with ``policy.trials`` trials (deterministic points once; ``trials = "auto"``, the default: until every
+requirement on the point is decided, at most ``max_trials``, :mod:`.decide`) by one
 :class:`SweepRunner`, and summarised with
 :func:`..engine.runs.stats.summarize`. A limit is judged on the mean over trials (``judge = "mean"``) or on the
 conservative end of the 95% confidence interval of the mean (``judge = "ci"``, the default): the upper end
@@ -32,15 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import torch
 from torch import nn
 
 from ..distortions import get_distortion
-from ..engine.passes.batchsize import BatchSize
 from ..engine.runs.distributed import process_group
-from ..engine.passes.fastpath import Compile, FastPath
+from ..engine.passes.fastpath import FastPath
 from ..engine.weights.health import Health
-from ..engine.passes.metrics import get_metric
 from ..engine.runs.resume import run_resumable, run_setup
 from ..engine.runs.signals import Interrupted
 from ..engine.runs.stats import summarize, t_interval
@@ -48,7 +45,8 @@ from ..engine.runs.sweep import ROW_COLUMNS, Point, Progress, SweepRunner, plan,
 from ..errors import InputFileError, InvalidValueError, WrobustError, permission_denied
 from ..load.checkpoints import LoadedModel
 from ..load.inputs import Inputs, load_inputs
-from .policy import LIMIT_KINDS, LimitKind, Policy, Requirement, load_policy, point_name
+from .decide import UNDECIDED, _float, decision_rule, limit_decided, measures, stop_reason
+from .policy import LIMIT_KINDS, Policy, Requirement, load_policy, point_name
 
 TOLERANCE = 1e-9  # a value equal to its limit passes, whatever the rounding of k/n
 Key = tuple[str, float]  # (canonical spec without a fixed strength, strength or nan)
@@ -80,6 +78,8 @@ class Verdict:
     requirement: Requirement
     checks: tuple[Check, ...]
     measured: dict
+    trials: int = 1  # of its point
+    stopped: str = ""  # why its point has these trials: decided, undecided at cap, fixed trials, ...
 
     @property
     def passed(self) -> bool:
@@ -122,30 +122,29 @@ class GateResult:
 
 
 def run_gate(model: str | LoadedModel | nn.Module, policy: Policy | str | Path, baseline: Path | str | None = None, *,
-             device: str | torch.device = "auto", batch_size: BatchSize = "auto", progress: Progress | None = None,
-             metric: Sequence[str] | None = None, output_key: str | None = None, pool: str | None = None,
-             seq_len: int | None = None, log: str | Path | None = None, resume: bool = False,
-             precision: str = "fp32", channels_last: bool = False, compile: Compile = False,
-             **model_options) -> GateResult:
+             progress: Progress | None = None, log: str | Path | None = None, resume: bool = False,
+             trust_checkpoint: bool = False, **settings) -> GateResult:
     """Evaluate ``model`` against ``policy`` (a :class:`Policy` or a policy file; and ``baseline``, if given)
-    and return the verdicts. ``metric`` adds metrics to measure; ``output_key``, ``pool`` and ``seq_len``
-    override the policy's; ``precision``, ``channels_last``, ``compile`` and ``batch_size`` say how passes
-    run (``engine.passes.fastpath``). ``log``/``resume``: a run log, as for a sweep (docs/resume.md); an interrupted
-    gate raises :class:`~..engine.runs.signals.Interrupted` (no verdict on part of the points)."""
+    and return the verdicts. ``settings`` take the place of the policy's (any key of ``[gate]`` but
+    ``require``: ``image_size``, ``device``, ``trials``, ...; :mod:`.settings`), as the command line's do.
+    ``log``/``resume``: a run log, as for a sweep (docs/resume.md); an interrupted gate raises
+    :class:`~..engine.runs.signals.Interrupted` (no verdict on part of the points)."""
     policy = policy if isinstance(policy, Policy) else load_policy(Path(policy))
+    policy = policy.given(settings)
     check_supported(policy)
     base = load_baseline(Path(baseline)) if baseline is not None else None
     setup = run_setup(log, resume, kind="gate")
-    fast, rule = FastPath(precision, channels_last, compile), policy.trial_rule
+    get = policy.get
+    fast = FastPath(get("precision", "fp32"), get("channels_last", False), get("compile", False))
     started = time.perf_counter()
-    options = {**policy.load_options(), **model_options, **({"seq_len": seq_len} if seq_len is not None else {})}
-    with process_group(device) as dev:
-        inputs = load_inputs(model, policy.dataset, device=dev, **options)
+    with process_group(get("device", "auto")) as dev:
+        inputs = load_inputs(model, policy.dataset, device=dev, trust_checkpoint=trust_checkpoint,
+                             **policy.load_options())
         runner = SweepRunner(inputs.model, inputs.data, include=policy.include, exclude=policy.exclude,
-                             batch_size=batch_size, device=inputs.device,
-                             extra_metrics=[*(metric or ()), *policy.metrics],
-                             output_key=output_key or policy.output_key, pool=pool or policy.pool, fast=fast,
-                             probed=inputs.probed)
+                             batch_size=get("batch_size", "auto"), device=inputs.device,
+                             extra_metrics=[*get("metric", ()), *policy.metrics], output_key=get("output_key"),
+                             pool=get("pool"), fast=fast, probed=inputs.probed)
+        rule = policy.trial_rule if not policy.trial_rule.auto else decision_rule(policy, runner.clean_row(0))
         head = run_meta(inputs.model, inputs.data, runner, inputs.device, policy.seed, 0.0, rule)
         outcome = run_resumable(runner, gate_points(policy), policy.seed, progress, setup, head, trials=rule)
     if outcome.signal:
@@ -155,9 +154,10 @@ def run_gate(model: str | LoadedModel | nn.Module, policy: Policy | str | Path, 
     bits = measure_bits(policy, inputs, rows)
     meta = run_meta(inputs.model, inputs.data, runner, inputs.device, policy.seed, time.perf_counter() - started,
                     rule)
-    rows.attrs["meta"] = meta  # summarize reads the trial rule (capped points) from it
+    rows.attrs["meta"] = meta
     summary = summarize(rows)
-    verdicts = [judge(r, summary, bits, base, broken=not runner.health.ok) for r in policy.requirements]
+    verdicts = [judge(r, summary, bits, base, broken=not runner.health.ok, policy=policy)
+                for r in policy.requirements]
     notes = baseline_notes(verdicts, base, meta)
     return GateResult(policy, verdicts, rows, summary, meta, None if base is None else base.source, notes,
                       runner.health, list(meta.get("warnings", [])))
@@ -202,17 +202,22 @@ def point_mask(frame: pd.DataFrame, key: Key) -> pd.Series:
 
 # ------------------------------------------------------------------ judging
 
-def judge(r: Requirement, summary: pd.DataFrame, bits: dict, base: Baseline | None, broken: bool = False) -> Verdict:
+def judge(r: Requirement, summary: pd.DataFrame, bits: dict, base: Baseline | None, broken: bool = False,
+          policy: Policy | None = None) -> Verdict:
     """All checks of one requirement: its limits, then the regression over the baseline (if any). On a
     ``broken`` clean model (non-finite weights or outputs) a limit relative to the clean model fails unjudged:
-    a drop from a 100%-error model is no drop."""
+    a drop from a 100%-error model is no drop. With the ``policy``, the verdict says why its point has the
+    trials it has (:func:`.decide.stop_reason`); a limit left undecided is judged on the mean."""
     row = summary[point_mask(summary, r.point)].iloc[0].to_dict()
     clean = summary[summary["distortion"] == "none"].iloc[0].to_dict()
+    stopped = "" if policy is None else stop_reason(r, policy, row, clean)
+    undecided = stopped if stopped in UNDECIDED else ""
     checks = [broken_check(r, key) if broken and LIMIT_KINDS[key].measure in RELATIVE
-              else judge_limit(r, key, row, clean, bits.get(r.point)) for key in LIMIT_KINDS if key in r.limits]
+              else judge_limit(r, key, row, clean, bits.get(r.point), undecided)
+              for key in LIMIT_KINDS if key in r.limits]
     if base is not None:
         checks.append(regression_check(r, row, base))
-    return Verdict(r, tuple(checks), row)
+    return Verdict(r, tuple(checks), row, int(row.get("trials", 1)), stopped)
 
 
 RELATIVE = ("drop", "increase", "ratio")  # measures taken against the clean model
@@ -224,14 +229,17 @@ def broken_check(r: Requirement, key: str) -> Check:
     return Check(key, r.limits[key], math.nan, "-", False, note="not judged: the clean model is broken", metric=metric)
 
 
-def judge_limit(r: Requirement, key: str, row: dict, clean: dict, bits: tuple | None) -> Check:
-    """Judge one limit: take the mean or the conservative end of the interval, compare with the threshold."""
+def judge_limit(r: Requirement, key: str, row: dict, clean: dict, bits: tuple | None, undecided: str = "") -> Check:
+    """Judge one limit: take the mean or the conservative end of the interval, compare with the threshold
+    (the mean, marked, when adaptive trials stopped with this limit ``undecided``)."""
     kind = LIMIT_KINDS[key]
     mean, low, high, draws = measures(kind, row, clean, bits, r.metric)
     if not r.distortion.is_random_at(r.strength):
         value, on = mean, "exact"
     elif draws == 1:
         value, on = mean, "one draw"
+    elif undecided and not limit_decided(r, key, row, clean):
+        value, on = mean, f"mean, {undecided}"
     elif r.judge == "mean":
         value, on = mean, "mean"
     else:
@@ -242,22 +250,6 @@ def judge_limit(r: Requirement, key: str, row: dict, clean: dict, bits: tuple | 
         return Check(key, threshold, math.nan, on, False, mean, f"not measured: {why}", metric)
     passed = value <= threshold + TOLERANCE if kind.upper else value >= threshold - TOLERANCE
     return Check(key, threshold, value, on, passed, mean, metric=metric)
-
-
-def measures(kind: LimitKind, row: dict, clean: dict, bits: tuple | None,
-             metric: str | None = None) -> tuple[float, float, float, int]:
-    """``(mean, ci low, ci high, number of draws)`` of a limit's measure at a point (``clean``: the clean
-    model's summary row)."""
-    if kind.measure == "bits":
-        return bits if bits is not None else (math.nan, math.nan, math.nan, 0)
-    col = get_metric(metric).column if kind.on_metric else ("error" if kind.measure == "drop" else kind.measure)
-    mean, low, high = (_float(row.get(f"{col}_{s}")) for s in ("mean", "ci_low", "ci_high"))
-    base = _float(clean.get(f"{col}_mean"))
-    if kind.measure in ("drop", "increase"):
-        mean, low, high = mean - base, low - base, high - base
-    elif kind.measure == "ratio":
-        mean, low, high = (x / base if base else math.nan for x in (mean, low, high))
-    return mean, low, high, int(row.get("trials", 1))
 
 
 def unmeasured(measure: str, metric: str = "") -> str:
@@ -274,13 +266,9 @@ def regression_check(r: Requirement, row: dict, base: Baseline) -> Check:
         return Check("max_regression", r.max_regression, math.nan, "mean vs baseline", None, now,
                      "not in the baseline")
     rise = now - before
-    note = f"error {before:.4f} -> {now:.4f}"
+    note = f"error {100 * before:.2f}% -> {100 * now:.2f}%"
     passed = bool(rise <= r.max_regression + TOLERANCE)
     return Check("max_regression", r.max_regression, rise, "mean vs baseline", passed, now, note)
-
-
-def _float(x: object) -> float:
-    return math.nan if x is None else float(x)
 
 
 # ------------------------------------------------------------------ effective bits
