@@ -78,7 +78,7 @@ def test_policy_the_model_cannot_meet_exits_1_naming_requirement_and_value(run_c
     code, out, err = run_cli("gate", MODEL, "--policy", write(tmp_path, FAILING), "--device", "cpu")
     assert code == 1, err
     measured = failing_result.verdicts[3].checks[0].value
-    assert f"FAIL strong noise: error {measured:.4f} (95% CI high) > limit 0.1000" in out
+    assert f"FAIL strong noise: error {100 * measured:.2f}% (95% CI high) > limit 10.00%" in out
     assert "gate FAILED: 1 of 4" in out
 
 
@@ -238,7 +238,7 @@ def test_junit_has_one_testcase_per_requirement_with_the_right_failures(run_cli,
     assert (suite.get("tests"), suite.get("failures")) == ("4", "1")
     assert [c.get("name") for c in cases] == ["addnorm sigma=0.1", "sign", "power beta=0.5", "strong noise"]
     assert [c.find("failure") is not None for c in cases] == [False, False, False, True]
-    assert "error 0." in cases[3].find("failure").get("message")
+    assert "% (95% CI high) > limit 10.00%" in cases[3].find("failure").get("message")
     md = summary.read_text()
     assert md.startswith("## wrobust gate: ❌ failed (1 of 4)") and "| ❌ | strong noise | error |" in md
 
@@ -271,7 +271,7 @@ def test_output_json_serves_as_baseline_and_an_injected_regression_fails(run_cli
     out.write_text(json.dumps(doc))
     code, text, _ = run_cli("gate", MODEL, "--policy", policy, "--device", "cpu", "--baseline", out)
     assert code == 1
-    assert "FAIL sign: error rise vs baseline +0.0200 (mean vs baseline) > limit +0.0100" in text
+    assert "FAIL sign: error rise vs baseline +2.00 pp (mean vs baseline) > limit +1.00 pp" in text
 
 
 def test_sweep_json_baseline_and_missing_points_are_reported_not_failed(run_cli, tmp_path):

@@ -332,7 +332,8 @@ def parse_requirement(entry: object, index: int, key: str, common: dict, problem
     t = own.attempt(as_table, entry, key)
     if t is None:
         return _done(own, problems)
-    for exc in unknown_keys(t, REQUIRE_KEYS, key):
+    unknown = unknown_keys(t, REQUIRE_KEYS, key)
+    for exc in unknown:
         own.add(exc)
     if "distortion" not in t:
         own.add(InvalidValueError(f"{key}.distortion: missing (every requirement names a distortion)"))
@@ -340,7 +341,7 @@ def parse_requirement(entry: object, index: int, key: str, common: dict, problem
     dist = own.attempt(_distortion, t["distortion"], f"{key}.distortion")
     strength = None if dist is None else own.attempt(_strength, t, dist, key)
     limits = {k: own.attempt(_limit, t[k], LIMIT_KINDS[k], f"{key}.{k}") for k in LIMIT_KINDS if k in t}
-    if not limits:
+    if not limits and not unknown:  # a misspelt limit is said once, as an unknown key
         own.add(InvalidValueError(f"{key}: no limit (give at least one of {', '.join(LIMIT_KINDS)})"))
     metric = own.attempt(_metric, t, limits, key)
     judge = own.attempt(optional, t, "judge", key, _judge, common["judge"])
@@ -352,8 +353,9 @@ def parse_requirement(entry: object, index: int, key: str, common: dict, problem
         own.add(InvalidValueError(f"{key}.judge: 'ci' needs trials >= 2 for the random distortion {dist.name} "
                                   f"(trials = {common['trials']}); raise trials or use judge = 'mean'"))
         return _done(own, problems)
-    return Requirement(index, key, name or point_name(dist, strength), dist.with_strength(None), strength, limits,
-                       judge, regression, metric)
+    dist = dist.with_strength(None)
+    return Requirement(index, key, name or point_name(dist, strength), dist, strength, limits, judge, regression,
+                       metric)
 
 
 def _done(own: Problems, problems: Problems | None) -> None:

@@ -17,7 +17,8 @@ from rich.table import Table
 
 from ..engine.passes.metrics import get_metric
 from ..report.files import atomic_write, jsonable, records
-from ..report.text import num
+from ..report.text import num, pack, pct
+from .settings import COMMAND_LINE
 from .verdict import Check, GateResult, Verdict
 
 MEASURES = {"max_error": "error", "max_drop": "error drop", "min_agreement": "agreement",
@@ -28,17 +29,18 @@ METRIC_MEASURES = {"max": "{}", "min": "{}", "max_increase": "{} rise", "min_rat
 # ------------------------------------------------------------------ text pieces
 
 def number(limit: str, x: float) -> str:
-    """A value in the policy's own units: fractions with 4 decimals, bits with 3, rises with a sign; a metric's
-    value with 4 significant digits."""
+    """A value as ``wrobust sweep`` prints it: fractions in percent (``4.61%``), their differences in
+    percentage points with a sign (``+1.69 pp``), bits with 3 decimals, a metric's value with 4 significant
+    digits (a rise with a sign)."""
     if x is None or math.isnan(x):
         return "-"
     if limit == "max_bits":
         return f"{x:.3f}"
-    if limit in ("max", "min"):
+    if limit in ("max", "min", "min_ratio"):
         return num(x)
     if limit == "max_increase":
         return ("+" if x >= 0 else "") + num(x)
-    return f"{x:+.4f}" if limit in ("max_regression", "max_drop") else f"{x:.4f}"
+    return f"{100 * x:+.2f} pp" if limit in ("max_regression", "max_drop") else f"{pct(x)}%"
 
 
 def measure_text(c: Check) -> str:
@@ -66,24 +68,40 @@ def check_line(v: Verdict, c: Check) -> str:
 
 
 def verdict_line(result: GateResult) -> str:
+    """``gate passed: 3 of 3 requirements met``, ``gate FAILED: 1 of 4 requirements not met``."""
     total, failed = len(result.verdicts), len(result.failed)
-    head = (f"gate passed: {total} of {total} requirements met" if result.passed
+    return (f"gate passed: {total} of {total} requirements met" if result.passed
             else f"gate FAILED: {result.broken}" if result.broken
             else f"gate FAILED: {failed} of {total} requirements not met")
-    return f"{head} ({context(result)})"
+
+
+def context_parts(result: GateResult) -> list[str]:
+    """What the verdicts were measured on, in parts a line may break between: the model and data, the clean
+    values, the normalisation, the trials and seed, how limits were judged, the settings the command line gave."""
+    m, p = result.meta, result.policy
+    clean = result.summary[result.summary["distortion"] == "none"].iloc[0]
+    parts = [f"{m.get('model')} on {m.get('dataset')}, n={m.get('n')}", clean_values(clean, p)]
+    if m.get("normalization_text"):
+        parts.append(f"normalisation {m['normalization_text']} (from {m.get('normalization_source')})")
+    parts += [f"{trials_text(p)}, seed {p.seed}", f"judged on {judge_text(p.judge)}"]
+    given = [k for k, v in p.sources.items() if v == COMMAND_LINE]
+    if given:
+        parts.append("from the command line: " + ", ".join(given))
+    return parts
 
 
 def context(result: GateResult) -> str:
-    m, p = result.meta, result.policy
-    clean = result.summary[result.summary["distortion"] == "none"].iloc[0]
-    norm = f"; normalisation {m['normalization_text']} (from {m.get('normalization_source')})" \
-        if m.get("normalization_text") else ""
-    return (f"{m.get('model')} on {m.get('dataset')}, n={m.get('n')}, {clean_values(clean, result.policy)}"
-            f"{norm}; {p.trials} trials, seed {p.seed}; judged on {judge_text(p.judge)}")
+    return "; ".join(context_parts(result))
+
+
+def trials_text(policy) -> str:
+    if policy.trials != "auto":
+        return f"{policy.trials} trials"
+    return f"trials until decided (3 to {policy.trial_rule.max_trials})"
 
 
 def clean_values(clean, policy) -> str:
-    """``clean error 0.0254`` (as always), and the clean value of each other metric a requirement names."""
+    """``clean error 2.54%`` (as always), and the clean value of each other metric a requirement names."""
     others = [n for n in policy.metrics if n not in ("error", "agreement")]
     parts = [f"clean {n} {num(clean.get(f'{get_metric(n).column}_mean', math.nan))}" for n in others]
     if not others or not math.isnan(clean["error_mean"]):
@@ -96,41 +114,45 @@ def judge_text(judge: str) -> str:
 
 
 def table_rows(result: GateResult) -> list[list[str]]:
-    """``[requirement, measure, limit, measured, judged on, result]`` per check; the name on its first line."""
+    """``[requirement, measure, limit, measured, judged on, trials, result]`` per check; the name and the
+    trials on the requirement's first line."""
     out = []
     for v in result.verdicts:
         for i, c in enumerate(v.checks):
             measured = number(c.limit, c.value) if c.passed is not None else "-"
-            out.append([v.requirement.name if i == 0 else "", measure_text(c), limit_text(c), measured,
-                        c.judged_on if c.passed is not None else c.note, status(c)])
+            first = i == 0
+            out.append([v.requirement.name if first else "", measure_text(c), limit_text(c), measured,
+                        c.judged_on if c.passed is not None else c.note, str(v.trials) if first else "",
+                        status(c)])
     return out
 
 
-HEADERS = ["requirement", "measure", "limit", "measured", "judged on", "result"]
+HEADERS = ["requirement", "measure", "limit", "measured", "judged on", "trials", "result"]
+RIGHT = ("limit", "measured", "trials")
+SHORT = ("limit", "measured", "trials", "result")  # never wrapped: the other columns give way
 
 
 # ------------------------------------------------------------------ terminal
 
 def render_gate(result: GateResult, console: Console, table: bool = True) -> None:
-    """The table of checks, the failing checks one per line, the notes, and the verdict line."""
+    """What was measured (lines packed to the console's width), the table of checks (long texts wrap inside
+    their cells), the failing checks one per line, the notes, and the verdict line last."""
     if table:
+        for line in pack(context_parts(result), console.width):
+            console.print(line, markup=False, highlight=False)
         t = Table(show_edge=False, pad_edge=False)
-        for i, h in enumerate(HEADERS):
-            t.add_column(h, justify="right" if h in ("limit", "measured") else "left")
+        for h in HEADERS:
+            t.add_column(h, justify="right" if h in RIGHT else "left", overflow="fold", no_wrap=h in SHORT)
         for row in table_rows(result):
             style = {"PASS": "green", "FAIL": "bold red"}.get(row[-1])
             t.add_row(*map(escape, row[:-1]), f"[{style}]{row[-1]}[/]" if style else row[-1])
         console.print(t)
-    if result.broken:
-        console.print(f"FAIL {result.broken}", markup=False, highlight=False, soft_wrap=True)
-    for v in result.failed:
-        for c in v.failures:
-            console.print(check_line(v, c), markup=False, highlight=False, soft_wrap=True)
-    for warning in result.warnings:
-        console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
-    for note in result.notes:
-        console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
-    console.print(verdict_line(result), markup=False, highlight=False, soft_wrap=True,
+    lines = [f"FAIL {result.broken}"] if result.broken else []
+    lines += [check_line(v, c) for v in result.failed for c in v.failures]
+    lines += [f"warning: {w}" for w in result.warnings] + [f"note: {n}" for n in result.notes]
+    for line in lines:
+        console.print(line, markup=False, highlight=False, overflow="fold")
+    console.print(verdict_line(result), markup=False, highlight=False, overflow="fold",
                   style=None if result.passed else "bold red")
 
 
@@ -148,11 +170,16 @@ def junit_xml(result: GateResult) -> ET.ElementTree:
     for key in ("model", "model_sha256", "dataset", "n", "seed", "device", "version"):
         ET.SubElement(props, "property", name=key, value=str(result.meta.get(key)))
     ET.SubElement(props, "property", name="policy", value=result.policy.source)
+    for key, value in setting_values(result.policy):
+        ET.SubElement(props, "property", name=f"setting.{key}", value=value)
     if broken:
         clean = ET.SubElement(suite, "testcase", classname="wrobust.gate", name="clean model", time="0")
         ET.SubElement(clean, "failure", message=result.broken, type="BrokenModel").text = result.broken
     for name, v in zip(case_names(result.verdicts), result.verdicts):
         case = ET.SubElement(suite, "testcase", classname="wrobust.gate", name=name, time="0")
+        own = ET.SubElement(case, "properties")
+        ET.SubElement(own, "property", name="trials", value=str(v.trials))
+        ET.SubElement(own, "property", name="stopped", value=v.stopped)
         if not v.passed:
             message = "; ".join(check_line(v, c)[5:] for c in v.failures)
             failure = ET.SubElement(case, "failure", message=message, type="RequirementFailed")
@@ -160,6 +187,15 @@ def junit_xml(result: GateResult) -> ET.ElementTree:
         ET.SubElement(case, "system-out").text = "\n".join(check_line(v, c) for c in v.checks)
     ET.indent(root)
     return ET.ElementTree(root)
+
+
+def setting_values(policy) -> list[tuple[str, str]]:
+    """``(key, "VALUE (from the policy)")`` of each setting and run key that was given, and where it came from."""
+    def text(v: object) -> str:
+        return ",".join(map(str, v)) if isinstance(v, (tuple, list)) else str(v)
+
+    values = {**policy.to_dict(), **policy.settings}
+    return [(k, f"{text(values.get(k))} (from the {where})") for k, where in policy.sources.items()]
 
 
 def case_names(verdicts: list[Verdict]) -> list[str]:
@@ -197,7 +233,7 @@ def gate_document(result: GateResult) -> dict:
     reqs = [{"name": v.requirement.name, "key": v.requirement.key, "distortion": v.requirement.distortion.spec,
              "strength": v.requirement.strength, "judge": v.requirement.judge, "limits": v.requirement.limits,
              "max_regression": v.requirement.max_regression, "passed": v.passed,
-             "metric": v.requirement.metric,
+             "metric": v.requirement.metric, "trials": v.trials, "stopped": v.stopped,
              "checks": [{"limit": c.limit, "threshold": c.threshold, "value": c.value, "mean": c.mean,
                          "judged_on": c.judged_on, "passed": c.passed, "note": c.note,
                          **({"metric": c.metric} if c.metric else {})} for c in v.checks]}
