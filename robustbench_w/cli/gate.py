@@ -40,6 +40,8 @@ COMMAND_LINE_ONLY = {
     "quiet": "how this run prints", "log": "a file of this run", "resume": "how this run continues",
     "trust_checkpoint": "running the code in a pickle is the caller's decision, not a policy file's",
 }
+# Options both commands have, each with its own definition: what they write and print differs.
+OWN_DEFINITION = {"outputs": "gate -o writes its JSON document only", "quiet": "gate -q still prints the failures"}
 POLICY_KEY = {"compile_model": "compile"}  # an option whose [gate] key is spelt otherwise
 
 
