@@ -11,6 +11,7 @@ import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from rich.box import SIMPLE_HEAD
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -140,7 +141,7 @@ def render_gate(result: GateResult, console: Console, table: bool = True) -> Non
     if table:
         for line in pack(context_parts(result), console.width):
             console.print(line, markup=False, highlight=False)
-        t = Table(show_edge=False, pad_edge=False)
+        t = Table(box=SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 0))  # one space between columns
         for h in HEADERS:
             t.add_column(h, justify="right" if h in RIGHT else "left", overflow="fold", no_wrap=h in SHORT)
         for row in table_rows(result):
