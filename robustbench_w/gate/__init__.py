@@ -2,8 +2,9 @@
 
 In: a model and a policy (TOML: requirements at distortion x strength points). Out: a :class:`GateResult`
 (one verdict per requirement, the measured rows) rendered as a table, JUnit XML, Markdown and JSON.
-Files: :mod:`.policy` (reading and checking the policy), :mod:`.verdict` (measuring and judging),
-:mod:`.report` (the table and the files).
+Files: :mod:`.policy` (reading and checking the policy, every problem at once), :mod:`.settings` (its keys
+that are the options shared with ``sweep``), :mod:`.decide` (trials until each limit is decided),
+:mod:`.verdict` (measuring and judging), :mod:`.report` (the table and the files).
 
 The wing itself is callable: ``robustbench_w.gate(model, policy)`` runs :func:`.verdict.run_gate`.
 """

@@ -1,11 +1,12 @@
 """Gate policies: read a TOML file (or ``[tool.wrobust.gate]`` in ``pyproject.toml``), validate it whole.
 
-A policy names the evaluation (dataset, data root, limit, trials, seed, targets) and a list of
-requirements, each at one distortion and strength with one or more limits::
+A policy names the evaluation (trials, seed, and the settings shared with ``sweep``'s options: dataset,
+image size, normalisation, device, ...; :mod:`.settings`) and a list of requirements, each at one
+distortion and strength with one or more limits::
 
     [gate]
     dataset = "digits"
-    trials = 5
+    image_size = 32                 # --image-size on the command line wins
 
     [[gate.require]]
     distortion = "noise"
@@ -18,9 +19,10 @@ requirements, each at one distortion and strength with one or more limits::
     metric = "perplexity"
     max = 40                        # or min, max_increase (over the clean model), min_ratio (of the clean value)
 
-Everything is checked before any model is loaded, so that a typo costs nothing. Every error names the
-key that is wrong, as a path: ``gate.require[2].strength: expected a number`` (``require`` entries count
-from 0). See docs/gate.md for the reference of every key.
+Everything is checked before any model is loaded, so that a typo costs nothing, and every problem is
+listed at once (:class:`PolicyProblems`). Every error names the key that is wrong, as a path:
+``gate.require[2].strength: expected a number`` (``require`` entries count from 0). See docs/gate.md for
+the reference of every key.
 """
 
 from __future__ import annotations
