@@ -45,6 +45,7 @@ from .values import (
     as_trials,
     no_unknown,
     optional,
+    Problems,
     unknown_keys,
 )
 from .settings import COMMAND_LINE, LOAD_KEYS, POLICY, SETTINGS, check_settings
@@ -261,29 +262,6 @@ class PolicyProblems(InvalidValueError):
         super().__init__("\n".join(lines))
 
 
-class Problems:
-    """The problems found so far; :meth:`attempt` runs one check and notes its error instead of raising."""
-
-    def __init__(self):
-        self.found: list[WrobustError] = []
-
-    def add(self, exc: WrobustError) -> None:
-        self.found.append(exc)
-
-    def attempt(self, check, *args, default=None):
-        try:
-            return check(*args)
-        except WrobustError as exc:
-            self.add(exc)
-            return default
-
-    def raise_any(self) -> None:
-        if len(self.found) == 1:
-            raise self.found[0]
-        if self.found:
-            raise PolicyProblems(self.found)
-
-
 def parse_policy(table: object, source: str = "<policy>", key: str = "gate", base: Path | None = None,
                  given: dict | None = None) -> Policy:
     """Validate a policy table (the content of ``[gate]``) whole and return the :class:`Policy`; ``given``
@@ -317,7 +295,7 @@ def parse_policy(table: object, source: str = "<policy>", key: str = "gate", bas
         problems.add(InvalidValueError(f"{key}.require: expected at least one [[{key}.require]] table"))
     else:
         reqs = [parse_requirement(e, i, f"{key}.require[{i}]", common, problems) for i, e in enumerate(entries)]
-    problems.raise_any()
+    problems.raise_any(PolicyProblems)
     return Policy(source=source, requirements=tuple(reqs), table=key, settings=settings, sources=sources,
                   raw=dict(t), base=base, **common)
 
@@ -363,7 +341,7 @@ def parse_requirement(entry: object, index: int, key: str, common: dict, problem
 def _done(own: Problems, problems: Problems | None) -> None:
     """A requirement with problems: noted (``problems`` given), else raised."""
     if problems is None:
-        own.raise_any()
+        own.raise_any(PolicyProblems)
 
 
 def _metric(t: dict, limits: dict[str, float], key: str) -> str | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from ..errors import InvalidValueError
+from ..errors import InvalidValueError, WrobustError
 
 
 def optional(t: dict, name: str, key: str, check: Callable[[object, str], object], default: object = None):
@@ -94,3 +94,27 @@ def as_strings(value: object, key: str) -> list[str]:
     if not isinstance(value, list):
         raise InvalidValueError(f"{key}: expected a string or an array of strings, not {kind_of(value)}")
     return [as_string(v, f"{key}[{i}]") for i, v in enumerate(value)]
+
+
+class Problems:
+    """The problems found so far; :meth:`attempt` runs one check and notes its error instead of raising."""
+
+    def __init__(self):
+        self.found: list[WrobustError] = []
+
+    def add(self, exc: WrobustError) -> None:
+        self.found.append(exc)
+
+    def attempt(self, check, *args, default=None):
+        try:
+            return check(*args)
+        except WrobustError as exc:
+            self.add(exc)
+            return default
+
+    def raise_any(self, several: Callable[[list[WrobustError]], Exception]) -> None:
+        """Raise the one problem found as itself, several as ``several(problems)``; nothing when none."""
+        if len(self.found) == 1:
+            raise self.found[0]
+        if self.found:
+            raise several(self.found)
