@@ -9,7 +9,16 @@ from pathlib import Path
 
 import click
 
-from ..engine.defaults import DEFAULT_CI_WIDTH, DEFAULT_MAX_TRIALS, PRECISIONS
+from ..engine.defaults import (
+    DEFAULT_CI_WIDTH,
+    DEFAULT_MAX_TRIALS,
+    DEVICE_PATTERN,
+    IMAGE_MODES,
+    NORMALIZE,
+    POOLS,
+    PRECISIONS,
+    SPLITS,
+)
 from ..report.formats import OUTPUT_SUFFIXES, check_output_path
 
 
@@ -67,7 +76,7 @@ class DeviceName(click.ParamType):
     """``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``; whether it exists here is checked when it is used."""
 
     name = "DEVICE"
-    PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+    PATTERN = re.compile(DEVICE_PATTERN)
 
     def convert(self, value, param, ctx):
         text = str(value).strip().lower()
@@ -127,13 +136,13 @@ data_options = compose(
                  help="Evaluation dataset (default: the one the checkpoint names): digits, mnist, fashion-mnist, "
                       "cifar10, cifar100, svhn, imagefolder:PATH, tensors:FILE, text:FILE, jsonl:FILE, synthetic. "
                       "See: wrobust list datasets."),
-    click.option("--split", type=click.Choice(["test", "train", "all"]), default="test", show_default=True,
+    click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True,
                  help="Which examples (all: train and test together). digits: test is every fifth image of each "
                       "class (355), train the other 1,442."),
     data_root_options,
     click.option("--image-size", type=click.IntRange(min=1), default=None, metavar="N",
                  help="imagefolder: resize to N/0.875 and centre-crop to N (default 224)."),
-    click.option("--image-mode", type=click.Choice(["L", "RGB"], case_sensitive=False), default=None,
+    click.option("--image-mode", type=click.Choice(IMAGE_MODES, case_sensitive=False), default=None,
                  help="imagefolder: read images as grey (L) or colour (RGB) [default: what the model's first layer "
                       "takes, else RGB]."),
     click.option("--input-shape", type=SHAPE, default=None,
@@ -142,7 +151,7 @@ data_options = compose(
                  help="Normalisation mean, one value or one per channel (overrides the preset and the checkpoint)."),
     click.option("--std", type=NumberList(), default=None, metavar="LIST",
                  help="Normalisation std, one value or one per channel (overrides the preset and the checkpoint)."),
-    click.option("--normalize", type=click.Choice(["auto", "none"], case_sensitive=False), default="auto",
+    click.option("--normalize", type=click.Choice(NORMALIZE, case_sensitive=False), default="auto",
                  show_default=True, help="none: the inputs are already model-ready (no normalisation at all); "
                                          "auto: the checkpoint's, else the dataset's."),
     click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
@@ -194,7 +203,7 @@ task_options = compose(
     click.option("--output-key", default=None, metavar="KEY",
                  help="Which output of a model returning a dict, tuple or ModelOutput is measured (default: logits, "
                       "else last_hidden_state, else the first tensor; a tuple position as 0, 1, ...)."),
-    click.option("--pool", type=click.Choice(["mean", "cls", "none"]), default=None,
+    click.option("--pool", type=click.Choice(POOLS), default=None,
                  help="Token states (batch, tokens, features) to one vector per input: mean over the attention mask, "
                       "the first token, or none (default: mean for hidden states, none for logits)."),
     click.option("--seq-len", type=click.IntRange(min=2), default=None, metavar="N",

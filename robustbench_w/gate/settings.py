@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from ..engine.defaults import PRECISIONS
+from ..engine.defaults import DEVICE_PATTERN, IMAGE_MODES, NORMALIZE, POOLS, PRECISIONS, SPLITS
 from ..errors import InvalidValueError, WrobustError
 from .values import as_count, as_integer, as_number, as_string, as_strings, kind_of
 
@@ -85,7 +85,7 @@ def as_count_or_auto(value: object, key: str) -> int | str:
 
 def as_device(value: object, key: str) -> str:
     s = as_string(value, key).lower()
-    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", s):
+    if not re.fullmatch(DEVICE_PATTERN, s):
         raise InvalidValueError(f"{key}: {value!r} is not a device: use auto, cpu, cuda, cuda:N or mps")
     return s
 
@@ -127,15 +127,13 @@ def as_tuple_of_strings(value: object, key: str) -> tuple[str, ...]:
     return tuple(as_strings(list(value) if isinstance(value, tuple) else value, key))
 
 
-POOLS = ("mean", "cls", "none")
-NORMALIZE = ("auto", "none")
 PATHS = {"dataset": as_dataset, "data_root": as_folder}  # relative to the policy file's folder (from the policy)
 SETTINGS: dict[str, Callable[[object, str], object]] = {
     # the model (--arch, ...; --trust-checkpoint is the command line's alone)
     "arch": as_string, "num_classes": as_count, "strict": as_bool,
     # the data
-    "dataset": as_dataset, "split": choice("test", "train", "all"), "data_root": as_folder, "download": as_bool,
-    "image_size": as_count, "image_mode": choice("L", "RGB", fold=str.upper), "input_shape": as_shape,
+    "dataset": as_dataset, "split": choice(*SPLITS), "data_root": as_folder, "download": as_bool,
+    "image_size": as_count, "image_mode": choice(*IMAGE_MODES, fold=str.upper), "input_shape": as_shape,
     "mean": as_numbers, "std": as_numbers, "normalize": choice(*NORMALIZE), "limit": as_count,
     # what is measured
     "metric": as_metrics, "output_key": as_string, "pool": choice(*POOLS), "seq_len": as_count,
