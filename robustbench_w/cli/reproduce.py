@@ -55,7 +55,7 @@ class SpecList(click.ParamType):
 @click.option("--quick", is_flag=True,
               help="Fewer seeds and trials, same recipe (digits: the full run's first models, under 2 minutes).")
 @click.option("--within", type=click.FloatRange(min=0), default=WITHIN, show_default=True, metavar="K",
-              help="Claim 5: the fewest bits at which a rule's error stays within K points of its clean error.")
+              help="Claim (e): the fewest bits at which a rule's error stays within K points of none's clean error.")
 @click.option("--arch", default=None, metavar="NAME", help="Architecture [default: the dataset's recipe].")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, metavar="N", help="[default: the dataset's recipe]")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, metavar="X",
@@ -78,7 +78,7 @@ def reproduce(outputs: tuple[Path, ...], quiet: bool, data_root: Path | None, do
               **options) -> None:
     """Train each rule with several seeds, sweep each model under the paper's test-time distortions
     (Merolla et al. 2016), and test the paper's five claims: a verdict for each (shown, not shown,
-    inconclusive), from intervals over training seeds."""
+    inconclusive) from its effect, a threshold and an interval over seeds, trials and the test set."""
     from ..paper.grid import GridConfig
     from ..paper.report import copy_models, output_dirs, write_grid
     from ..paper.reproduce import reproduce as run_grid

@@ -1,4 +1,5 @@
-"""The terminal view of the reproduce grid: the table and one line per claim, fitted to the terminal's width.
+"""The terminal view of the reproduce grid: the table and each claim with its verdict and reason, fitted to the
+terminal's width.
 
 The table is the Markdown report's transposed: one row per column (clean, then the paper's strengths, the
 strength on a second line), one column per rule, each cell the mean error above its interval. Rule headers
@@ -48,7 +49,11 @@ def grid_table(result: GridResult) -> Table:
 
 
 def claim_lines(result: GridResult) -> list[str]:
-    return [*seed_warning(result)[:1], *(f"({c.number}) {c.verdict}: {c.title}" for c in result.claims)]
+    """Per claim: ``(id) verdict: statement``, then its one-line reason, indented."""
+    lines = seed_warning(result)[:1]
+    for c in result.claims:
+        lines += [f"({c.id}) {c.verdict}: {c.statement}", f"    {c.reason.replace('`', '')}"]
+    return lines
 
 
 def render_grid(result: GridResult, console: Console) -> None:

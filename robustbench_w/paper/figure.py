@@ -3,12 +3,16 @@
 :func:`plot_grid` draws the reproduce grid from its summary (:func:`.cells.summarize_cells`): one panel of
 bars for the clean model and the distortions without a strength (the interval as an error bar), and one
 panel per distortion with a strength, test error against strength over the whole curve, one line per
-training rule (mean over seeds and trials, the interval as a band). Three panels per row.
+training rule (mean over seeds and trials, the interval as a band). Three panels per row. With
+:class:`Marks`, the panels of claim (e)'s bits sweeps mark the points that decide it: a star where a seed's
+fewest bits came from, a grey cross on a rule's own training projection (not counted), and a dashed line at
+``none``'s clean error plus ``D``.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +20,17 @@ import pandas as pd
 PER_ROW = 3
 
 
-def plot_grid(summary: pd.DataFrame, path: Path) -> Path | None:
+@dataclass(frozen=True)
+class Marks:
+    """Claim (e) on the figure: ``decide`` and ``own`` hold ``(rule, spec, strength)``; ``level`` the error
+    (a fraction) within which a point counts."""
+
+    decide: tuple[tuple[str, str, float], ...]
+    own: tuple[tuple[str, str, float], ...]
+    level: float
+
+
+def plot_grid(summary: pd.DataFrame, path: Path, marks: Marks | None = None) -> Path | None:
     """Write the figure to ``path``; ``None`` (nothing written) when matplotlib is not installed."""
     try:
         import matplotlib
@@ -33,7 +47,9 @@ def plot_grid(summary: pd.DataFrame, path: Path) -> Path | None:
     rules = list(dict.fromkeys(summary["rule"]))
     _bars(flat[0], summary[summary["strength"].isna()], rules)
     for ax, spec in zip(flat[1:], curves):
-        _curves(ax, summary[summary["spec"] == spec], rules, spec)
+        colors = _curves(ax, summary[summary["spec"] == spec], rules, spec)
+        if marks is not None:
+            _mark(ax, summary[summary["spec"] == spec], marks, spec, colors)
     for ax in flat[panels:]:
         ax.axis("off")
     flat[0].legend(fontsize="small", loc="best")
@@ -57,10 +73,12 @@ def _bars(ax, points: pd.DataFrame, rules: list[str]) -> None:
     ax.set_title("no strength")
 
 
-def _curves(ax, points: pd.DataFrame, rules: list[str], spec: str) -> None:
+def _curves(ax, points: pd.DataFrame, rules: list[str], spec: str) -> dict[str, str]:
+    colors = {}
     for rule in rules:
         g = points[points["rule"] == rule].sort_values("strength")
         line, = ax.plot(g["strength"], 100 * g["error_mean"], marker="o", markersize=3, label=rule)
+        colors[rule] = line.get_color()
         low, high = g["error_low"], g["error_high"]
         if low.notna().any():
             ax.fill_between(g["strength"], 100 * low.fillna(g["error_mean"]), 100 * high.fillna(g["error_mean"]),
@@ -68,3 +86,20 @@ def _curves(ax, points: pd.DataFrame, rules: list[str], spec: str) -> None:
     ax.set_xlabel(points["strength_name"].iloc[0] or "strength")
     ax.set_ylabel("test error %")
     ax.set_title(spec)
+    return colors
+
+
+def _mark(ax, points: pd.DataFrame, marks: Marks, spec: str, colors: dict[str, str]) -> None:
+    decide = [m for m in marks.decide if m[1] == spec]
+    own = [m for m in marks.own if m[1] == spec]
+    if not (decide or own):
+        return
+    for group, style in ((decide, dict(marker="*", s=110, edgecolors="black", linewidths=0.6, zorder=5)),
+                         (own, dict(marker="x", s=50, color="grey", zorder=4))):
+        for rule, _, strength in group:
+            at = points[(points["rule"] == rule) & ((points["strength"] - strength).abs() < 1e-9)]
+            if len(at):
+                color = {"color": colors.get(rule)} if "color" not in style else {}
+                ax.scatter([strength], [100 * at["error_mean"].iloc[0]], **style, **color)
+    ax.axhline(100 * marks.level, color="black", linestyle="--", linewidth=0.8)
+    ax.set_title(f"{spec} (claim e: * decides, x own projection)", fontsize="small")

@@ -16,18 +16,23 @@ from pathlib import Path
 from ..errors import InputFileError
 from ..report.files import atomic_write
 from ..report.text import pct
-from .cells import LEVEL, Interval, cell, fewest_bits
-from .claims import COMPARISON, VERDICT, Claim, Comparison, claims_json
-from .grid import Column
+from .bands import LEVEL
+from .cells import Interval, cell
+from .claims import Claim, claims_json
+from .effects import VERDICT, amount, number
+from .grid import CLEAN, Column
+from .projection import RULE_NONE
 from .reproduce import GridResult
 
-INTERVAL_NOTE = (f"Intervals: the central {LEVEL:.0%} (2.5th to 97.5th percentile) of the values over training "
-                 "seeds, and over the trials of a random distortion; a per-seed quantity (spread, mean error, fewest "
-                 "bits) is computed for each seed and its interval is over the seeds. Two intervals that do not "
-                 "overlap mean that every seed (and draw) of one rule did better than every one of the other; "
-                 "intervals that overlap make a comparison inconclusive. No threshold is tuned. For values one per "
-                 "seed, the chance that all of one rule's lie below all of another's when the two rules do not "
-                 "differ is 1 in 20 with 3 seeds each, 1 in 6 with 2 (--quick): weaker evidence, the same rule.")
+INTERVAL_NOTE = (f"Intervals ({LEVEL:.0%}): each claim rests on an effect (a difference or a share) with a threshold; "
+                 "its interval holds the spread over training seeds, over the trials of a random distortion and over "
+                 "the test set. Per seed, an error carries a binomial test-set term (Agresti-Coull, from the number of "
+                 "test images) and the variance of its trials' mean; a per-seed quantity (a loss, a spread) carries "
+                 "the sum of its errors' variances (conservative: the columns share the test inputs) and its band is "
+                 "value +- 1.96 sd; a rule's interval runs from the lowest to the highest end of its seeds' bands, "
+                 "and across two rules the effect's interval is interval arithmetic. Shown: the whole interval beyond "
+                 "the threshold; not shown: the whole interval short of it; inconclusive otherwise. Nothing is drawn at "
+                 "random. The table below shows the models on this test set (its intervals: over seeds and trials only).")
 
 
 def interval_text(iv: Interval, scale: float = 100, digits: int = 1) -> str:
@@ -54,11 +59,11 @@ def recipe_line(result: GridResult) -> str:
             f"lr {m['lr']:g} with a `{m['schedule']}` schedule, {m['epochs']} epochs, batch {m['batch_size']}, hidden "
             f"weights initialised {m['init']}, clipped to [-{m['clip']:g}, {m['clip']:g}] (not for `none`); the same "
             f"for every rule. Training seeds {seeds} ({len(m['seeds'])} per rule); {m['trials']} trials per random "
-            f"point; claim 5 within {m['within']:g} points; {m['elapsed_s']:.0f} s in all"
+            f"point; claim (e) within D = {m['within']:g} points of `none`'s clean error; {m['elapsed_s']:.0f} s in all"
             f"{' (--quick)' if m['quick'] else ''}.")
 
 
-ONE_SEED = ("One training seed per rule: there is no interval over seeds, so every tested claim is inconclusive "
+ONE_SEED = ("One training seed per rule: there is no interval over seeds, so every claim is inconclusive "
             "(--seeds 2 or more).")
 
 
@@ -66,23 +71,25 @@ def seed_warning(result: GridResult) -> list[str]:
     return [ONE_SEED, ""] if len(result.meta["seeds"]) < 2 else []
 
 
+def claim_row(c: Claim) -> list[str]:
+    """A claim's cells: effect, threshold, interval, seeds, test images, verdict, reason."""
+    e = c.deciding.effect if c.deciding else None
+    effect = "-" if e is None else f"{e.name}: {amount(e.span.mean, e.unit)}"
+    interval = "-" if e is None or not e.defined else f"[{number(e.span.low, e.unit)}, {number(e.span.high, e.unit)}]"
+    return [effect, c.threshold.text, interval, str(c.n_seeds), str(c.n_test or "-"), f"**{c.verdict}**", c.reason]
+
+
 def claims_markdown(claims: list[Claim]) -> list[str]:
-    lines = ["| # | claim | verdict |", "|---|---|---|"]
-    lines += [f"| {c.number} | {c.title} | **{c.verdict}** |" for c in claims]
+    heads = ["claim", "statement", "effect", "threshold", "interval", "seeds", "test images", "verdict", "reason"]
+    lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
+    lines += ["| " + " | ".join([f"({c.id})", c.statement, *claim_row(c)]) + " |" for c in claims]
     for c in claims:
-        lines += ["", f"### ({c.number}) {c.title}: {c.verdict}", "", f"Tested: {c.test}.", ""]
-        for part in c.parts:
-            lines.append(f"- {part.name} ({part.quantifier}): **{VERDICT[part.outcome]}**")
-            lines += [f"  - {comparison_text(x)}" for x in part.comparisons]
+        lines += ["", f"### ({c.id}) {c.statement}: {c.verdict}", "", f"Tested: {c.test}; threshold: "
+                  f"{c.threshold.text} ({c.threshold.why}).", ""]
+        lines += [f"- {p.effect.text}: **{VERDICT[p.outcome]}**: {p.reason}" for p in c.parts]
+        lines += [f"- {c.missing}"] if c.missing else []
         lines += ["", c.note] if c.note else []
     return [*lines, ""]
-
-
-def comparison_text(x: Comparison) -> str:
-    scale, unit, digits = (1, " bits", 2) if x.left.measure == "fewest bits" else (100, "%", 1)
-    left, right = (interval_text(q.interval, scale, digits) for q in (x.left, x.right))
-    return (f"{x.left.label} {left}{unit} {x.relation} {x.right.label} {right}{unit}: "
-            f"{COMPARISON[x.outcome]}")
 
 
 def table_markdown(result: GridResult) -> list[str]:
@@ -94,12 +101,17 @@ def table_markdown(result: GridResult) -> list[str]:
 
 
 def bits_markdown(result: GridResult) -> list[str]:
-    within = result.config.within
-    lines = ["| rule | fewest bits/weight | per seed: point (error %) |", "|---|---|---|"]
-    for rule in result.grid.rules:
-        found = fewest_bits(result.rows, rule, within)
-        per_seed = "; ".join(f"{p} ({pct(e, 1)})" for p, e in zip(found.points, found.errors)) or "-"
-        lines.append(f"| {rule} | {interval_text(found.interval, 1, 2)} | {per_seed} |")
+    """Claim (e)'s fewest bits for every rule, with the point each seed reached and the points not counted."""
+    claim = next((c for c in result.claims if c.key == "bits" and c.bits), None)
+    if claim is None:
+        return ["No fewest bits: " + (next((c.missing for c in result.claims if c.key == "bits"), "") or "-")]
+    lines = ["| rule | fewest bits/weight [interval] | per seed: point (error %) | not counted: its own projection |",
+             "|---|---|---|---|"]
+    for b in claim.bits:
+        per_seed = "; ".join("never within" if p == "-" else f"{p} ({pct(e, 1)})" for p, e in zip(b.points, b.errors))
+        bits = "-" if math.isnan(b.mean) else number(b.mean, "bits") + (
+            "" if math.isnan(b.low) else f" [{number(b.low, 'bits')}, {number(b.high, 'bits')}]")
+        lines.append(f"| {b.rule} | {bits} | {per_seed or '-'} | {', '.join(b.excluded) or '-'} |")
     return lines
 
 
@@ -121,7 +133,7 @@ def grid_markdown(result: GridResult, figure: str | None = None) -> str:
              "Test error in %, mean [interval] over training seeds (and trials of a random distortion), of the "
              "model trained with each rule (its hidden weights), clean and under each test-time distortion. The "
              "whole curves are in `results.csv` and `summary.csv`.", "", *table_markdown(result), "",
-             f"## Fewest effective bits within {result.config.within:g} points of the clean error (claim 5)", "",
+             f"## Fewest effective bits within {result.config.within:g} points of `none`'s clean error (claim e)", "",
              *bits_markdown(result), "", "## Training", "", *training_markdown(result), "",
              "`projected test error`: with the training projection applied (one draw for a random rule); the "
              "checkpoints hold the hidden weights, which every other number evaluates.", ""]
@@ -172,8 +184,21 @@ def prepare_dir(out_dir: Path) -> Path:
 
 def claims_document(result: GridResult) -> dict:
     """``claims.json``: the run's meta (recipe, seeds, trials, within), how intervals are made, the claims."""
-    return {"meta": result.meta, "interval": {"level": LEVEL, "kind": "percentile", "note": INTERVAL_NOTE},
+    return {"meta": result.meta, "interval": {"level": LEVEL, "kind": "seed range of test-set and trial bands",
+                                              "note": INTERVAL_NOTE},
             "claims": claims_json(result.claims)}
+
+
+def bits_marks(result: GridResult):
+    """Claim (e)'s deciding points for the figure (:class:`.figure.Marks`), ``None`` without them."""
+    from .figure import Marks
+
+    claim = next((c for c in result.claims if c.key == "bits" and c.bits), None)
+    if claim is None:
+        return None
+    decide = tuple(dict.fromkeys((b.rule, *a) for b in claim.bits for a in b.at if a is not None))
+    own = tuple((b.rule, *a) for b in claim.bits for a in b.excluded_at)
+    return Marks(decide, own, cell(result.rows, RULE_NONE, CLEAN).mean + result.config.within / 100)
 
 
 def write_grid(result: GridResult, out_dir: Path) -> list[Path]:
@@ -186,7 +211,7 @@ def write_grid(result: GridResult, out_dir: Path) -> list[Path]:
                atomic_write(out_dir / "claims.json", lambda p: p.write_text(document + "\n"))]
     from .figure import plot_grid
 
-    figure = plot_grid(result.summary, out_dir / "figure.png")
+    figure = plot_grid(result.summary, out_dir / "figure.png", bits_marks(result))
     if figure is not None:
         written.append(figure)
     text = grid_markdown(result, figure.name if figure is not None else None)

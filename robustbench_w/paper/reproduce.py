@@ -69,7 +69,7 @@ def reproduce(config: GridConfig | None = None, out_dir: Path | None = None, pro
             frames.append(sweep_trained(result, rule, seed, points, files.get((rule, seed)), resume))
             training[rule][seed] = {**result.record, "train_s": round(result.elapsed_s, 3)}
     rows = pd.concat(frames, ignore_index=True)
-    claims = judge_claims(rows, grid.rules, grid.columns, config.within)
+    claims = judge_claims(rows, grid.rules, grid.columns, config.within, config.clip)
     meta = grid_meta(config, grid, rows, time.perf_counter() - started)
     return GridResult(rows, summarize_cells(rows), claims, training, config, grid, meta)
 
