@@ -280,9 +280,11 @@ def claim_bits(ev: Evidence) -> Claim:
     for rule in rules:
         span = difference(bits[RULE_NONE], bits[rule])
         never = math.isnan(span.low) and len(ev.seeds) >= 2
+        unbounded = math.isinf(span.low) or math.isinf(span.high)
         effect = Effect(rule, f"`none`'s fewest bits minus `{rule}`'s", span, "bits",
                         {"none bits": bits[RULE_NONE], f"{rule} bits": bits[rule]},
-                        f"neither stays within {d} points at any point swept, even at best" if never else "")
+                        f"neither stays within {d} points at any point swept, even at best" if never else "",
+                        f"unbounded: a seed has no point surely within {d} points" if unbounded else "")
         parts.append(ev.part(effect, BITS))
     return ev.claim(**head, parts=tuple(parts), bits=tuple(bits.values()))
 

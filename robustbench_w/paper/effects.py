@@ -64,6 +64,7 @@ class Effect:
     unit: str
     inputs: dict = field(default_factory=dict)
     undefined: str = ""  # why there is no interval, when there is none
+    caveat: str = ""  # what the reason should add (an interval unbounded, and why)
 
     @property
     def defined(self) -> bool:
@@ -111,7 +112,7 @@ def share_removed(a: Ranged, b: Ranged) -> Span:
 
 def judge(effect: Effect, threshold: Threshold) -> tuple[int, str]:
     """The effect's outcome (1 shown, -1 not shown, 0 inconclusive) and its one-line reason."""
-    head = f"{effect.name}: {effect.interval_text}"
+    head = f"{effect.name}: {effect.interval_text}" + (f" ({effect.caveat})" if effect.caveat else "")
     if not effect.defined:
         return 0, f"{head}, no interval ({effect.undefined or 'fewer than two seeds'})"
     s, t, more = effect.span, threshold.value, threshold.relation == MORE
