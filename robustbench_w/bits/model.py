@@ -6,8 +6,11 @@ count-weighted total ``sum n_k H_k / sum n_k``, what was measured (``meta``), an
 NaN and Inf are not values: they are left out of the counts (``weights`` counts the finite values; a
 ``nonfinite`` column and a note say how many were left out), and a model with non-finite weights is
 reported in one warning line before anything is measured. A plain state dict or safetensors file needs no
-architecture here: its targets are then chosen by shape (``engine.weights.targets.select_tensors``), and the output
-says so.
+architecture here: its targets are then chosen by shape (``engine.weights.targets.choose_tensors``), and the output
+says so in its header, naming the chosen tensors that look like embedding tables (with the ``--exclude`` that drops
+them). With a module the targets are a sweep's (``engine.weights.targets.choose_targets``): the weights that
+multiply an input, recorded on a zero batch of the checkpoint's input shape where it records one and the model is in
+eval mode (no forward pass changes it), else by module type. ``meta.coverage`` is the coverage of the selection.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ from torch import nn
 from ..distortions import Distortion, get_distortion
 from ..engine.weights.health import Health, nonfinite_counts, warn_if_broken
 from ..engine.weights.perturb import WeightPatch
-from ..engine.weights.targets import select_targets, select_tensors
+from ..engine.weights.coverage import coverage, coverage_text, shape_notes
+from ..engine.weights.targets import Selection, choose_targets, choose_tensors
 from ..errors import InvalidValueError
+from ..load.uses import Uses, recording
 from .counting import GRID_SPAN
 from .defaults import MAX_RESOLUTION
 from .tensor import (
@@ -61,8 +66,9 @@ def effective_bits(model: str | nn.Module, distortion: str | Distortion | None =
     resolution = check_resolution(resolution)
     dist, strength = resolve_distortion(distortion, strength)
     loaded, by_shape = _load(model, load_options)  # by_shape: a bare state dict, no module
-    targets = select_tensors(loaded.tensors, include, exclude) if by_shape else \
-        select_targets(loaded.module, include, exclude)
+    sel = choose_tensors(loaded.tensors, include, exclude) if by_shape else \
+        choose_targets(loaded.module, include, exclude, zero_batch_uses(loaded))
+    targets = sel.targets
     health = Health(nonfinite_counts(targets))
     warn_if_broken(health, "non-finite values are left out of the counts")
     rows = [_row(name, w, dist, strength, resolution, max_distinct)
@@ -75,17 +81,41 @@ def effective_bits(model: str | nn.Module, distortion: str | Distortion | None =
     frame.attrs["total"] = totals(frame)
     frame.attrs["meta"] = {**_meta(loaded, dist, strength, seed, resolution, max_distinct, frame,
                                    time.perf_counter() - started), **health.to_meta(),
-                           "targets_chosen_by": "shape" if by_shape else "layer type",
-                           "notes": _notes(loaded, by_shape, frame)}
+                           "targets_chosen_by": sel.rule, "coverage": coverage(sel),
+                           "selection": selection_lines(loaded.name, sel, "distorted" if dist else "measured"),
+                           "notes": _notes(loaded, frame)}
     return frame
 
 
-def _notes(loaded, by_shape: bool, frame: pd.DataFrame) -> list[str]:
-    """What the reader of the figures must know: how the targets were chosen, values left out, loading notes."""
+def zero_batch_uses(loaded) -> Uses:
+    """How a forward pass on two zero inputs of the checkpoint's recorded input shape uses the parameters (the
+    sweep's rule, ``load.uses``); not traced (``why``) where no shape is recorded, the model is in training mode (a
+    pass would change its batch-norm statistics) or does not run on it: then the targets are chosen by module type."""
+    module, shape = loaded.module, getattr(loaded, "input_shape", None)
+    first = next(module.parameters(), None)
+    why = "no input shape recorded, so no forward pass" if not shape else \
+        "the module is in training mode, so no forward pass" if module.training else \
+        "no floating-point parameters" if first is None or not first.is_floating_point() else ""
+    if why:
+        return Uses(traced=False, why=why)
+    x = torch.zeros(2, *shape, device=first.device, dtype=first.dtype)
+    try:
+        with torch.inference_mode(), recording(module) as uses:
+            module(x)
+    except Exception as exc:  # noqa: BLE001 - a model that does not run on zeros is measured by module type
+        return Uses(traced=False, why=f"the model did not run on zeros of its input shape ({type(exc).__name__})")
+    return uses
+
+
+def selection_lines(name: str, sel: Selection, verb: str) -> list[str]:
+    """The header's lines on the selection: the coverage and, by shape, the rule and the chosen tensors that look
+    like embedding tables (``engine.weights.coverage.shape_notes``)."""
+    return [coverage_text(coverage(sel), verb), *shape_notes(sel, name)]
+
+
+def _notes(loaded, frame: pd.DataFrame) -> list[str]:
+    """What the reader of the figures must know: values left out, loading notes."""
     notes = list(getattr(loaded, "notes", []))
-    if by_shape:
-        notes.append(f"no --arch: the targets are the floating-point tensors with 2 or more dimensions (matrix and "
-                     f"convolution weights) of {loaded.name}, chosen by shape and named by their keys")
     if "nonfinite" in frame:
         bad = frame[frame["nonfinite"] > 0]
         count = int(bad["nonfinite"].sum())

@@ -192,7 +192,8 @@ trial_options = compose(
 
 target_options = compose(
     click.option("--include", multiple=True, metavar="GLOB",
-                 help="Distort the parameters whose names match (repeatable); default: conv and linear weights."),
+                 help="Distort the parameters whose names match (repeatable); default: every weight that multiplies an "
+                      "input (wrobust targets MODEL lists them)."),
     click.option("--exclude", multiple=True, metavar="GLOB", help="Leave these parameters alone (repeatable)."),
 )
 

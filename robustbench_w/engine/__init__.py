@@ -13,7 +13,9 @@ importing torch.
 from ..registry import lazy_exports
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
-    "weights.targets": ("select_targets", "default_targets"),
+    "weights.targets": ("select_targets", "default_targets", "choose_targets", "Selection", "ROLES"),
+    "weights.coverage": ("coverage", "coverage_text"),
+    "weights.inventory": ("list_targets",),
     "weights.seeding": ("derive_seed", "point_seed", "seed_spec", "point_generator"),
     "weights.perturb": ("WeightPatch",),
     "weights.layers": ("Unit", "LayerPlan", "LayerRunner", "parse_groups", "plan_units", "per_layer_points"),

@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..engine.passes.metrics import get_metric
+from ..engine.weights.coverage import coverage_parts, coverage_text, low_coverage_summary
 from ..report.files import atomic_write, jsonable, records
 from ..report.text import num, pack, pct
 from .settings import COMMAND_LINE
@@ -69,16 +70,20 @@ def check_line(v: Verdict, c: Check) -> str:
 
 
 def verdict_line(result: GateResult) -> str:
-    """``gate passed: 3 of 3 requirements met``, ``gate FAILED: 1 of 4 requirements not met``."""
+    """``gate passed: 3 of 3 requirements met``, ``gate FAILED: 1 of 4 requirements not met``; with ``; warning:
+    only 2.58% of the parameters outside embeddings were distorted`` where the run warned so."""
     total, failed = len(result.verdicts), len(result.failed)
-    return (f"gate passed: {total} of {total} requirements met" if result.passed
+    head = (f"gate passed: {total} of {total} requirements met" if result.passed
             else f"gate FAILED: {result.broken}" if result.broken
             else f"gate FAILED: {failed} of {total} requirements not met")
+    low = low_coverage_summary(result.meta.get("coverage"))
+    return head + (f"; warning: {low}" if low else "")
 
 
 def context_parts(result: GateResult) -> list[str]:
     """What the verdicts were measured on, in parts a line may break between: the model and data, the clean
-    values, the normalisation, the trials and seed, how limits were judged, the settings the command line gave."""
+    values, the normalisation, the trials and seed, how limits were judged, the settings the command line gave,
+    and what was distorted (``engine.weights.coverage``)."""
     m, p = result.meta, result.policy
     clean = result.summary[result.summary["distortion"] == "none"].iloc[0]
     parts = [f"{m.get('model')} on {m.get('dataset')}, n={m.get('n')}", clean_values(clean, p)]
@@ -88,7 +93,7 @@ def context_parts(result: GateResult) -> list[str]:
     given = [k for k, v in p.sources.items() if v == COMMAND_LINE]
     if given:
         parts.append("from the command line: " + ", ".join(given))
-    return parts
+    return parts + (coverage_parts(m["coverage"]) if isinstance(m.get("coverage"), dict) else [])
 
 
 def context(result: GateResult) -> str:
@@ -173,6 +178,8 @@ def junit_xml(result: GateResult) -> ET.ElementTree:
     ET.SubElement(props, "property", name="policy", value=result.policy.source)
     for key, value in setting_values(result.policy):
         ET.SubElement(props, "property", name=f"setting.{key}", value=value)
+    for key, value in coverage_properties(result.meta):
+        ET.SubElement(props, "property", name=key, value=value)
     if broken:
         clean = ET.SubElement(suite, "testcase", classname="wrobust.gate", name="clean model", time="0")
         ET.SubElement(clean, "failure", message=result.broken, type="BrokenModel").text = result.broken
@@ -188,6 +195,16 @@ def junit_xml(result: GateResult) -> ET.ElementTree:
         ET.SubElement(case, "system-out").text = "\n".join(check_line(v, c) for c in v.checks)
     ET.indent(root)
     return ET.ElementTree(root)
+
+
+def coverage_properties(meta: dict) -> list[tuple[str, str]]:
+    """The coverage line and its figures (``engine.weights.coverage``), for a meta that has them."""
+    cov = meta.get("coverage")
+    if not isinstance(cov, dict):
+        return []
+    return [("coverage", coverage_text(cov)), ("distorted_tensors", str(cov["tensors"])),
+            ("distorted_weights", str(cov["weights"])), ("parameters", str(cov["parameters"])),
+            ("coverage_percent", f"{cov['percent']:.4f}"), ("targets_rule", cov["rule"])]
 
 
 def setting_values(policy) -> list[tuple[str, str]]:

@@ -6,7 +6,8 @@ Out: a :class:`LoadedModel` (module in eval mode, with what its checkpoint recor
 Files: :mod:`.checkpoints` (every ``torch.save``/safetensors format, wrobust's own), :mod:`.sniff` (a file's
 kind by its bytes), :mod:`.statedict` (finding and fitting state dicts), :mod:`.hf` (``hf:DIR``), :mod:`.compiled`
 (TorchScript and ``torch.export`` programs), :mod:`.architectures` (the built-in architectures),
-:mod:`.archspec` (``--arch`` names to factories), :mod:`.layers` (which layer types carry weights),
+:mod:`.archspec` (``--arch`` names to factories), :mod:`.layers` (the roles of parameters by layer type),
+:mod:`.uses` (which parameters the probe batch's forward pass multiplies with data),
 :mod:`.device` (``--device``), :mod:`.inputs` (model + data, checked), :mod:`.writing` (atomic file writes).
 """
 
@@ -18,6 +19,7 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "archspec": ("build", "build_arch", "build_model", "resolve_arch"),
     "device": ("resolve_device",),
     "inputs": ("Inputs", "load_inputs"),
-    "layers": ("is_weight_layer",),
+    "layers": ("is_weight_layer", "module_roles"),
+    "uses": ("Uses", "recording"),
     "writing": ("atomic_write",),
 })

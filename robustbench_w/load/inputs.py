@@ -34,6 +34,7 @@ from .checkpoints import LoadedModel, load_model
 from .device import resolve_device
 from .layers import is_weight_layer
 from .usercode import user_code_error
+from .uses import Uses, recording
 
 # Option names that belong to checkpoint loading; every other option goes to the dataset loader.
 MODEL_OPTIONS = frozenset({"arch", "num_classes", "trust_checkpoint", "strict"})
@@ -58,13 +59,15 @@ class Inputs:
 
 @dataclass(frozen=True)
 class Probe:
-    """The model's raw outputs on the first two inputs of ``data`` (the ``inputs`` and ``labels`` on the device)."""
+    """The model's raw outputs on the first two inputs of ``data`` (the ``inputs`` and ``labels`` on the device),
+    and how that forward pass used the model's parameters (:mod:`.uses`: the sweep's default targets)."""
 
     module: nn.Module
     data: object
     raw: object
     inputs: ModelInputs
     labels: torch.Tensor | None
+    uses: Uses | None = None
 
     def of(self, module: nn.Module, data: object) -> Probe | None:
         """This probe when it was taken of ``module`` on ``data``, else None."""
@@ -203,8 +206,11 @@ def probe(module: nn.Module, name: str, data: DataSet, device: torch.device) -> 
 
 
 def check_fit(model: LoadedModel, data: DataSet, device: torch.device) -> Probe:
-    """One probe batch: the model must run on the data (what its outputs must be is the engine's to check)."""
-    return Probe(model.module, data, *probe(model.module, model.name, data, device))
+    """One probe batch: the model must run on the data (what its outputs must be is the engine's to check); which
+    parameters it multiplies with data is recorded on the way."""
+    with recording(model.module) as uses:
+        raw, x, y = probe(model.module, model.name, data, device)
+    return Probe(model.module, data, raw, x, y, uses)
 
 
 def check_classes(model: str, data: DataSet, outputs: int) -> None:

@@ -1,6 +1,6 @@
 """Training with weight projections (BinaryConnect-style), as in Merolla et al. 2016 (arXiv:1606.01981).
 
-Each targeted tensor (the conv and linear weights, the same default targets as a sweep:
+Each targeted tensor (the conv and linear weights of its models, the default targets by module type:
 :func:`robustbench_w.engine.weights.targets.select_targets`) keeps full-precision *hidden* weights ``w``. One step of a
 rule with projection ``P`` and clip bound ``C``::
 

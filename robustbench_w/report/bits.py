@@ -111,6 +111,8 @@ def render_bits(frame: pd.DataFrame, console: Console) -> None:
     title, heads, rows, notes = bits_table(frame)
     names = fit_names([r[0] for r in rows[:-1]], console.width - _others_width(heads, rows))
     console.print(title, markup=False, highlight=False)  # a line of its own: not wrapped to the table's width
+    for line in frame.attrs.get("meta", {}).get("selection", []):
+        console.print(line, markup=False, highlight=False)
     table = Table(show_edge=False, pad_edge=False)
     for i, h in enumerate(heads):
         table.add_column(h, justify="left" if i < 2 else "right", no_wrap=i > 0, overflow="fold")
@@ -129,7 +131,8 @@ def _others_width(heads: list[str], rows: list[list[str]]) -> int:
 
 def bits_markdown(frame: pd.DataFrame) -> str:
     title, heads, rows, notes = bits_table(frame)
-    lines = [f"# {title}\n", "| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
+    selection = [f"{line}\n" for line in frame.attrs.get("meta", {}).get("selection", [])]
+    lines = [f"# {title}\n", *selection, "| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines + [""] + [f"- {n}" for n in notes]) + "\n"
 

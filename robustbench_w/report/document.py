@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from ..engine.weights.coverage import coverage_text
 from ..errors import InputFileError, InvalidValueError
 from .columns import Metric, choose_metric, metrics_in
 from .compare import Comparison, compare_series
@@ -29,7 +30,7 @@ CAPTIONS = {
     "layers": "Change of {metric} over the clean model when one layer at a time is distorted.",
 }
 META_KEYS = ("model", "dataset", "split", "n", "seed", "device", "device_name", "package", "version", "torch",
-             "python", "command", "model_sha256", "target_weights", "targets", "elapsed_s")
+             "python", "command", "model_sha256", "coverage", "target_weights", "targets", "elapsed_s")
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,8 @@ def _run(file: ResultFile) -> Run:
 
 
 def _meta_text(value: object) -> str:
+    if isinstance(value, dict) and "parameters" in value:  # the coverage block
+        return coverage_text(value)
     if isinstance(value, list):
         shown = ", ".join(map(str, value[:12]))
         return f"{len(value)}: {shown}" + (" ..." if len(value) > 12 else "")

@@ -14,6 +14,7 @@ from ..errors import InputFileError, InvalidValueError
 
 OUTPUT_SUFFIXES = (".csv", ".json", ".jsonl", ".parquet", ".md")  # sweep, demo, merge (report.files)
 BITS_SUFFIXES = (".json", ".csv", ".md")  # bits (report.bits)
+TARGETS_SUFFIXES = (".csv", ".json")  # targets (report.targets)
 COMPARE_SUFFIXES = (".csv", ".json", ".md")  # compare (report.comparison)
 FIGURE_SUFFIXES = (".png", ".svg", ".pdf")  # plot (report.figures)
 REPORT_SUFFIXES = (".html", ".md")  # report (report.publish)

@@ -40,7 +40,7 @@ from ...datasets.batches import BatchedSet
 from ...distortions import Distortion, get_distortion
 from ...errors import InvalidValueError, WrobustWarning
 from ...load.checkpoints import LoadedModel
-from ...load.inputs import Probe, load_inputs
+from ...load.inputs import Probe, check_fit, load_inputs
 from ..passes.batchsize import AUTO, BatchSize
 from ..passes.chance import clean_warnings
 from ..defaults import DEFAULT_DISTORTIONS
@@ -53,7 +53,8 @@ from ..weights.perturb import WeightPatch
 from .points import group_of
 from .resume import run_resumable, run_setup
 from .signals import Interrupted
-from ..weights.targets import select_targets
+from ..weights.coverage import coverage
+from ..weights.targets import choose_targets
 from ..passes.task import MetricSpec
 from .trials import TrialRule, extend, trial_rule
 
@@ -110,7 +111,9 @@ class SweepRunner:
     as well (a gate's requirements). ``per_layer`` makes it ready for per-layer points (:mod:`.layers`).
     ``fast`` and ``batch_size`` say how passes run (:mod:`.fastpath`); a channels-last model is converted before
     the pristine copy of its distorted tensors is taken. ``probed`` is the probe that checked model and data fit
-    (``load_inputs``): the task is planned from its outputs instead of running the model again."""
+    (``load_inputs``): the task is planned from its outputs instead of running the model again, and the default
+    targets are the parameters its forward pass multiplied with data (``engine.weights.targets``); without one,
+    the runner takes that probe itself."""
 
     def __init__(self, model: LoadedModel, data: EvalSet | BatchedSet, *, include: Iterable[str] = (),
                  exclude: Iterable[str] = (), batch_size: BatchSize = AUTO, device: torch.device | str = "cpu",
@@ -121,7 +124,10 @@ class SweepRunner:
         self.fast = fast or FastPath()
         if self.fast.channels_last:
             to_channels_last(model.module, model.name)
-        self.patch = WeightPatch(select_targets(model.module, include, exclude))
+        probed = (probed.of(model.module, data) if probed is not None else None) or check_fit(model, data, self.device)
+        self.selection = choose_targets(model.module, include, exclude, probed.uses)
+        self.coverage = coverage(self.selection)
+        self.patch = WeightPatch(self.selection.targets)
         self.layers = None if per_layer is None else \
             LayerRunner(plan_units(self.patch.names, per_layer.groups), self.patch, model.module, per_layer)
         self.evaluator = Evaluator(model.module, data, batch_size, self.device, model.normalization, metric=metric,
@@ -138,6 +144,7 @@ class SweepRunner:
         self.clean = self.evaluator.run()
         self.health = check_model(model.module, self.clean, data)  # non-finite weights, clean outputs or inputs
         self.warnings = clean_warnings(self.clean, data, self.health.ok)  # a clean model at chance level
+        self.warnings += [self.coverage["warning"]] if self.coverage["warning"] else []  # most weights left clean
 
     @property
     def columns(self) -> list[str]:
@@ -356,7 +363,8 @@ def run_meta(model: LoadedModel, data: EvalSet | BatchedSet, runner: SweepRunner
         "model_sha256": model.sha256, "dataset": data.name, "split": data.split, "n": len(data),
         "normalization": data.normalization.to_dict(), "normalization_text": data.normalization.describe(),
         "normalization_source": data.normalization_source,
-        "targets": runner.patch.names, "target_weights": runner.patch.numel, **task_meta(runner),
+        "targets": runner.patch.names, "target_weights": runner.patch.numel, "coverage": runner.coverage,
+        **task_meta(runner),
         **pass_meta(runner, device), **({"trials": trials.judging(runner.judged()).meta()} if trials else {}),
         "elapsed_s": round(elapsed, 3), **runner.health.to_meta(),
         "notes": [*model.notes, *runner.fast.notes(device)], "warnings": list(runner.warnings),
