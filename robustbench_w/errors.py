@@ -42,6 +42,11 @@ class PermissionDeniedError(InputFileError):
     """A file or folder the user named cannot be read (or written) with the user's permissions."""
 
 
+class EnvironmentProblem(WrobustError, OSError):
+    """The machine's problem, not the input's: a full disk, a read-only file or file system, no C++ compiler,
+    not enough memory for the size asked for. One line naming the file or the resource, exit code 2."""
+
+
 class UserCodeError(WrobustError):
     """The user's own code (an ``--arch`` callable, the class of a trusted pickle) raised while it ran."""
 
@@ -62,6 +67,28 @@ class WrobustNote(WrobustWarning):
 def permission_denied(path: object, what: str = "") -> PermissionDeniedError:
     """The one-line error for a path the user may not read: ``PATH: permission denied (WHAT)``."""
     return PermissionDeniedError(f"{path}: permission denied" + (f" ({what})" if what else ""))
+# errno values of the machine's storage that a write can meet: full disk, quota, read-only file system, I/O error
+STORAGE_ERRNOS = {"ENOSPC": "no space left on device", "EDQUOT": "disk quota exceeded",
+                  "EROFS": "read-only file system", "EIO": "input/output error", "EFBIG": "file too large"}
+
+
+def storage_error(path: object, exc: OSError, what: str = "") -> EnvironmentProblem | None:
+    """The one-line error for a write to ``path`` that the storage refused (disk full, quota, read-only file
+    system, I/O error): ``PATH: cannot write WHAT: no space left on device``; None for any other OSError."""
+    import errno
+
+    for name, text in STORAGE_ERRNOS.items():
+        if exc.errno == getattr(errno, name, None):
+            return EnvironmentProblem(f"{path}: cannot write {what or 'it'}: {text}")
+    return None
+
+
+def write_protected(path: object) -> EnvironmentProblem:
+    """An output file the user made read-only: never replaced (as ``cp`` and ``pip`` refuse)."""
+    return EnvironmentProblem(f"{path}: the file is write-protected (read-only); make it writable "
+                              "(chmod u+w) or choose another output")
+
+
 class MissingOptionsError(InputFileError):
     """A model file that needs options the command was not given. ``needs`` lists every one of them, so that a
     caller that knows of more (``--dataset``) adds them to the same one-line message."""

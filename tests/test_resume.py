@@ -58,7 +58,7 @@ def wait_for_rows(log: Path, rows: int, proc: subprocess.Popen, timeout: float =
 
 
 def frame(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path)
+    return pd.read_csv(path, comment=None, skiprows=1 if path.read_text().startswith("# PARTIAL") else 0)
 
 
 # ------------------------------------------------------------------ in one process
@@ -154,7 +154,9 @@ def test_ctrl_c_writes_the_finished_points_and_exits_130(tmp_path, full):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "--resume" in err and "Traceback" not in err
-    rows = frame(tmp_path / "out.csv")
+    assert "out.partial.csv holds them (partial)" in err and not (tmp_path / "out.csv").exists()
+    assert (tmp_path / "out.partial.csv").read_text().startswith("# PARTIAL: ")
+    rows = frame(tmp_path / "out.partial.csv")
     logged = len(read_log(tmp_path / "run.jsonl").rows)
     assert 3 <= len(rows) == logged < len(full)
     pd.testing.assert_frame_equal(rows, frame_of(full, tmp_path).iloc[:len(rows)][rows.columns])
@@ -171,8 +173,8 @@ def test_sigterm_during_a_point_drops_it_and_the_outputs_say_partial(tmp_path, r
         return real(self, point, seed)
 
     monkeypatch.setattr(SweepRunner, "evaluate", evaluate)
-    out = tmp_path / f"out{suffix}"
-    code, _, err = run_cli("sweep", MODEL, *GRID, "--device", "cpu", "-q", "-o", out)
+    out = tmp_path / f"out.partial{suffix}"  # an interrupted run writes NAME.partial.SUFFIX (issue 26)
+    code, _, err = run_cli("sweep", MODEL, *GRID, "--device", "cpu", "-q", "-o", tmp_path / f"out{suffix}")
     assert code == 130 and "interrupted: SIGTERM: 3 of 8 points finished" in err and "(partial)" in err
     assert len(calls) == 4  # the fourth point started and was dropped
     if suffix == ".json":

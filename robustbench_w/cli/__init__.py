@@ -7,10 +7,16 @@ interrupted. Errors are one line on stderr; ``--debug`` (anywhere on the line) o
 shows the traceback. wrobust's own warnings (:class:`..errors.WrobustWarning`) are one line each on stderr
 (``wrobust: warning: ...``); other libraries' warnings (torch's pickle and deprecation warnings) are shown only
 with ``--debug``. A ``PermissionError`` that no loader turned into a message is still a user error (exit 2).
+
+Signals: SIGINT and SIGTERM exit 130 from every command at every stage (loading, training, evaluating,
+writing), with one line ``wrobust: interrupted: ...`` (:func:`..engine.runs.signals.interruptible` is active
+for the whole run). Errors of the machine (a full disk, a read-only file system) are one line naming the file,
+exit 2, wherever they arise.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import traceback
@@ -27,6 +33,7 @@ from ..errors import (
     WrobustError,
     WrobustWarning,
     permission_denied,
+    storage_error,
 )
 from ..load.usercode import user_code_error
 from .app import cli
@@ -49,15 +56,22 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``wrobust`` script; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = _pop_debug(args) or os.environ.get("WROBUST_DEBUG", "") not in ("", "0")
-    with warnings.catch_warnings():
+    from ..engine.runs.signals import interruptible
+
+    with warnings.catch_warnings(), interruptible():
         route_warnings(debug)
         return _run(args, debug)
+
+
+QUIET_LOGGERS = ("torch.utils.cpp_extension",)  # their warnings reach the user only with --debug
 
 
 def route_warnings(debug: bool) -> None:
     """wrobust's warnings: one line each on stderr, every time; every other warning only with ``--debug``."""
     warnings.simplefilter("default" if debug else "ignore")
     warnings.simplefilter("always", WrobustWarning)
+    for name in QUIET_LOGGERS:  # libraries that log warnings of their own (torch.compile's C++ set-up)
+        logging.getLogger(name).setLevel(logging.NOTSET if debug else logging.ERROR)
 
     def show(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, WrobustWarning):
@@ -97,7 +111,7 @@ def _run(args: list[str], debug: bool) -> int:
     except (KeyboardInterrupt, click.Abort) as exc:
         cause = exc.__cause__ if isinstance(exc, click.Abort) else exc
         if not getattr(cause, "silent", False):
-            detail = getattr(cause, "message", "")
+            detail = getattr(cause, "message", "") or getattr(cause, "signal_name", "")
             click.echo(f"wrobust: interrupted{': ' + detail if detail else ''}", err=True)
         return EXIT_INTERRUPTED
     except PermissionError as exc:  # a file the user named, and no loader said which it is
@@ -106,13 +120,22 @@ def _run(args: list[str], debug: bool) -> int:
     except BrokenPipeError:
         sys.stderr.close()  # the reader went away (| head): not an error
         return EXIT_OK
+    except OSError as exc:  # the machine's storage refused a write no writer named: still one line, exit 2
+        _debug(debug)
+        problem = storage_error(exc.filename or "a file", exc)
+        return _unexpected(exc, debug) if problem is None else _fail(str(problem), problem.exit_code)
     except Exception as exc:  # the user's own model code raised; else a bug: say so, briefly
         _debug(debug)
-        mine = user_code_error(exc)
-        if mine is not None:
-            return _fail(str(mine), mine.exit_code)
-        hint = "" if debug else " (run with --debug for the traceback)"
-        return _fail(f"internal error: {type(exc).__name__}: {exc}{hint}", EXIT_INTERNAL)
+        return _unexpected(exc, debug)
+
+
+def _unexpected(exc: BaseException, debug: bool) -> int:
+    """The user's own model code raised (its one line), else a bug (``internal error``, exit 3)."""
+    mine = user_code_error(exc)
+    if mine is not None:
+        return _fail(str(mine), mine.exit_code)
+    hint = "" if debug else " (run with --debug for the traceback)"
+    return _fail(f"internal error: {type(exc).__name__}: {exc}{hint}", EXIT_INTERNAL)
 
 
 def _debug(debug: bool) -> None:

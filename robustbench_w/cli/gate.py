@@ -105,7 +105,7 @@ def gate(ctx: click.Context, model: str, policy: Path | None, baseline: Path | N
             result = run_gate(model, rules, baseline, progress=progress, log=log, resume=resume,
                               trust_checkpoint=trust_checkpoint)
     except Interrupted as exc:
-        again = "; the log keeps the finished points: run again with --resume" if log else ""
+        again = f"; the log {log} keeps the finished points: run again with --resume" if log else ""
         exc.message, exc.silent = f"{exc.signal_name}: no verdict{again}", not leader
         raise
     if not leader:

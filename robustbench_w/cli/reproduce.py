@@ -93,9 +93,10 @@ def reproduce(outputs: tuple[Path, ...], quiet: bool, data_root: Path | None, do
             written = [p for d in dirs for p in write_grid(result, d)]
             copy_models(dirs)
     except KeyboardInterrupt as exc:  # Ctrl-C while training, or Ctrl-C/SIGTERM in a sweep
-        if outputs:
-            exc.message = (f"the trained models and the finished points are kept in {outputs[0]}: "
-                           "run again with --resume to continue")
+        signal_name = getattr(exc, "signal_name", "SIGINT")
+        exc.message = (f"{signal_name}: the trained models and the finished points are kept in {outputs[0]} (its "
+                       "report, claims and results are those of its last complete run): run again with --resume to "
+                       "continue") if outputs else signal_name
         raise
     if not quiet:
         show(result, written, outputs)

@@ -160,25 +160,26 @@ def run_and_report(model, distortions, strengths, trials, seed, outputs, quiet, 
         if exc.partial is None:
             raise
         rows, stopped = exc.partial, exc
-    if leader:
-        report(rows, outputs, quiet, targets)
+    written = report(rows, outputs, quiet, targets) if leader else []
     if stopped is not None:
-        stopped.message = interrupted_message(stopped, rows.attrs["meta"], outputs, options.get("log"))
+        stopped.message = interrupted_message(stopped, rows.attrs["meta"], written, options.get("log"))
         stopped.silent = not leader
         raise stopped
 
 
-def report(rows, outputs, quiet, targets) -> None:
-    """Summarise the rows, write ``outputs`` and show the report (partial rows say so)."""
+def report(rows, outputs, quiet, targets) -> list[Path]:
+    """Summarise the rows, write ``outputs`` and show the report; returns the files written. Partial rows say so,
+    and go to ``NAME.partial.SUFFIX``: an earlier complete ``NAME.SUFFIX`` is kept as it was."""
     from ..engine.runs.stats import summarize
     from ..report.console import stdout_console
-    from ..report.files import write_results
+    from ..report.files import partial_path, write_results
     from ..report.sweep import render_sweep, summary_markdown, target_report
 
     summary = summarize(rows)
     meta, lines, markdown = target_report(summary, rows.attrs["meta"], targets)
     note = partial_note(meta)
     text = summary_markdown(summary, meta) + markdown
+    outputs = [partial_path(p) for p in outputs] if note else list(outputs)
     for path in outputs:
         write_results(path, rows, summary, meta, f"{note}\n\n{text}" if note else text)
     if not quiet:
@@ -190,6 +191,7 @@ def report(rows, outputs, quiet, targets) -> None:
             console.print(line, markup=False, highlight=False)
         for path in outputs:
             console.print(f"wrote {path}", markup=False, highlight=False)
+    return outputs
 
 
 def partial_note(meta: dict) -> str:

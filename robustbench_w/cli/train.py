@@ -82,8 +82,12 @@ def train(outputs: tuple[Path, ...], quiet: bool, data_root: Path | None, downlo
     from ..paper.train import train as run_train
 
     config = TrainConfig(**options, data_options=data_source(data_root, download))
-    with train_bars(quiet, keep=True) as bars:
-        result = run_train(config, bars)
+    try:
+        with train_bars(quiet, keep=True) as bars:
+            result = run_train(config, bars)
+    except KeyboardInterrupt as exc:  # SIGINT/SIGTERM: the epochs that finished go to NAME.partial.pt
+        exc.message = save_partial(getattr(exc, "partial", None), outputs, getattr(exc, "signal_name", "SIGINT"))
+        raise
     for path in outputs:
         result.save(path)
     if not quiet:
@@ -95,9 +99,21 @@ def train(outputs: tuple[Path, ...], quiet: bool, data_root: Path | None, downlo
             f"; {pct(rec['test_error_projected'])}% with the projection {rec['rule']}")
         stdout_console().print(
             f"{result.arch} on {config.dataset}, rule {rec['rule']}, {config.epochs} epochs: test error "
-            f"{pct(rec['test_error'])}% (hidden weights){projected}; {result.elapsed_s:.1f} s; wrote "
-            f"{', '.join(map(str, outputs))}",
+            f"{pct(rec['test_error'])}% (hidden weights){projected} on {rec['test_examples']}; "
+            f"{result.elapsed_s:.1f} s; wrote {', '.join(map(str, outputs))}",
             markup=False, highlight=False)
+
+
+def save_partial(result, outputs: tuple[Path, ...], signal_name: str) -> str:
+    """Write an interrupted training's model (its finished epochs) beside each output as ``NAME.partial.pt``, never
+    over a complete ``NAME.pt``; returns what the ``interrupted`` line says."""
+    from ..report.formats import partial_path
+
+    if result is None or not result.record.get("epochs_done"):
+        return f"{signal_name}: no epoch finished; nothing written"
+    written = [result.save(partial_path(path)) for path in outputs]
+    done, total = result.record["epochs_done"], result.record["epochs"]
+    return f"{signal_name}: {done} of {total} epochs finished; {', '.join(map(str, written))} holds that model (partial)"
 
 
 def data_source(data_root: Path | None, download: bool) -> dict:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import InputFileError, InvalidValueError, permission_denied
+from ..errors import EnvironmentProblem, InputFileError, InvalidValueError, permission_denied
 from .base import EvalSet, Normalization, register_dataset, subset_index
 
 IMAGENET_NORMALIZATION = Normalization(255.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
@@ -101,9 +101,32 @@ def load_imagefolder(split: str = "test", source: str = "", image_size: int | No
     dataset, targets, classes = open_folder(source, split, size, mode)
     targets = torch.as_tensor(targets, dtype=torch.long)
     index = subset_index(targets, len(targets), limit, seed) if limit else torch.arange(len(targets))
+    check_memory(len(index), MODES[mode], size)
     x = decode(dataset, index.tolist(), size, MODES[mode])
     norm = IMAGENET_NORMALIZATION if mode == "RGB" else GREY_NORMALIZATION
     return EvalSet(f"imagefolder:{source}", x, targets[index], len(classes), norm, split)
+
+
+FLOAT_BYTES = 4  # a batch of images becomes float32 for the model: four times the decoded size, per image
+
+
+def check_memory(n: int, channels: int, size: int) -> None:
+    """Refuse an --image-size whose images cannot be held in this machine's memory (decoded as uint8, and one of
+    them as float32 for the model), before any allocation: one line naming the size, not an allocation failure."""
+    need = channels * size * size * (n + FLOAT_BYTES)
+    have = physical_memory()
+    if have and need > have:
+        raise EnvironmentProblem(f"--image-size {size}: {n:,} image(s) of {channels}x{size}x{size} need at least "
+                                 f"{need / 2**30:,.1f} GiB, more than this machine's {have / 2**30:,.1f} GiB of memory "
+                                 f"(choose a smaller --image-size, default {DEFAULT_IMAGE_SIZE}, or a --limit)")
+
+
+def physical_memory() -> int:
+    """The machine's memory in bytes (0 where the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return 0
 
 
 def image_mode_for(image_mode: str | None, input_shape: tuple[int, ...] | None) -> str:

@@ -114,6 +114,9 @@ def read_jsonl(path: Path) -> tuple[list[str], list[object]]:
         labels.append(label)
     if not texts:
         raise InputFileError(f"{path}: no lines with a 'text'")
+    if not any(t.strip() for t in texts):
+        raise InputFileError(f"{path}: every 'text' of its {len(texts)} line(s) is empty: nothing to evaluate "
+                             "(a text needs at least one token)")
     return texts, labels
 
 

@@ -77,6 +77,10 @@ def load_torchvision_set(spec: TorchvisionSet, split: str = "test", data_root: s
     except Exception as exc:  # anything torchvision raises while fetching or reading the user's files
         what = "download failed" if missing else f"cannot read {root}"
         raise InputFileError(f"dataset {spec.name} ({split}): {what}: {_describe(exc)}") from exc
+    if len(x) != len(y):  # e.g. an idx pair of different sizes: each image needs its label
+        raise InputFileError(f"dataset {spec.name} ({split}): {len(x):,} images but {len(y):,} labels in "
+                             f"{', '.join(p.name for p in spec.files(root, split))} (under {root}): the files do not "
+                             "belong together, or one is truncated")
     return EvalSet(spec.name, x, y.long(), spec.num_classes, spec.normalization, split)
 
 

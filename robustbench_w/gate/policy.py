@@ -48,7 +48,7 @@ from .values import (
     Problems,
     unknown_keys,
 )
-from .settings import COMMAND_LINE, LOAD_KEYS, POLICY, SETTINGS, check_settings
+from .settings import COMMAND_LINE, LOAD_KEYS, POLICY, SETTINGS, as_bool, check_settings
 
 try:  # Python 3.11+
     import tomllib
@@ -133,6 +133,7 @@ class Policy:
     seed: int = 0
     judge: str = DEFAULT_JUDGE
     max_regression: float = DEFAULT_MAX_REGRESSION
+    allow_chance: bool = False  # true: a clean model at chance level is gated like any other (else it fails)
     table: str = "gate"  # the key of the [gate] table in its file
     settings: dict = field(default_factory=dict)  # validated settings (.settings.SETTINGS), those given only
     sources: dict = field(default_factory=dict)  # where each setting and run key came from: policy, command line
@@ -180,7 +181,7 @@ class Policy:
     def to_dict(self) -> dict:
         return {"source": self.source, "trials": self.trials, "ci_width": self.ci_width,
                 "max_trials": self.max_trials, "seed": self.seed, "judge": self.judge,
-                "max_regression": self.max_regression, **{k: list(v) if isinstance(v, tuple) else v
+                "max_regression": self.max_regression, "allow_chance": self.allow_chance, **{k: list(v) if isinstance(v, tuple) else v
                                                           for k, v in self.settings.items()},
                 "sources": dict(self.sources)}
 
@@ -200,6 +201,8 @@ def read_toml(path: Path) -> dict:
         raise InputFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputFileError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise InputFileError(f"{path}: not valid TOML: not UTF-8 text (byte {exc.start})") from None
 
 
 def load_policy(path: Path | None = None, project: Path = Path("pyproject.toml"), given: dict | None = None
@@ -246,7 +249,7 @@ def _tool_table(doc: dict) -> object | None:
 # ------------------------------------------------------------------ validation
 
 RUN_KEYS = {"trials": as_trials, "ci_width": as_number, "max_trials": as_count, "seed": as_integer,
-            "judge": None, "max_regression": as_fraction}
+            "judge": None, "max_regression": as_fraction, "allow_chance": as_bool}
 GATE_KEYS = {*RUN_KEYS, *SETTINGS, "require"}
 REQUIRE_KEYS = {"distortion", "strength", "name", "judge", "max_regression", "metric", *LIMIT_KINDS}
 
@@ -286,7 +289,7 @@ def parse_policy(table: object, source: str = "<policy>", key: str = "gate", bas
             if value is not _MISSING:
                 run[name], sources[name] = value, origin
     common = dict(trials=DEFAULT_TRIALS, ci_width=None, max_trials=None, seed=0, judge=DEFAULT_JUDGE,
-                  max_regression=DEFAULT_MAX_REGRESSION)
+                  max_regression=DEFAULT_MAX_REGRESSION, allow_chance=False)
     common.update(run)
     problems.attempt(_check_trials, common, key)
     entries = t.get("require")

@@ -19,7 +19,9 @@ baseline file may hold only a mean and a point compared with itself must pass.
 
 A broken model never passes: non-finite weights or a clean pass with non-finite outputs
 (:mod:`..engine.weights.health`) fail the gate with their own verdict, ``clean model: 12 non-finite weights in
-fc1.weight``, whatever the requirements say.
+fc1.weight``, whatever the requirements say; nor does a clean model at chance level (a constant output, weights
+that do nothing), whose drop under any distortion is nought: verdict ``clean model at chance level: ...``,
+unless the policy says ``allow_chance = true``.
 """
 
 from __future__ import annotations
@@ -103,16 +105,18 @@ class GateResult:
     notes: list[str] = field(default_factory=list)
     health: Health = field(default_factory=Health)  # the clean model's; not ok: the gate fails
     warnings: list[str] = field(default_factory=list)  # about the run itself (a clean model at chance level)
+    chance: str = ""  # the clean model is at chance level (and the policy does not allow it): why, in one line
 
     @property
     def passed(self) -> bool:
-        return self.health.ok and all(v.passed for v in self.verdicts)
+        return self.health.ok and not self.chance and all(v.passed for v in self.verdicts)
 
     @property
     def broken(self) -> str:
-        """The clean model's own failure (``clean model: 12 non-finite weights in fc1.weight``), or ''."""
+        """The clean model's own failure (``clean model: 12 non-finite weights in fc1.weight``, ``clean model at
+        chance level: accuracy 9.86% with 10 classes ...``), or ''."""
         if self.health.ok:
-            return ""
+            return f"clean model at chance level: {self.chance}" if self.chance else ""
         whose = "evaluation data" if self.health.subject == "evaluation data" else "clean model"
         return f"{whose}: {self.health.problem()}"
 
@@ -160,7 +164,16 @@ def run_gate(model: str | LoadedModel | nn.Module, policy: Policy | str | Path, 
                 for r in policy.requirements]
     notes = baseline_notes(verdicts, base, meta)
     return GateResult(policy, verdicts, rows, summary, meta, None if base is None else base.source, notes,
-                      runner.health, list(meta.get("warnings", [])))
+                      runner.health, list(meta.get("warnings", [])), at_chance(runner.warnings, policy))
+
+
+def at_chance(warnings: Sequence[str], policy: Policy) -> str:
+    """Why the clean model fails the gate for being at chance level ('' when it is not, or the policy says
+    ``allow_chance = true``): a model that does not work passes no requirement, however small its drop."""
+    found = [w for w in warnings if "at chance level" in w]
+    if not found or policy.allow_chance:
+        return ""
+    return f"{found[0].split(': ', 1)[-1]} (allow_chance = true in the policy gates it anyway)"
 
 
 def check_supported(policy: Policy) -> None:

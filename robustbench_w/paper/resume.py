@@ -18,12 +18,11 @@ import json
 import math
 from pathlib import Path
 
-from ..datasets.base import load_dataset
 from ..engine.runs.runlog import read_log
 from ..errors import InputFileError, InvalidValueError
 from ..load.checkpoints import load_model, read_weights_only
 from ..load.device import resolve_device
-from .train import TrainConfig, TrainResult, config_record
+from .train import TrainConfig, TrainResult, config_record, train_and_test
 
 IGNORED = ("data_options",)  # where the data lives does not change what was trained
 
@@ -52,7 +51,7 @@ def load_trained(path: Path, config: TrainConfig, train_s: float) -> TrainResult
     """The checkpointed model as :func:`..paper.train.train` would have returned it (its test split loaded)."""
     device = resolve_device(config.device)
     loaded = load_model(path, device=device)
-    test = load_dataset(config.dataset, split="test", **config.data_options)
+    test = train_and_test(config)[1]  # the examples it was tested on (held out of a set without splits)
     return TrainResult(loaded.module.eval(), loaded.arch or config.arch, {}, test, dict(loaded.extra["train"]),
                        train_s)
 

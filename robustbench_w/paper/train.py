@@ -36,6 +36,7 @@ from torch import nn
 
 from ..datasets.base import EvalSet, load_dataset
 from ..engine.passes.evaluate import Evaluator
+from ..engine.runs.signals import deferred
 from ..engine.weights.seeding import derive_seed
 from ..engine.weights.targets import select_targets
 from ..errors import InvalidValueError, WrobustError
@@ -43,6 +44,7 @@ from ..load.device import resolve_device
 from .defaults import INITS, OPTIMIZERS, SCHEDULES  # noqa: F401  (the choices of --optimizer, --init, --schedule)
 from .projection import RULE_NONE, Projector, parse_rule
 
+HOLDOUT = 0.2  # the share of a dataset without splits (tensors:FILE, a flat image folder) kept for the test error
 EXP_FINAL = 1e-3  # schedule "exp": the last epoch runs at lr * EXP_FINAL (BinaryConnect decays by about 1,000)
 
 
@@ -131,8 +133,7 @@ def train(config: TrainConfig | None = None, progress: TrainProgress | None = No
     config.check()
     rule = parse_rule(config.projection, config.clip)
     device = resolve_device(config.device)
-    train_set = load_dataset(config.dataset, split="train", **config.data_options)
-    test_set = load_dataset(config.dataset, split="test", **config.data_options)
+    train_set, test_set, measured_on = train_and_test(config)
     started = time.perf_counter()
     with cpu_threads(config.threads), deterministic(config.seed, device):
         model, arch, arch_kwargs = build_for(config.arch, train_set, config.arch_kwargs)
@@ -140,11 +141,52 @@ def train(config: TrainConfig | None = None, progress: TrainProgress | None = No
         projector = Projector(select_targets(model), rule)
         if config.init == "uniform":
             projector.init_uniform_(config.clip, config.seed)
-        history = fit(model, projector, train_set, test_set, config, device, progress or TrainProgress())
+        history: dict = {"test_examples": measured_on}
+        try:
+            fit(model, projector, train_set, test_set, config, device, progress or TrainProgress(), history)
+        except KeyboardInterrupt as exc:  # SIGINT/SIGTERM: the epochs that finished, for a partial checkpoint
+            exc.partial = finish(model, arch, arch_kwargs, test_set, config, projector, device, history, started)
+            raise
+    return finish(model, arch, arch_kwargs, test_set, config, projector, device, history, started)
+
+
+def finish(model: nn.Module, arch: str, arch_kwargs: dict, test_set: EvalSet, config: TrainConfig,
+           projector: Projector, device: torch.device, history: dict, started: float) -> TrainResult:
+    """The result of the epochs in ``history``; fewer than ``config.epochs``: ``record["partial"]`` says so."""
     model.eval()
+    done = len(history.get("epoch_test_error", []))
+    history.setdefault("test_error", history["epoch_test_error"][-1] if done else math.nan)
+    history.setdefault("test_error_projected", math.nan)
     record = {**config_record(config), **history, "targets": projector.names, "device": device.type,
-              "torch": str(torch.__version__)}
+              "torch": str(torch.__version__), **({"partial": True, "epochs_done": done} if done < config.epochs else {})}
     return TrainResult(model, arch, arch_kwargs, test_set, record, time.perf_counter() - started)
+
+
+def train_and_test(config: TrainConfig) -> tuple[EvalSet, EvalSet, str]:
+    """The training and the test examples, and which examples the test error is measured on. A dataset without
+    separate splits (``tensors:FILE``, a flat image folder: every split reads the same examples) is split here:
+    a seeded ``HOLDOUT`` share is held out as the test set and never trained on."""
+    train_set = load_dataset(config.dataset, split="train", **config.data_options)
+    test_set = load_dataset(config.dataset, split="test", **config.data_options)
+    if not same_examples(train_set, test_set):
+        return train_set, test_set, f"the test split of {test_set.name} ({len(test_set):,} examples)"
+    n = len(train_set)
+    k = max(1, round(HOLDOUT * n))
+    if n - k < 2:
+        raise InvalidValueError(f"{train_set.name}: {n} example(s): too few to hold out a test set and train on the rest")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(config.seed, "holdout")))
+    held, kept = order[:k].sort().values, order[k:].sort().values
+    return (train_set.subset(kept), test_set.subset(held),
+            f"{k:,} of the {n:,} examples of {train_set.name}, held out (a seeded {HOLDOUT:.0%}, --seed {config.seed}) "
+            "and not trained on")
+
+
+def same_examples(a: EvalSet, b: EvalSet) -> bool:
+    """Whether two splits hold the same examples (a loader that has no splits reads one set for both)."""
+    if len(a) != len(b) or a.named or b.named or a.x.shape != b.x.shape:
+        return False
+    labels = (a.y is None and b.y is None) or (a.y is not None and b.y is not None and torch.equal(a.y, b.y))
+    return labels and torch.equal(a.x, b.x)
 
 
 def config_record(config: TrainConfig) -> dict:
@@ -237,8 +279,9 @@ def check_fits(model: nn.Module, arch: str, data: EvalSet) -> None:
 
 
 def fit(model: nn.Module, projector: Projector, train_set: EvalSet, test_set: EvalSet, config: TrainConfig,
-        device: torch.device, progress: TrainProgress) -> dict:
-    """The epochs: per-epoch learning rate, mean training loss and test error (of the hidden weights)."""
+        device: torch.device, progress: TrainProgress, history: dict | None = None) -> dict:
+    """The epochs: per-epoch learning rate, mean training loss and test error (of the hidden weights), filled
+    into ``history`` epoch by epoch (an interrupted run keeps the epochs that finished)."""
     x = train_set.normalization.apply(train_set.x).to(device)
     y = train_set.y.to(device)
     evaluator = Evaluator(model, test_set, 1024, device)
@@ -246,21 +289,25 @@ def fit(model: nn.Module, projector: Projector, train_set: EvalSet, test_set: Ev
     sched = make_scheduler(config, opt)
     shuffle = torch.Generator().manual_seed(derive_seed(config.seed, "shuffle"))
     draws = torch.Generator(device=device).manual_seed(derive_seed(config.seed, "projection"))
-    losses, errors, lrs = [], [], []
+    history = {} if history is None else history
+    lrs, losses, errors = (history.setdefault(k, []) for k in ("epoch_lr", "loss", "epoch_test_error"))
     for epoch in range(config.epochs):
-        lrs.append(opt.param_groups[0]["lr"])
         batches = batch_indices(len(x), config.batch_size, shuffle)
         progress.epoch_start(epoch, config.epochs, len(batches))
-        losses.append(run_epoch(model, projector, opt, x, y, batches, draws, lambda i: progress.step(epoch, i, len(batches))))
-        check_converging(losses[-1], epoch, config)
-        errors.append(test_error(model, evaluator))
+        loss = run_epoch(model, projector, opt, x, y, batches, draws, lambda i: progress.step(epoch, i, len(batches)))
+        check_converging(loss, epoch, config)
+        error = test_error(model, evaluator)
+        with deferred():  # an epoch is recorded whole, or not at all
+            lrs.append(opt.param_groups[0]["lr"])
+            losses.append(loss)
+            errors.append(error)
         progress.epoch_end(epoch, losses[-1], errors[-1])
         if sched is not None:
             sched.step()
     projected = test_error(model, evaluator, projector, torch.Generator(device=device).manual_seed(
         derive_seed(config.seed, "test-projection")))
-    return {"epoch_lr": lrs, "loss": losses, "epoch_test_error": errors, "test_error": errors[-1],
-            "test_error_projected": projected}
+    history.update(test_error=errors[-1], test_error_projected=projected)
+    return history
 
 
 def check_converging(loss: float, epoch: int, config: TrainConfig) -> None:
@@ -311,12 +358,13 @@ def run_epoch(model: nn.Module, projector: Projector, opt: torch.optim.Optimizer
 def train_step(model: nn.Module, projector: Projector, opt: torch.optim.Optimizer, xb: torch.Tensor,
                yb: torch.Tensor, draws: torch.Generator | None = None) -> torch.Tensor:
     """One straight-through step: loss and gradients at ``P(w)``, update of ``w``, then ``clamp(w, -C, C)``."""
-    with projector.projected(draws):
-        loss = F.cross_entropy(model(xb), yb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-    opt.step()
-    projector.clip_()
+    with deferred():  # a signal waits for the step to end: the hidden weights are never left half-updated
+        with projector.projected(draws):
+            loss = F.cross_entropy(model(xb), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+        opt.step()
+        projector.clip_()
     return loss.detach()
 
 

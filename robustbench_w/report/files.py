@@ -11,6 +11,11 @@ a continuous point): they are NaN everywhere. CSV writes an empty field, Parquet
 the token ``NaN`` (infinities ``Infinity``), as Python's ``json`` module writes and reads them, so that
 ``json.load`` and every pandas reader (``pd.read_json``, ``pd.DataFrame(doc["rows"])``) give float columns.
 A setting that does not apply (a bits layer's ``resolution`` where it was counted exactly) is ``null``.
+
+Partial results (an interrupted run: ``meta["partial"]``) say so in their content: ``.json`` in its meta,
+``.md`` in its first line, and ``.csv`` in a first line ``# PARTIAL: ...`` before the header (the results
+reader skips it; pandas reads such a file with ``skiprows=1``). The command writes them to
+``NAME.partial.SUFFIX`` (:func:`.formats.partial_path`), never over an earlier complete ``NAME.SUFFIX``.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import pandas as pd
 
 from ..errors import InvalidValueError
 from ..load.writing import atomic_write
-from .formats import OUTPUT_SUFFIXES, check_output_path  # noqa: F401  (the writers' suffixes)
+from .formats import OUTPUT_SUFFIXES, check_output_path, partial_path  # noqa: F401  (the writers' suffixes)
 from .sweep import layer_ranking, summary_markdown
 
 
@@ -47,7 +52,7 @@ def write_results(path: Path, rows: pd.DataFrame, summary: pd.DataFrame, meta: d
     suffix = path.suffix.lower()
     check_output_path(path)
     if suffix == ".csv":
-        return atomic_write(path, lambda p: rows.to_csv(p, index=False))
+        return atomic_write(path, lambda p: _to_csv(rows, p, partial_marker(meta)))
     if suffix == ".jsonl":
         return atomic_write(path, lambda p: p.write_text("".join(json.dumps(r) + "\n" for r in records(rows))))
     if suffix == ".parquet":
@@ -59,6 +64,20 @@ def write_results(path: Path, rows: pd.DataFrame, summary: pd.DataFrame, meta: d
     if ranking is not None:  # a per-layer sweep: the layers ranked at each point (report.ranking)
         doc["ranking"] = jsonable(ranking)
     return atomic_write(path, lambda p: p.write_text(json.dumps(doc, indent=1) + "\n"))
+
+
+def partial_marker(meta: dict) -> str:
+    """The first line of a partial ``.csv`` (``# PARTIAL: 3 of 10 points ...``), '' for a complete result."""
+    if not meta.get("partial"):
+        return ""
+    return (f"# PARTIAL: {meta.get('points_done', '?')} of {meta.get('points_planned', '?')} points "
+            "(the run was interrupted)\n")
+
+
+def _to_csv(rows: pd.DataFrame, path: Path, marker: str) -> None:
+    with open(path, "w", newline="") as f:
+        f.write(marker)
+        rows.to_csv(f, index=False)
 
 
 def _to_parquet(rows: pd.DataFrame, path: Path) -> None:

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from ..errors import InputFileError, InvalidValueError
+from ..load.writing import check_writable
 
 OUTPUT_SUFFIXES = (".csv", ".json", ".jsonl", ".parquet", ".md")  # sweep, demo, merge (report.files)
 BITS_SUFFIXES = (".json", ".csv", ".md")  # bits (report.bits)
@@ -33,6 +34,14 @@ def check_output_path(path: Path, suffixes: tuple[str, ...] = OUTPUT_SUFFIXES) -
         raise InputFileError(f"{path}: is a directory")
     if not os.access(folder, os.W_OK):
         raise InputFileError(f"{path}: folder {folder} is not writable (permission denied)")
+    check_writable(path)
     if path.suffix.lower() == ".parquet" and importlib.util.find_spec("pyarrow") is None:
         raise InvalidValueError(f"{path}: writing .parquet needs pyarrow: pip install 'robustbench_w[parquet]'")
     return path
+
+
+def partial_path(path: Path) -> Path:
+    """Where an interrupted run writes what it has: ``NAME.partial.SUFFIX`` beside ``NAME.SUFFIX``, which stays
+    as it was (an earlier complete result is never replaced by a partial one)."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.partial{path.suffix}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import InputFileError
 from .comparison import comparison_markdown
 from .document import Report, Table
 from .figures import save_figure
@@ -31,12 +32,26 @@ def report_markdown(report: Report, output: Path, title: str = "wrobust report")
     return "\n".join(lines)
 
 
-def write_markdown(report: Report, output: Path, title: str = "wrobust report") -> list[Path]:
-    """The figures first, then the Markdown that links them; each file written atomically."""
+def write_markdown(report: Report, output: Path, title: str = "wrobust report", force: bool = False) -> list[Path]:
+    """The figures first, then the Markdown that links them; each file written atomically. A figure file that
+    exists and is not this report's own (the earlier ``output`` does not link it) is refused unless ``force``."""
+    check_figures([figure_path(output, f.kind) for f in report.figures], output, force)
     written = [save_figure(f.figure, figure_path(output, f.kind)) for f in report.figures]
     text = report_markdown(report, output, title)
     written.append(atomic_write(output, lambda p: p.write_text(text)))
     return written
+
+
+def check_figures(paths: list[Path], output: Path, force: bool) -> None:
+    """Before anything is written: a figure would replace a file of the user's (one that exists and that an earlier
+    report at ``output`` does not link) only with ``force``."""
+    if force:
+        return
+    own = output.read_text(errors="replace") if output.is_file() else ""
+    for path in paths:
+        if path.exists() and f"]({path.name})" not in own:
+            raise InputFileError(f"{path}: exists and is not a figure of {output}; the report would replace it "
+                                 "(pass --force to replace it, or choose another -o name)")
 
 
 def _table(table: Table) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..engine.runs.runlog import is_header
 from ..engine.runs.stats import summarize
 from ..errors import InputFileError, first_line
 
@@ -68,6 +69,8 @@ def load_results(path: Path | str) -> ResultFile:
         rows, summary = None, rows
     rows, summary = _clean(rows), _clean(summary)
     _check_columns(path, summary if rows is None else rows)
+    for frame in (rows, summary):
+        _check_numbers(path, frame)
     summary = _summary(path, rows, summary)
     rows = rows if rows is not None else pd.DataFrame(columns=list(REQUIRED))
     return ResultFile(path, rows, summary, {**_derived_meta(rows, summary), **meta})
@@ -103,17 +106,26 @@ def _read_jsonl(path: Path) -> Parsed:
             record = _json(path, line, i)
             if not isinstance(record, dict):
                 raise InputFileError(f"{path}: line {i} is not a JSON object (a row of results)")
+            if is_header(record):
+                raise InputFileError(f"{path}: is a run log (--log), not a results file: make it one with "
+                                     f"'wrobust merge {path} -o results.json', then use that")
             records.append(record)
     return _frame(path, records, "rows"), None, {}
 
 
 def _read_csv(path: Path) -> Parsed:
     try:
-        return pd.read_csv(path), None, {}
+        partial = _first_line(path).startswith("# PARTIAL")  # an interrupted run's rows (report.files)
+        return pd.read_csv(path, skiprows=1 if partial else 0), None, {"partial": True} if partial else {}
     except pd.errors.EmptyDataError:
         raise InputFileError(f"{path}: the file is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise InputFileError(f"{path}: not a readable CSV file ({first_line(exc)})") from None
+
+
+def _first_line(path: Path) -> str:
+    with open(path, "rb") as f:
+        return f.readline(200).decode("utf-8", "replace")
 
 
 def _read_parquet(path: Path) -> Parsed:
@@ -198,6 +210,27 @@ def _check_columns(path: Path, frame: pd.DataFrame | None) -> None:
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise InputFileError(f"{path}: not a wrobust result file (no column {', '.join(missing)})")
+
+
+NUMERIC = ("strength", "trial", "seed", "n", "trials", "accuracy", "error", "loss", "agreement", "weight_change",
+           "eff_bits")
+STATS = ("_mean", "_std", "_ci_low", "_ci_high")
+
+
+def _check_numbers(path: Path, frame: pd.DataFrame | None) -> None:
+    """A column of numbers (``error``, ``strength``, ``error_mean``, ...) that holds text is a damaged file: one
+    line naming the file, the column and the first such value (not a TypeError in a figure)."""
+    if frame is None:
+        return
+    for col in frame.columns:
+        if (col in NUMERIC or str(col).endswith(STATS)) and frame[col].dtype == object:
+            numbers = pd.to_numeric(frame[col], errors="coerce")
+            bad = frame[col][numbers.isna() & frame[col].notna() & (frame[col].astype(str).str.strip() != "")]
+            if len(bad):
+                i = int(bad.index[0])
+                raise InputFileError(f"{path}: column {col!r} holds text where numbers belong ({bad.iloc[0]!r} in "
+                                     f"row {i + 1}): the file is damaged")
+            frame[col] = numbers.astype(float)
 
 
 def _summary(path: Path, rows: pd.DataFrame | None, summary: pd.DataFrame | None) -> pd.DataFrame:

@@ -139,7 +139,7 @@ class Evaluator:
         self.model, self.device, self.name = model, torch.device(device), name or type(model).__name__
         self.n, self.has_labels = len(data), data.has_labels
         self.fast = fast or FastPath()
-        self.forward = forward_of(model, self.fast)
+        self.forward = forward_of(model, self.fast, self.device)
         requested = check_batch_size(batch_size)
         self.batches = Batches(data, self._first_size(requested), self.device, normalization, prepare_budget, budget,
                                channels_last=self.fast.channels_last)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ...errors import InvalidValueError, WrobustWarning
+from ...errors import EnvironmentProblem, InvalidValueError, WrobustWarning
 from .precision import check_precision, effective_precision, precision_note
 
 Compile = bool | str | Callable
@@ -79,8 +79,27 @@ def to_channels_last(module: nn.Module, name: str) -> bool:
     return True
 
 
-def forward_of(module: nn.Module, fast: FastPath) -> Callable:
+def forward_of(module: nn.Module, fast: FastPath, device: torch.device | None = None) -> Callable:
     """What a pass calls: the module itself, or its compiled form (compiled lazily, at its first call)."""
     if not fast.compiled:
         return module
+    if fast.backend == "inductor" and (device is None or device.type == "cpu"):
+        check_compiler()
     return torch.compile(module, backend=fast.backend)
+
+
+def check_compiler() -> None:
+    """inductor on the CPU builds C++: without a compiler torch fails at the first pass with a page of text. Say it
+    in one line, before any work (the compilers torch looks for: ``torch._inductor.config.cpp.cxx``, $CXX)."""
+    import shutil
+
+    try:
+        from torch._inductor import config
+
+        search = [c for c in config.cpp.cxx if c] if isinstance(config.cpp.cxx, (list, tuple)) else [config.cpp.cxx]
+    except (ImportError, AttributeError):
+        search = ["g++"]
+    if not any(c and shutil.which(c) for c in search):
+        raise EnvironmentProblem(f"--compile: torch.compile (inductor) on the CPU needs a C++ compiler, and none "
+                                 f"was found ({', '.join(map(str, search)) or 'g++'} on PATH, or $CXX): install one "
+                                 "(apt-get install g++) or drop --compile")

@@ -29,8 +29,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ...errors import InputFileError
-from .points import row_key
+from ...errors import InputFileError, storage_error
+from ...load.writing import check_writable
+from .points import CLEAN_KEY, SEP, row_group, row_key
 
 FORMAT = "wrobust-log"
 VERSION = 1
@@ -141,7 +142,46 @@ def _contents(path: Path, objs: list[dict], torn: bool, good: int) -> LogContent
     if objs[0].get("version", 0) > VERSION:
         raise InputFileError(f"{path}: run log version {objs[0]['version']} is newer than this wrobust reads "
                              f"({VERSION}); upgrade wrobust")
+    for line, row in enumerate(objs[1:], start=2):
+        problem = row_problem(objs[0], row)
+        if problem:
+            raise InputFileError(f"{path}: line {line}: {problem}: the row is not one of this log's run (edited, or "
+                                 "from another run); remove that line, or start a new log")
     return LogContents(Path(path), objs[0], objs[1:], torn, good)
+
+
+ROW_NUMBERS = ("accuracy", "error", "loss", "agreement", "weight_change")  # numbers (or null) in every row
+ROW_IDENTITY = ("model", "dataset", "seed", "n")  # what a row must share with the header that heads it
+
+
+def row_problem(head: Mapping, row: Mapping) -> str:
+    """What is wrong with a row read from a log under ``head`` ('' for a good row): its point must be one of the
+    header's (any trial of a point's group: adaptive trials add some), its identity the header's, its
+    measures numbers."""
+    if not isinstance(row.get("spec"), str) or not _number(row.get("strength")) or not _integer(row.get("trial", 0)):
+        return "no 'spec' text, 'strength' number and 'trial' count"
+    groups = {k.rsplit(SEP, 1)[0] if k.count(SEP) == 2 else _drop_trial(k) for k in head.get("points") or []}
+    if groups and row_group(row) not in groups and row_key(row) != CLEAN_KEY:
+        return f"point {row_key(row)} is not in the header's grid"
+    for name in ROW_IDENTITY:
+        if name in row and head.get(name) is not None and row[name] != head[name]:
+            return f"{name} {row[name]!r} differs from the header's {head[name]!r}"
+    bad = [name for name in ROW_NUMBERS if name in row and not _number(row[name])]
+    return f"{bad[0]} {row[bad[0]]!r} is not a number" if bad else ""
+
+
+def _drop_trial(key: str) -> str:
+    """``SPEC|STRENGTH|TRIAL|LAYER`` -> ``SPEC|STRENGTH|LAYER`` (the group of a per-layer point)."""
+    spec, strength, _, layer = key.split(SEP, 3)
+    return SEP.join([spec, strength, layer])
+
+
+def _number(value: object) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def _integer(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def check_compatible(contents: LogContents, expected: Mapping) -> None:
@@ -215,6 +255,7 @@ class RunLog:
                                  "another --log")
         if not self.path.parent.is_dir():
             raise InputFileError(f"{self.path}: folder {self.path.parent} does not exist")
+        check_writable(self.path)
         contents = read_log(self.path) if exists else LogContents(self.path, None)
         check_compatible(contents, head)
         try:
@@ -224,11 +265,19 @@ class RunLog:
         if exists:
             os.truncate(fd, contents.good_bytes if contents.header is not None else 0)  # drop a torn line
         if contents.header is None:
-            _write_line(fd, dumps(head))
+            self._write(fd, dumps(head))
         return fd
 
     def append(self, row: Mapping) -> None:
-        _write_line(self._fd, dumps(row))
+        self._write(self._fd, dumps(row))
+
+    def _write(self, fd: int, line: str) -> None:
+        """One whole line; a write the storage refuses (a full disk) is one line naming the log, exit 2."""
+        try:
+            _write_line(fd, line)
+        except OSError as exc:
+            raise storage_error(self.path, exc, "the run log (the points before are kept)") or InputFileError(
+                f"{self.path}: cannot write the run log: {exc.strerror or exc}") from None
 
     def close(self) -> None:
         if self._fd >= 0:
