@@ -62,7 +62,7 @@ class SmallDisk:
     def fill(self) -> None:
         """Leave no free space (tmpfs: one filler file takes it all), or make every write raise ENOSPC."""
         if self.mounted:
-            with open(self.folder / "filler", "wb") as f:
+            with open(self.folder / "filler", "wb", buffering=0) as f:
                 try:
                     while True:
                         f.write(b"\0" * 4096)

@@ -320,8 +320,10 @@ EDITS = [
     (3, '"seed": 0', '"seed": 7', "seed 7 differs"),
     (3, '"n": 355', '"n": 100', "n 100 differs"),
     (3, '"model": "builtin:digits-mlp"', '"model": "other.pt"', "model 'other.pt' differs"),
-    (3, '"spec": "sign"', '"spec": "round"', "not in the header's grid"),
-    (4, '"strength": 0.05', '"strength": 0.5', "not in the header's grid"),
+    (3, '"spec": "sign"', '"spec": 7', "no 'spec' text"),
+    (4, '"strength": 0.05', '"strength": "0.05"', "'strength' number"),
+    (4, '"dataset": "digits"', '"dataset": "mnist"', "dataset 'mnist' differs"),
+    (2, '"loss": ', '"loss": [1], "_": ', "loss [1] is not a number"),
     (4, '"error": ', '"error": "oops", "_": ', "error 'oops' is not a number"),
     (2, '"trial": 0', '"trial": "first"', "'trial' count"),
 ]

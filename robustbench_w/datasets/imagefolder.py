@@ -113,12 +113,25 @@ FLOAT_BYTES = 4  # a batch of images becomes float32 for the model: four times t
 def check_memory(n: int, channels: int, size: int) -> None:
     """Refuse an --image-size whose images cannot be held in this machine's memory (decoded as uint8, and one of
     them as float32 for the model), before any allocation: one line naming the size, not an allocation failure."""
+    resized = round(size / CROP_FRACTION)
+    limit = image_pixel_limit()
+    if limit and resized * resized > limit:
+        raise EnvironmentProblem(f"--image-size {size}: images resized to {resized:,}x{resized:,} pixels are beyond the "
+                                 f"image library's limit of {limit:,} pixels (choose a smaller --image-size, default "
+                                 f"{DEFAULT_IMAGE_SIZE})")
     need = channels * size * size * (n + FLOAT_BYTES)
     have = physical_memory()
     if have and need > have:
         raise EnvironmentProblem(f"--image-size {size}: {n:,} image(s) of {channels}x{size}x{size} need at least "
                                  f"{need / 2**30:,.1f} GiB, more than this machine's {have / 2**30:,.1f} GiB of memory "
                                  f"(choose a smaller --image-size, default {DEFAULT_IMAGE_SIZE}, or a --limit)")
+
+
+def image_pixel_limit() -> int:
+    """The most pixels Pillow makes an image of before it refuses (twice ``MAX_IMAGE_PIXELS``; 0: no limit)."""
+    from PIL import Image
+
+    return 2 * int(Image.MAX_IMAGE_PIXELS) if Image.MAX_IMAGE_PIXELS else 0
 
 
 def physical_memory() -> int:

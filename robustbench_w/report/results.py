@@ -223,7 +223,8 @@ def _check_numbers(path: Path, frame: pd.DataFrame | None) -> None:
     if frame is None:
         return
     for col in frame.columns:
-        if (col in NUMERIC or str(col).endswith(STATS)) and frame[col].dtype == object:
+        numeric = pd.api.types.is_numeric_dtype(frame[col]) or pd.api.types.is_bool_dtype(frame[col])
+        if (col in NUMERIC or str(col).endswith(STATS)) and not numeric:
             numbers = pd.to_numeric(frame[col], errors="coerce")
             bad = frame[col][numbers.isna() & frame[col].notna() & (frame[col].astype(str).str.strip() != "")]
             if len(bad):

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from ...errors import InputFileError, storage_error
 from ...load.writing import check_writable
-from .points import CLEAN_KEY, SEP, row_group, row_key
+from .points import row_key
 
 FORMAT = "wrobust-log"
 VERSION = 1
@@ -155,25 +155,16 @@ ROW_IDENTITY = ("model", "dataset", "seed", "n")  # what a row must share with t
 
 
 def row_problem(head: Mapping, row: Mapping) -> str:
-    """What is wrong with a row read from a log under ``head`` ('' for a good row): its point must be one of the
-    header's (any trial of a point's group: adaptive trials add some), its identity the header's, its
-    measures numbers."""
+    """What is wrong with a row read from a log under ``head`` ('' for a good row): it names its point (spec,
+    strength, trial), its identity is the header's (model, dataset, seed, size), its measures are numbers. (Its
+    point need not be in the header's ``points``: a resumed run may extend the grid.)"""
     if not isinstance(row.get("spec"), str) or not _number(row.get("strength")) or not _integer(row.get("trial", 0)):
         return "no 'spec' text, 'strength' number and 'trial' count"
-    groups = {k.rsplit(SEP, 1)[0] if k.count(SEP) == 2 else _drop_trial(k) for k in head.get("points") or []}
-    if groups and row_group(row) not in groups and row_key(row) != CLEAN_KEY:
-        return f"point {row_key(row)} is not in the header's grid"
     for name in ROW_IDENTITY:
         if name in row and head.get(name) is not None and row[name] != head[name]:
             return f"{name} {row[name]!r} differs from the header's {head[name]!r}"
     bad = [name for name in ROW_NUMBERS if name in row and not _number(row[name])]
     return f"{bad[0]} {row[bad[0]]!r} is not a number" if bad else ""
-
-
-def _drop_trial(key: str) -> str:
-    """``SPEC|STRENGTH|TRIAL|LAYER`` -> ``SPEC|STRENGTH|LAYER`` (the group of a per-layer point)."""
-    spec, strength, _, layer = key.split(SEP, 3)
-    return SEP.join([spec, strength, layer])
 
 
 def _number(value: object) -> bool:
@@ -262,10 +253,14 @@ class RunLog:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         except OSError as exc:
             raise InputFileError(f"{self.path}: cannot write the run log: {exc.strerror or exc}") from None
-        if exists:
-            os.truncate(fd, contents.good_bytes if contents.header is not None else 0)  # drop a torn line
-        if contents.header is None:
-            self._write(fd, dumps(head))
+        try:
+            if exists:
+                os.truncate(fd, contents.good_bytes if contents.header is not None else 0)  # drop a torn line
+            if contents.header is None:
+                self._write(fd, dumps(head))
+        except BaseException:
+            os.close(fd)
+            raise
         return fd
 
     def append(self, row: Mapping) -> None:
