@@ -10,10 +10,48 @@ import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import torch
-from broken_inputs import builtin_checkpoint
+from broken_inputs import BUILTIN, builtin_checkpoint, policy_text, write_tensors
 
 EARLIER = b"an earlier, complete result of the user's\n"
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory) -> Path:
+    """Result files of one real sweep (.csv, .json, .jsonl), its run log, a policy, a tensors file."""
+    import robustbench_w as rw
+    from robustbench_w.engine.runs.stats import summarize
+    from robustbench_w.report.files import write_results
+
+    d = tmp_path_factory.mktemp("made")
+    rows = rw.sweep(BUILTIN, distortions=["sign", "noise"], strengths=[0.05], trials=2, device="cpu",
+                    log=d / "run.jsonl")
+    for name in ("a.csv", "b.csv", "a.json", "b.json", "a.jsonl"):
+        write_results(d / name, rows, summarize(rows), rows.attrs["meta"])
+    (d / "policy.toml").write_text(policy_text(strength=0.05, max_error=1.0))
+    write_tensors(d / "data.pt", n=40)
+    return d
+
+
+@pytest.fixture
+def work(made, tmp_path, monkeypatch) -> Path:
+    """A fresh folder with copies of the made files, as the current folder."""
+    for p in made.iterdir():
+        (tmp_path / p.name).write_bytes(p.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def flat_folder(folder: Path, per_class: int = 5, mode: str = "L") -> Path:
+    """Two classes of ``per_class`` tiny PNG images each, with no train/ or val/ folders."""
+    from PIL import Image
+
+    for c in range(2):
+        (folder / f"c{c}").mkdir(parents=True)
+        for i in range(per_class):
+            Image.new(mode, (8, 8), color=(40 * c + 10 * i,) * len(mode)).save(folder / f"c{c}" / f"{i}.png")
+    return folder
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from broken_inputs import BUILTIN, policy_text
-from file_guard import EARLIER, SmallDisk, changed, guarded_sigterm, kill_on_call, one_error, snapshot
+from broken_inputs import BUILTIN
+import file_guard as fg
+from file_guard import made, work  # noqa: F401  (fixtures)
 
 from robustbench_w.engine.runs.runlog import read_log
 
@@ -26,33 +27,9 @@ SWEEP = f"sweep {BUILTIN} --device cpu -q -d sign"
 GATE = f"gate {BUILTIN} --device cpu -q --policy policy.toml"
 
 
-@pytest.fixture(scope="module")
-def made(tmp_path_factory) -> Path:
-    """Result files of one real sweep, its run log, a policy, a flat image folder."""
-    import robustbench_w as rw
-    from robustbench_w.engine.runs.stats import summarize
-    from robustbench_w.report.files import write_results
-
-    d = tmp_path_factory.mktemp("made")
-    rows = rw.sweep(BUILTIN, distortions=["sign", "noise"], strengths=[0.05], trials=2, device="cpu",
-                    log=d / "run.jsonl")
-    for name in ("a.csv", "b.csv", "a.json"):
-        write_results(d / name, rows, summarize(rows), rows.attrs["meta"])
-    (d / "policy.toml").write_text(policy_text(strength=0.05, max_error=1.0))
-    return d
-
-
-@pytest.fixture
-def work(made, tmp_path, monkeypatch) -> Path:
-    for p in made.iterdir():
-        (tmp_path / p.name).write_bytes(p.read_bytes())
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 @pytest.fixture
 def disk(work, monkeypatch):
-    small = SmallDisk(work / "disk", monkeypatch)
+    small = fg.SmallDisk(work / "disk", monkeypatch)
     yield small
     small.close()
 
@@ -71,33 +48,33 @@ FULL = [  # (command line writing to disk/NAME, NAME)
 @pytest.mark.parametrize(("argv", "name"), FULL, ids=[f"{a.split()[0]}-{n}" for a, n in FULL])
 def test_a_full_disk_is_exit_2_naming_the_file_and_the_earlier_file_stays(argv, name, work, disk, run_cli):
     target = disk.folder / name
-    target.write_bytes(EARLIER)
+    target.write_bytes(fg.EARLIER)
     disk.fill()
-    before = snapshot(work)
+    before = fg.snapshot(work)
     code, _, err = run_cli(*shlex.split(argv), "-o", target)
     first = target.with_name("r-curves.png") if argv.startswith("report") and name == "r.md" else target  # a report.md writes its figures first
-    one_error(code, err, 2, str(first), "no space left on device")
-    assert changed(before, work) == [] and not list(disk.folder.glob(".*.tmp"))
+    fg.one_error(code, err, 2, str(first), "no space left on device")
+    assert fg.changed(before, work) == [] and not list(disk.folder.glob(".*.tmp"))
 
 
 @pytest.mark.parametrize("option", ["--junit", "--summary"])
 def test_a_full_disk_under_a_gate_file_is_exit_2_naming_it(option, work, disk, run_cli):
     target = disk.folder / ("j.xml" if option == "--junit" else "s.md")
-    target.write_bytes(EARLIER)
+    target.write_bytes(fg.EARLIER)
     disk.fill()
-    before = snapshot(work)
+    before = fg.snapshot(work)
     code, _, err = run_cli(*shlex.split(GATE), option, target)
-    one_error(code, err, 2, str(target), "no space left on device")
-    assert changed(before, work) == []
+    fg.one_error(code, err, 2, str(target), "no space left on device")
+    assert fg.changed(before, work) == []
 
 
 def test_a_full_disk_under_a_new_run_log_is_exit_2_naming_it(work, disk, run_cli):
     disk.fill()
-    (work / "out.csv").write_bytes(EARLIER)
-    before = snapshot(work)
+    (work / "out.csv").write_bytes(fg.EARLIER)
+    before = fg.snapshot(work)
     code, _, err = run_cli(*shlex.split(SWEEP), "--log", disk.folder / "new.jsonl", "-o", "out.csv")
-    one_error(code, err, 2, "new.jsonl", "cannot write the run log", "no space left on device")
-    assert changed(before, work) == []
+    fg.one_error(code, err, 2, "new.jsonl", "cannot write the run log", "no space left on device")
+    assert fg.changed(before, work) == []
 
 
 def test_a_full_disk_while_a_resumed_run_log_grows_keeps_every_earlier_line(work, disk, run_cli):
@@ -107,7 +84,7 @@ def test_a_full_disk_while_a_resumed_run_log_grows_keeps_every_earlier_line(work
     disk.fill()
     argv = f"sweep {BUILTIN} --device cpu -q -d sign -d noise -s 0.05,0.1,0.2,0.3,0.4 --trials 2 --resume"
     code, _, err = run_cli(*shlex.split(argv), "--log", log)
-    one_error(code, err, 2, str(log), "no space left on device", "the points before are kept")
+    fg.one_error(code, err, 2, str(log), "no space left on device", "the points before are kept")
     assert log.read_bytes().startswith(earlier)
     assert len(read_log(log).rows) >= len(read_log(work / "run.jsonl").rows)  # a torn last line is dropped
 
@@ -116,7 +93,7 @@ def test_a_full_disk_under_reproduce_is_exit_2(work, disk, run_cli):
     disk.fill()
     argv = "reproduce -q --rules none --seeds 1 --trials 1 --epochs 1 --distortions sign --at sign --device cpu"
     code, _, err = run_cli(*shlex.split(argv), "-o", disk.folder / "grid")
-    one_error(code, err, 2, "grid", "no space left on device")
+    fg.one_error(code, err, 2, "grid", "no space left on device")
 
 
 # ------------------------------------------------------------------ SIGTERM: 130 from every command
@@ -133,13 +110,13 @@ EVERY = [
 def test_sigterm_at_start_up_exits_130_from_every_command(argv, work, run_cli, monkeypatch):
     from robustbench_w.load import writing
 
-    (work / "out.csv").write_bytes(EARLIER)
-    before = snapshot(work)
-    monkeypatch.setattr(writing, "check_distinct", kill_on_call(1, writing.check_distinct))
-    with guarded_sigterm():
+    (work / "out.csv").write_bytes(fg.EARLIER)
+    before = fg.snapshot(work)
+    monkeypatch.setattr(writing, "check_distinct", fg.kill_on_call(1, writing.check_distinct))
+    with fg.guarded_sigterm():
         code, _, err = run_cli(*shlex.split(argv))
-    one_error(code, err, 130, "wrobust: interrupted: SIGTERM")
-    assert changed(before, work) == [] and not (work / "grid").exists()
+    fg.one_error(code, err, 130, "wrobust: interrupted: SIGTERM")
+    assert fg.changed(before, work) == [] and not (work / "grid").exists()
 
 
 WRITERS = [a for a in EVERY if " -o out." in a and not a.startswith(("demo", "reproduce"))]
@@ -150,13 +127,13 @@ def test_sigterm_while_writing_exits_130_and_leaves_the_earlier_file_whole(argv,
     from robustbench_w.load import writing
 
     out = work / argv.rsplit(" ", 1)[-1]
-    out.write_bytes(EARLIER)
-    before = snapshot(work)
-    monkeypatch.setattr(writing, "_fsync", kill_on_call(1, writing._fsync))
-    with guarded_sigterm():
+    out.write_bytes(fg.EARLIER)
+    before = fg.snapshot(work)
+    monkeypatch.setattr(writing, "_fsync", fg.kill_on_call(1, writing._fsync))
+    with fg.guarded_sigterm():
         code, _, err = run_cli(*shlex.split(argv))
-    one_error(code, err, 130, "wrobust: interrupted: SIGTERM")
-    assert changed(before, work) == [] and not list(work.glob(".*.tmp"))
+    fg.one_error(code, err, 130, "wrobust: interrupted: SIGTERM")
+    assert fg.changed(before, work) == [] and not list(work.glob(".*.tmp"))
 
 
 # ------------------------------------------------------------------ damaged files read back
@@ -177,17 +154,17 @@ TEXT = [("plot {} -o f.png", "error", "abc"), ("plot {} -o f.png --kind frontier
 @pytest.mark.parametrize(("argv", "column", "value"), TEXT, ids=[f"{a.split()[0]}-{c}" for a, c, _ in TEXT])
 def test_text_in_a_numeric_column_is_exit_2_naming_file_column_and_value(argv, column, value, work, run_cli):
     name = with_text(work, "t.csv", column, value)
-    before = snapshot(work)
+    before = fg.snapshot(work)
     code, _, err = run_cli(*shlex.split(argv.format(name)))
-    one_error(code, err, 2, "t.csv", f"column {column!r} holds text", repr(value), "row 3")
-    assert changed(before, work) == []
+    fg.one_error(code, err, 2, "t.csv", f"column {column!r} holds text", repr(value), "row 3")
+    assert fg.changed(before, work) == []
 
 
 def test_text_in_a_summary_column_of_a_json_file_is_exit_2(work, run_cli):
     doc = json.loads((work / "a.json").read_text())
     doc["summary"][1]["error_mean"] = "n/a"
     (work / "t.json").write_text(json.dumps(doc))
-    one_error(*run_cli("compare", "t.json", "a.json")[::2], 2, "t.json", "column 'error_mean' holds text", "'n/a'")
+    fg.one_error(*run_cli("compare", "t.json", "a.json")[::2], 2, "t.json", "column 'error_mean' holds text", "'n/a'")
 
 
 @pytest.mark.parametrize("where", ["--policy", "pyproject.toml"])
@@ -196,7 +173,7 @@ def test_a_policy_that_is_not_utf8_is_exit_2(where, work, run_cli):
     name = "latin.toml" if where == "--policy" else "pyproject.toml"
     (work / name).write_bytes(text)
     argv = [f"gate", BUILTIN, "--device", "cpu"] + (["--policy", name] if where == "--policy" else [])
-    one_error(*run_cli(*argv)[::2], 2, name, "not UTF-8")
+    fg.one_error(*run_cli(*argv)[::2], 2, name, "not UTF-8")
 
 
 def write_idx(root: Path, images: int, labels: int) -> Path:
@@ -211,26 +188,17 @@ def write_idx(root: Path, images: int, labels: int) -> Path:
 def test_an_idx_pair_of_different_sizes_is_exit_2_naming_the_files(images, labels, work, run_cli):
     root = write_idx(work / "data", images, labels)
     argv = f"sweep {BUILTIN} -d sign --dataset mnist --data-root {root}"
-    one_error(*run_cli(*shlex.split(argv))[::2], 2, f"{images:,} images but {labels:,} labels",
+    fg.one_error(*run_cli(*shlex.split(argv))[::2], 2, f"{images:,} images but {labels:,} labels",
               "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
 # ------------------------------------------------------------------ resources of the machine
 
-def flat_folder(folder: Path) -> Path:
-    from PIL import Image
-
-    for c in range(2):
-        (folder / f"c{c}").mkdir(parents=True)
-        Image.new("RGB", (8, 8)).save(folder / f"c{c}" / "0.png")
-    return folder
-
-
 @pytest.mark.parametrize("size", [1000000, 100000, 60000])
 def test_an_image_size_beyond_the_machines_memory_is_exit_2_before_any_allocation(size, work, run_cli):
-    pics = flat_folder(work / "pics")
+    pics = fg.flat_folder(work / "pics", per_class=1, mode="RGB")
     argv = f"sweep {BUILTIN} -d sign --dataset imagefolder:{pics} --image-size {size} -o out.csv"
-    one_error(*run_cli(*shlex.split(argv))[::2], 2, f"--image-size {size}", "smaller --image-size")
+    fg.one_error(*run_cli(*shlex.split(argv))[::2], 2, f"--image-size {size}", "smaller --image-size")
     assert not (work / "out.csv").exists()
 
 
@@ -239,7 +207,7 @@ def test_compile_without_a_cxx_compiler_is_one_line_exit_2(argv, work, run_cli, 
     (work / "bin").mkdir()
     monkeypatch.setenv("PATH", str(work / "bin"))
     monkeypatch.delenv("CXX", raising=False)
-    one_error(*run_cli(*shlex.split(argv))[::2], 2, "--compile", "needs a C++ compiler", "drop --compile")
+    fg.one_error(*run_cli(*shlex.split(argv))[::2], 2, "--compile", "needs a C++ compiler", "drop --compile")
 
 
 def test_torch_cpp_extension_warnings_reach_stderr_only_with_debug(run_cli, capsys):

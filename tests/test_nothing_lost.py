@@ -20,39 +20,24 @@ from pathlib import Path
 
 import pytest
 import torch
-from broken_inputs import BUILTIN, policy_text, write_tensors
-from file_guard import EARLIER, changed, constant_checkpoint, guarded_sigterm, kill_on_call, one_error, snapshot
+from broken_inputs import BUILTIN, policy_text
+from file_guard import (  # noqa: F401  (made, work: fixtures)
+    EARLIER,
+    changed,
+    constant_checkpoint,
+    flat_folder,
+    guarded_sigterm,
+    kill_on_call,
+    made,
+    one_error,
+    snapshot,
+    work,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEP = f"sweep {BUILTIN} --device cpu -q -d sign"
 GATE = f"gate {BUILTIN} --device cpu -q --policy policy.toml"
 TRAIN = "train --epochs 1 --device cpu -q"
-
-
-@pytest.fixture(scope="module")
-def made(tmp_path_factory) -> Path:
-    """Result files of one real sweep (.csv, .json, .jsonl), its run log, a policy, a tensors file."""
-    import robustbench_w as rw
-    from robustbench_w.engine.runs.stats import summarize
-    from robustbench_w.report.files import write_results
-
-    d = tmp_path_factory.mktemp("made")
-    rows = rw.sweep(BUILTIN, distortions=["sign", "noise"], strengths=[0.05], trials=2, device="cpu",
-                    log=d / "run.jsonl")
-    for name in ("a.csv", "b.csv", "a.json", "b.json", "a.jsonl"):
-        write_results(d / name, rows, summarize(rows), rows.attrs["meta"])
-    (d / "policy.toml").write_text(policy_text(strength=0.05, max_error=1.0))
-    write_tensors(d / "data.pt", n=40)
-    return d
-
-
-@pytest.fixture
-def work(made, tmp_path, monkeypatch) -> Path:
-    """A fresh folder with copies of the made files, as the current folder."""
-    for p in made.iterdir():
-        (tmp_path / p.name).write_bytes(p.read_bytes())
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def run_case(run_cli, argv: str, code: int, *words: str) -> str:
@@ -278,17 +263,6 @@ def test_train_on_a_set_without_splits_holds_out_a_seeded_test_set(dataset, work
     assert f"on {n // 5} of the {n} examples of" in out and "held out" in out and "not trained on" in out
     record = torch.load(work / "m.pt", weights_only=True)["train"]
     assert record["test_examples"].startswith(f"{n // 5} of the {n} examples") and "--seed 0" in record["test_examples"]
-
-
-def flat_folder(folder: Path) -> Path:
-    """Two classes of five tiny PNG images each, with no train/ or val/ folders."""
-    from PIL import Image
-
-    for c in range(2):
-        (folder / f"c{c}").mkdir(parents=True)
-        for i in range(5):
-            Image.new("L", (8, 8), color=40 * c + 10 * i).save(folder / f"c{c}" / f"{i}.png")
-    return folder
 
 
 def test_train_with_real_splits_says_it_measured_the_test_split(work, run_cli):
