@@ -323,3 +323,12 @@ def test_a_jsonl_set_whose_texts_are_all_empty_is_refused(texts, work, run_cli):
     run_case(run_cli, f"sweep {BUILTIN} -d sign --dataset jsonl:e.jsonl -o out.csv", 2, "e.jsonl",
              f"every 'text' of its {len(texts)} line(s) is empty")
     assert changed(before, work) == []
+
+
+def test_a_read_only_file_in_the_reproduce_folder_is_refused_before_any_training(work, run_cli):
+    (work / "grid").mkdir()
+    (work / "grid" / "report.md").write_bytes(EARLIER)
+    (work / "grid" / "report.md").chmod(0o444)
+    before = snapshot(work)
+    run_case(run_cli, f"{REPRODUCE}", 2, "grid/report.md", "write-protected")
+    assert changed(before, work) == [] and not (work / "grid" / "models").exists()

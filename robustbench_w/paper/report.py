@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import InputFileError
+from ..load.writing import check_writable
 from ..report.files import atomic_write
 from ..report.text import pct
 from .bands import LEVEL
@@ -179,6 +180,8 @@ def prepare_dir(out_dir: Path) -> Path:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputFileError(f"{out_dir}: cannot create the folder: {exc.strerror or exc}") from exc
+    for name in GRID_FILES:  # a write-protected file of an earlier run: refused now, not after the work
+        check_writable(out_dir / name)
     return out_dir
 
 
@@ -199,6 +202,9 @@ def bits_marks(result: GridResult):
     decide = tuple(dict.fromkeys((b.rule, *a) for b in claim.bits for a in b.at if a is not None))
     own = tuple((b.rule, *a) for b in claim.bits for a in b.excluded_at)
     return Marks(decide, own, cell(result.rows, RULE_NONE, CLEAN).mean + result.config.within / 100)
+
+
+GRID_FILES = ("results.csv", "summary.csv", "claims.json", "figure.png", "report.md")  # what write_grid writes
 
 
 def write_grid(result: GridResult, out_dir: Path) -> list[Path]:
