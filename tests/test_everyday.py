@@ -188,8 +188,8 @@ def test_tensors_and_data_root_in_a_policy_resolve_from_its_folder(run_cli, tmp_
     folder.mkdir()
     write_tensors(folder / "held.pt", n=20, shape=(1, 8, 8))
     policy = folder / "p.toml"
-    policy.write_text('[gate]\ndataset = "tensors:held.pt"\ndata_root = "data"\n[[gate.require]]\n'
-                      'distortion = "sign"\nmax_error = 1.0\n')
+    policy.write_text('[gate]\ndataset = "tensors:held.pt"\ndata_root = "data"\nallow_chance = true\n'  # random data
+                      '[[gate.require]]\ndistortion = "sign"\nmax_error = 1.0\n')
     loaded = load_policy(policy)
     assert (loaded.dataset, loaded.data_root) == (f"tensors:{folder / 'held.pt'}", str(folder / "data"))
     elsewhere = tmp_path / "elsewhere"

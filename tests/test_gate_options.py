@@ -86,8 +86,8 @@ def folder(tmp_path_factory) -> Path:
 
 def image_gate(run_cli, tmp_path, folder, settings: str, *args: str) -> tuple[int, str, dict]:
     policy, out = tmp_path / "p.toml", tmp_path / "g.json"
-    policy.write_text(f'[gate]\ndataset = "imagefolder:{folder}"\n{settings}\n'
-                      '[[gate.require]]\ndistortion = "sign"\nmax_error = 1.0\n')
+    policy.write_text(f'[gate]\ndataset = "imagefolder:{folder}"\n{settings}\n'  # random images: chance level
+                      'allow_chance = true\n[[gate.require]]\ndistortion = "sign"\nmax_error = 1.0\n')
     code, text, err = run_cli("gate", MODEL, "--policy", policy, "--device", "cpu", "-o", out, *args)
     doc = json.loads(out.read_text()) if code == 0 else {}
     return code, text + err, doc
@@ -123,7 +123,7 @@ def test_normalize_mean_and_std_in_the_policy_or_on_the_command_line(run_cli, tm
 
 def test_junit_records_each_setting_and_where_it_came_from(run_cli, tmp_path, folder):
     policy, junit = tmp_path / "p.toml", tmp_path / "g.xml"
-    policy.write_text(f'[gate]\ndataset = "imagefolder:{folder}"\nimage_size = 8\n'
+    policy.write_text(f'[gate]\ndataset = "imagefolder:{folder}"\nimage_size = 8\nallow_chance = true\n'
                       '[[gate.require]]\ndistortion = "sign"\nmax_error = 1.0\n')
     code, text, err = run_cli("gate", MODEL, "--policy", policy, "--device", "cpu", "--junit", junit,
                               "--precision", "fp32", "--trials", "4")
