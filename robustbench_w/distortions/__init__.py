@@ -14,8 +14,8 @@ it work buffers). Third-party packages add distortions through the entry-point g
 ``robustbench_w.distortions``.
 """
 
-from . import faults, noise, projections, quantize  # noqa: F401  (the built-in families register on import)
-from .base import Distortion, DistortionDef, DistortionInfo, Range
+from . import faults, noise, pcm, projections, quantize  # noqa: F401  (the built-in families register on import)
+from .base import Distortion, DistortionDef, DistortionInfo, Option, Range
 from .catalog import DISTORTIONS, ENTRY_POINT_GROUP, get_distortion, list_distortions, register_distortion
 from .spec import parse_spec
 
@@ -25,6 +25,7 @@ __all__ = [
     "Distortion",
     "DistortionDef",
     "DistortionInfo",
+    "Option",
     "Range",
     "get_distortion",
     "list_distortions",

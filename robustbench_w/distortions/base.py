@@ -76,6 +76,38 @@ def _num(x: float) -> str:
 
 
 @dataclass(frozen=True)
+class Option:
+    """A distortion's own option (``pcm:compensate=none``): its name, its default and either its choices or,
+    for a number, its valid range. The arithmetic receives every option as a keyword argument."""
+
+    name: str
+    default: str | float
+    choices: tuple[str, ...] = ()
+    valid: Range | None = None  # a number option
+    help: str = ""
+
+    def parse(self, owner: str, raw: str) -> str | float:
+        """The value of ``raw`` (a choice, lower-cased, or a number in range); a bad one is a usage error."""
+        if self.valid is None:
+            value = raw.strip().lower()
+            if value not in self.choices:
+                raise InvalidValueError(f"{owner}: {self.name} must be one of {', '.join(self.choices)}, not {raw!r}")
+            return value
+        try:
+            number = float(raw)
+        except ValueError:
+            number = math.nan
+        if number not in self.valid:
+            raise InvalidValueError(f"{owner}: {self.name}={raw!r} is not a number in {self.valid}")
+        return number
+
+    def describe(self) -> str:
+        shown = "|".join(self.choices) if self.valid is None else f"number in {self.valid}"
+        return f"{self.name}={shown} (default {self.default:g})" if isinstance(self.default, float) else \
+            f"{self.name}={shown} (default {self.default})"
+
+
+@dataclass(frozen=True)
 class DistortionInfo:
     """Frozen metadata of one registered distortion."""
 
@@ -96,6 +128,7 @@ class DistortionInfo:
     # at most this many distinct values per scale group: a number, a function of the strength, or None
     max_values: int | Callable[[float], int] | None = None
     native_dtype: bool = False  # arithmetic on the tensor's own dtype (else half types compute in float32)
+    options: tuple[Option, ...] = ()  # the distortion's own options, passed to its arithmetic by keyword
 
     @property
     def parameterless(self) -> bool:
@@ -130,6 +163,7 @@ class Distortion:
     scale: str = "max"
     granularity: str = "tensor"
     fixed_strength: float | None = None
+    options: tuple[tuple[str, str | float], ...] = ()  # the distortion's own options that differ from their defaults
 
     def __post_init__(self) -> None:
         if self.scale not in SCALE_RULES:
@@ -158,9 +192,16 @@ class Distortion:
             opts.append(f"scale={self.scale}")
         if self.granularity != "tensor":
             opts.append(f"granularity={self.granularity}")
+        opts.extend(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.options)
         if self.fixed_strength is not None:
             opts.append(f"{self.info.strength}={self.fixed_strength:g}")
         return self.name + (":" + ",".join(opts) if opts else "")
+
+    @cached_property
+    def keywords(self) -> dict[str, str | float]:
+        """Every option of the distortion's own, with its value (the default where not given)."""
+        given = dict(self.options)
+        return {o.name: given.get(o.name, o.default) for o in self.info.options}
 
     def with_strength(self, strength: float | None) -> Distortion:
         return replace(self, fixed_strength=strength)
@@ -236,7 +277,7 @@ class Distortion:
         work = rows if native else rows.float()
         a = self.scale_of(w.detach()) if scale is None else scale
         a = a.to(device=work.device, dtype=work.dtype).reshape(-1, 1)
-        out = self.definition.fn(work, float(strength), a, generator)
+        out = self.definition.fn(work, float(strength), a, generator, **self.keywords)
         return out.to(w.dtype).reshape(w.shape)
 
     def can_write_in_place(self, out: torch.Tensor, w: torch.Tensor) -> bool:
@@ -277,10 +318,10 @@ class Distortion:
             return copy_pure
         rows_out, rows_w = rows_of(out, self.granularity), rows_of(w, self.granularity)
         a = (self.scale_of(w) if scale is None else scale).to(device=out.device, dtype=out.dtype).reshape(-1, 1)
-        inplace = self.definition.inplace
+        inplace, keywords = self.definition.inplace, self.keywords
 
         def in_place(strength: float, generator: torch.Generator | None, scratch: Scratch) -> torch.Tensor | None:
-            return inplace(rows_out, rows_w, float(strength), a, generator, scratch)
+            return inplace(rows_out, rows_w, float(strength), a, generator, scratch, **keywords)
         return in_place
 
     def _checked(self, strength: float | None) -> float:

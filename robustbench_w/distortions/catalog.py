@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..errors import InvalidValueError
+from ..errors import InvalidValueError, UnknownNameError
 from ..registry import Registry
 from .base import Distortion, DistortionDef, DistortionInfo, Fn, Inplace
+from .chain import Chain, split_chain
 from .spec import parse_spec
 
 ENTRY_POINT_GROUP = "robustbench_w.distortions"
@@ -33,10 +34,25 @@ def register_distortion(name: str, *, inplace: Inplace | None = None, **info) ->
     return decorate
 
 
-def get_distortion(spec: str | Distortion, **options) -> Distortion:
-    """A distortion by spec string (``"noise"``, ``"power:beta=0.5"``, ``"quantize:granularity=channel"``)."""
-    if isinstance(spec, Distortion):
+def get_distortion(spec: str | Distortion | Chain, **options) -> Distortion | Chain:
+    """A distortion by spec string (``"noise"``, ``"power:beta=0.5"``, ``"quantize:granularity=channel"``), or a
+    chain of them (``"quantize:bits=4+pcm"``, :mod:`.chain`); an error in a part of a chain names the part."""
+    if isinstance(spec, (Distortion, Chain)):
         return spec
+    parts = split_chain(spec)
+    if len(parts) == 1:
+        return _one(spec, options)
+    return Chain(tuple(_part(i, part, spec, options) for i, part in enumerate(parts)))
+
+
+def _part(i: int, part: str, spec: str, options: dict) -> Distortion:
+    try:
+        return _one(part, dict(options))
+    except (InvalidValueError, UnknownNameError) as exc:
+        raise type(exc)(f"part {i + 1} of {spec!r} ({part.strip()!r}): {exc}") from None
+
+
+def _one(spec: str, options: dict) -> Distortion:
     name, opts = parse_spec(spec)
     opts.update(options)
     definition = DISTORTIONS.get(name)
@@ -54,12 +70,26 @@ def _bind(definition: DistortionDef, opts: dict[str, str]) -> Distortion:
             fixed = float(raw)
         except ValueError:
             raise InvalidValueError(f"{info.name}: {info.strength}={raw!r} is not a number") from None
+    own = _own_options(info, opts)
     if opts:
-        keys = ["scale", "granularity"] + ([info.strength] if info.strength else [])
+        keys = ["scale", "granularity"] + ([info.strength] if info.strength else []) + [o.name for o in info.options]
         raise InvalidValueError(
             f"{info.name}: unknown option {next(iter(opts))!r} (options: {', '.join(keys)})"
         )
-    return Distortion(definition, scale=str(scale).lower(), granularity=str(granularity).lower(), fixed_strength=fixed)
+    return Distortion(definition, scale=str(scale).lower(), granularity=str(granularity).lower(), fixed_strength=fixed,
+                      options=own)
+
+
+def _own_options(info: DistortionInfo, opts: dict[str, str]) -> tuple[tuple[str, str | float], ...]:
+    """The distortion's own options taken from ``opts``, parsed, in the order it declares them, those equal to
+    their default left out (so that the canonical spec names each setting one way)."""
+    own = []
+    for option in info.options:
+        if option.name in opts:
+            value = option.parse(info.name, opts.pop(option.name))
+            if value != option.default:
+                own.append((option.name, value))
+    return tuple(own)
 
 
 def list_distortions(include: str | None = None, exclude: str | None = None) -> list[DistortionInfo]:

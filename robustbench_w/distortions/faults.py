@@ -1,10 +1,10 @@
-"""Pruning and faults: magnitude pruning, DropConnect (random zeroing) and random bit flips."""
+"""Pruning and faults: magnitude pruning, DropConnect (random zeroing), stuck-at faults and random bit flips."""
 
 from __future__ import annotations
 
 from ..registry import LazyModule
 from ._random import uniform
-from .base import Range
+from .base import Option, Range
 from .catalog import register_distortion
 from .scratch import Scratch
 
@@ -46,6 +46,25 @@ def _dropconnect_into(out: torch.Tensor, w: torch.Tensor, p: float, a: torch.Ten
 def dropconnect(w: torch.Tensor, p: float, a: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """Random zeroing of each weight with probability ``p``, without rescaling (a stuck-at-zero fault model)."""
     return torch.where(uniform(w, generator) < p, torch.zeros_like(w), w)
+
+
+@register_distortion(
+    "stuckat", family="faults", formula="with probability p: 0 (zero), a sign(w) (max) or +-a at random (random); "
+    "else w", values="w, 0 or +-a", strength="p", valid=FRACTION, grid=(0.0, 0.001, 0.01, 0.05, 0.1, 0.2),
+    identity=0.0, random=True,
+    reference="stuck-at faults of memory cells and crossbars (Chen et al. 2017, DATE; PyTorchFI, Mahmoud et al. 2020)",
+    options=(Option("value", "zero", ("zero", "max", "random"), help="what a stuck weight reads"),),
+)
+def stuckat(w: torch.Tensor, p: float, a: torch.Tensor, generator: torch.Generator | None,
+            value: str = "zero") -> torch.Tensor:
+    """Each weight stuck with probability ``p`` (a mask drawn first): at 0 (``value=zero``, a stuck-off cell), at
+    ``+a`` or ``-a`` with the weight's sign (``max``, a stuck-on cell; ``+a`` for a zero weight), or at ``+a`` or
+    ``-a`` with equal odds (``random``, drawn after the mask)."""
+    stuck = uniform(w, generator) < p
+    if value == "zero":
+        return w.masked_fill(stuck, 0.0)
+    sign = w >= 0 if value == "max" else uniform(w, generator) < 0.5
+    return torch.where(stuck, torch.where(sign, a, -a).to(w.dtype), w)
 
 
 @register_distortion(
