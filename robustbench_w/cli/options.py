@@ -225,6 +225,34 @@ layer_options = compose(
 )
 
 
+hardware_options = compose(
+    click.option("--redraw", type=click.Choice(["point", "batch"]), default="point", show_default=True,
+                 help="point: one draw of a random distortion per point; batch: a new draw for every batch of every "
+                      "pass (read noise), seeded from the point and the batch. See docs/hardware.md."),
+    click.option("--dac", type=click.IntRange(2, 24), default=None, metavar="BITS",
+                 help="Quantize the input of every layer that owns a distorted weight to BITS bits (symmetric)."),
+    click.option("--adc", type=click.IntRange(2, 24), default=None, metavar="BITS",
+                 help="Quantize the output of every such layer to BITS bits (symmetric)."),
+    click.option("--out-noise", type=click.FloatRange(min=0), default=None, metavar="SIGMA",
+                 help="Add N(0, SIGMA * max|output|) to the output of every such layer (drawn per batch, seeded)."),
+    click.option("--dac-range", type=click.Choice(["static", "dynamic"]), default="static", show_default=True,
+                 help="Converter ranges: static (each layer's max |input| and |output| over the evaluation set, "
+                      "clean) or dynamic (each batch's own)."),
+    click.option("--converters", "converters_on", type=click.Choice(["all", "distorted-only"]), default="all",
+                 show_default=True, help="all: the converters apply to the clean row too (it is then the converter "
+                                         "baseline); distorted-only: to the distorted points only."),
+)
+
+
+def hardware_kwargs(options: dict) -> dict:
+    """The sweep's ``redraw`` and ``converters`` from :data:`hardware_options`' values (taken out of ``options``)."""
+    from ..engine.passes.converters import ConverterSpec
+
+    spec = ConverterSpec(options.pop("dac"), options.pop("adc"), options.pop("out_noise"), options.pop("dac_range"),
+                         options.pop("converters_on"))
+    return {"redraw": options.pop("redraw"), "converters": spec}
+
+
 log_options = compose(
     click.option("--log", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="FILE.jsonl",
                  help="Append each finished point to this run log (flushed to disk point by point)."),

@@ -18,6 +18,8 @@ from .options import (
     NumberList,
     data_options,
     fast_options,
+    hardware_kwargs,
+    hardware_options,
     layer_options,
     log_options,
     model_argument,
@@ -95,6 +97,7 @@ class MetricTarget(click.ParamType):
 @click.option("--target-error", type=ErrorRate(), default=None, metavar="E",
               help="The same as --target error=E (0.11 or 11%).")
 @layer_options
+@hardware_options
 @output_option("Write results: .csv/.jsonl/.parquet (rows), .json (meta, rows, summary), .md (summary).")
 @log_options
 @shard_option
@@ -123,7 +126,7 @@ def sweep(model: str, distortions: tuple[str, ...], strengths, trials: int | str
         raise InvalidValueError("--target finds the lowest-bits whole-model point; it does not apply to --per-layer "
                                 "(run the two sweeps separately)")
     run_and_report(model, distortions or None, strengths, trials, seed, outputs, quiet, targets=targets,
-                   metric=list(metric) or None, compile=compile_model, **options)
+                   metric=list(metric) or None, compile=compile_model, **hardware_kwargs(options), **options)
 
 
 @cli.command()

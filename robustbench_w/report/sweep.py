@@ -160,7 +160,20 @@ def header_parts(summary: pd.DataFrame, meta: dict, width: int | None = None) ->
         parts += _fitting([f"{norm} (from {source})"], [norm, f"normalisation from {source}"], width)
     distorted = distorted_parts(meta)
     parts += _fitting(["; ".join(distorted)], distorted, width)
-    return parts + [f"seed {meta.get('seed')}", device_text(meta), *trials_rule_text(meta)]
+    return parts + [*hardware_text(meta), f"seed {meta.get('seed')}", device_text(meta), *trials_rule_text(meta)]
+
+
+def hardware_text(meta: dict) -> list[str]:
+    """``redraw per batch`` and ``converters dac 8 bits, adc 8 bits (static ranges; the clean row is the
+    converter baseline)`` where the sweep had them (docs/hardware.md); nothing otherwise."""
+    parts = ["redraw per batch"] if meta.get("redraw") == "batch" else []
+    conv = meta.get("converters")
+    if conv:
+        what = [f"{k} {conv[k]} bits" for k in ("dac", "adc") if conv.get(k) is not None]
+        what += [f"out-noise {conv['out_noise']:g}"] if conv.get("out_noise") else []
+        whose = "the clean row is the converter baseline" if conv.get("apply") == "all" else "distorted points only"
+        parts.append(f"converters {', '.join(what)} ({conv.get('range')} ranges; {whose})")
+    return parts
 
 
 def distorted_parts(meta: dict) -> list[str]:

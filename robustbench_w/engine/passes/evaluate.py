@@ -153,6 +153,7 @@ class Evaluator:
         self.clean_finite = True  # whether every clean output was finite
         self.suffix: Callable[[int, object], object] | None = None  # see "Suffix passes"
         self.widths: list[int] = []  # the number of columns of each statistic (set by the first pass)
+        self.batch_hooks: list[Callable[[int], None]] = []  # called with each batch's index before it runs
 
     @property
     def mode(self) -> str:
@@ -261,6 +262,8 @@ class Evaluator:
         keeper = Keeper(self.task.clean_kinds if first else (), self.n, self.reference_budget)
         total = None
         for i, (x, y) in enumerate(self.batches):
+            for hook in self.batch_hooks:  # per-batch redraws and converter noise (engine.weights.redraw, .converters)
+                hook(i)
             view = self.view(x, y, batch=i)
             clean = view if first else self._clean(i, x, y)
             stats = [fn(view, clean) for fn in self.stats.fns]

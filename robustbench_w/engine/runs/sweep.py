@@ -42,9 +42,11 @@ from ...errors import InvalidValueError, WrobustWarning
 from ...load.checkpoints import LoadedModel
 from ...load.inputs import Probe, check_fit, load_inputs
 from ..passes.batchsize import AUTO, BatchSize
+from ..passes.converters import ConverterSpec
 from ..passes.chance import clean_warnings
 from ..defaults import DEFAULT_DISTORTIONS
 from .distributed import current_world, process_group
+from .hardware import Hardware, HardwareRun
 from ..passes.evaluate import CORE, Evaluator, PassResult
 from ..passes.fastpath import Compile, FastPath, to_channels_last
 from ..weights.health import check_model, warn_if_broken
@@ -119,7 +121,8 @@ class SweepRunner:
                  exclude: Iterable[str] = (), batch_size: BatchSize = AUTO, device: torch.device | str = "cpu",
                  metric: MetricSpec | Iterable[MetricSpec] | None = None, extra_metrics: Iterable[MetricSpec] = (),
                  output_key: str | None = None, pool: str | None = None, per_layer: LayerPlan | None = None,
-                 fast: FastPath | None = None, probed: Probe | None = None):
+                 fast: FastPath | None = None, probed: Probe | None = None, hardware: Hardware | None = None,
+                 seed: int = 0):
         self.model, self.data, self.device = model, data, torch.device(device)
         self.fast = fast or FastPath()
         if self.fast.channels_last:
@@ -141,7 +144,9 @@ class SweepRunner:
         if clash:
             raise InvalidValueError(f"metric column {clash[0]!r} is a column of every result row; name the metric "
                                     f"otherwise")
-        self.clean = self.evaluator.run()
+        self.hardware = HardwareRun(hardware or Hardware(), self.evaluator, self.patch.names, model.module, seed)
+        with self.hardware.clean():
+            self.clean = self.evaluator.run()
         self.health = check_model(model.module, self.clean, data)  # non-finite weights, clean outputs or inputs
         self.warnings = clean_warnings(self.clean, data, self.health.ok)  # a clean model at chance level
         self.warnings += [self.coverage["warning"]] if self.coverage["warning"] else []  # most weights left clean
@@ -161,12 +166,14 @@ class SweepRunner:
         return [(measured[n].column, tuple(measured[n].info.bounds)) for n in names]
 
     def evaluate(self, point: Point, seed: int) -> dict:
-        if point.dist.is_identity(point.strength):  # the weights stay pristine: its pass would be the clean pass
+        if point.dist.is_identity(point.strength) and not self.hardware.changes_identity:
+            # the weights stay pristine: its pass would be the clean pass
             row = self.row(point.dist, point.strength, point.trial, seed, self.clean, 0.0, point.stochastic,
                            self.point_extras(point))
             return self.tagged(row, point.layer)
-        with self.forward_for(point), self.patch_for(point).applied(point.dist, point.strength, seed,
-                                                                    point.trial) as applied:
+        patch = self.patch_for(point)
+        with self.forward_for(point), patch.applied(point.dist, point.strength, seed, point.trial) as applied, \
+                self.hardware.point(patch, point.dist, point.strength, seed, point.trial):
             result = self.evaluator.run()
             extras = self.point_extras(point)
         return self.tagged(self.row(point.dist, point.strength, point.trial, seed, result,
@@ -206,7 +213,7 @@ class SweepRunner:
             "strength_name": dist.info.strength or "", "strength": strength, "trial": trial, "seed": seed,
             "n": r.n, "accuracy": r.accuracy, "error": r.error, "loss": r.loss, "agreement": r.agreement,
             "weight_change": change, "nonfinite": r.nonfinite, "stochastic": stochastic,
-            **{c: r.get(c) for c in self.columns}, **extras,
+            **{c: r.get(c) for c in self.columns}, **extras, **self.hardware.columns(dist, strength),
         }
 
     def run(self, points: Sequence[Point], seed: int = 0, progress: Progress | None = None, *,
@@ -266,6 +273,8 @@ def sweep(
     groups: Iterable[str] | Mapping[str, str] | None = None,
     reuse_activations: bool = True,
     activation_budget: int | None = None,
+    redraw: str = "point",
+    converters: ConverterSpec | None = None,
     **options,
 ) -> pd.DataFrame:
     """Evaluate ``model`` under each distortion, strength and trial; one row per point (SPEC section 3).
@@ -296,6 +305,10 @@ def sweep(
     clean; units are the targeted tensors, or ``groups`` of them (``["layer1.*=layer1", ...]`` or
     ``{"layer1.*": "layer1"}``). Rows gain a ``layer`` column. On a chain of modules the clean activations in
     front of each unit are computed once (``reuse_activations``, within ``activation_budget`` bytes).
+
+    Analog hardware (docs/hardware.md): ``redraw="batch"`` draws a random distortion afresh for every batch
+    (:mod:`..weights.redraw`); ``converters`` (a :class:`ConverterSpec`: DAC and ADC bits, output noise) puts
+    converters around every layer that owns a targeted weight (:mod:`..passes.converters`).
     """
     started = time.perf_counter()
     setup = run_setup(log, resume, shard)
@@ -303,11 +316,12 @@ def sweep(
     rule = trial_rule(trials, ci_width, max_trials)
     fast = FastPath(precision, channels_last, compile)
     points = plan(parse_distortions(distortions), strengths, rule)
+    hardware = hardware_of(redraw, converters, per_layer)
     with process_group(device) as dev:
         inputs = load_inputs(model, dataset, device=dev, limit=limit, seed=seed, **options)
         runner = SweepRunner(inputs.model, inputs.data, include=include, exclude=exclude, batch_size=batch_size,
                              device=inputs.device, metric=metric, output_key=output_key, pool=pool,
-                             per_layer=layer_plan, fast=fast, probed=inputs.probed)
+                             per_layer=layer_plan, fast=fast, probed=inputs.probed, hardware=hardware, seed=seed)
         if runner.layers is not None:
             points = per_layer_points(points, list(runner.layers.units.values()))
         if current_world().leader:  # under torchrun, said once
@@ -330,6 +344,16 @@ def frame(rows: list[dict], runner: SweepRunner) -> pd.DataFrame:
     columns = ROW_COLUMNS if runner.layers is None else [*ROW_COLUMNS[:2], "layer", *ROW_COLUMNS[2:]]
     extra = [c for c in dict.fromkeys(k for r in rows for k in r) if c not in columns]
     return pd.DataFrame(rows, columns=columns + extra)
+
+
+def hardware_of(redraw: str, converters: ConverterSpec | None, per_layer: bool) -> Hardware:
+    """The sweep's :class:`Hardware`; converters do not combine with a per-layer sweep (its reused clean
+    activations would bypass them)."""
+    hardware = Hardware(redraw, converters or ConverterSpec())
+    if per_layer and hardware.converters.active:
+        raise InvalidValueError("--dac, --adc and --out-noise do not apply to --per-layer (run them as a whole-model "
+                                "sweep)")
+    return hardware
 
 
 def plan_layers(per_layer: bool, groups: Iterable[str] | Mapping[str, str] | None, reuse: bool,
@@ -368,7 +392,7 @@ def run_meta(model: LoadedModel, data: EvalSet | BatchedSet, runner: SweepRunner
         **pass_meta(runner, device), **({"trials": trials.judging(runner.judged()).meta()} if trials else {}),
         "elapsed_s": round(elapsed, 3), **runner.health.to_meta(),
         "notes": [*model.notes, *runner.fast.notes(device)], "warnings": list(runner.warnings),
-        **runner.layer_meta(),
+        **runner.layer_meta(), **runner.hardware.hardware.meta(),
     }
 
 
