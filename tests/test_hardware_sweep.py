@@ -141,3 +141,30 @@ def test_dynamic_ranges_and_cli_options(run_cli):
     assert code == 2 and "--dac" in err
     code, _, err = run_cli("sweep", MODEL, "-d", "sign", "--dac", "8", "--per-layer")
     assert code == 2 and "do not apply to --per-layer" in err
+
+
+def test_gate_policies_take_the_hardware_keys():
+    from robustbench_w.gate.policy import parse_policy
+    from robustbench_w.gate.verdict import run_gate
+
+    def policy(**keys):
+        return parse_policy({**keys, "require": [{"distortion": "quantize", "strength": 8, "max_error": 0.1}]})
+
+    assert run_gate(MODEL, policy(), device="cpu").passed
+    behind = run_gate(MODEL, policy(dac=2, redraw="batch"), device="cpu")
+    assert not behind.passed and behind.meta["converters"]["dac"] == 2 and behind.meta["redraw"] == "batch"
+    with pytest.raises(Exception, match="gate.dac: must be a number of bits from 2 to 24"):
+        policy(dac=1)
+    with pytest.raises(Exception, match="gate.redraw: expected one of 'point', 'batch'"):
+        policy(redraw="always")
+
+
+def test_gate_command_line_takes_the_hardware_options(run_cli, tmp_path):
+    path = tmp_path / "policy.toml"
+    path.write_text('[gate]\ntrials = 1\n[[gate.require]]\ndistortion = "quantize"\nstrength = 8\nmax_error = 0.1\n')
+    assert run_cli("gate", MODEL, "--policy", path, "--device", "cpu", "-q")[0] == 0
+    code, out, err = run_cli("gate", MODEL, "--policy", path, "--device", "cpu", "--dac", "2", "-o", tmp_path / "g.json")
+    assert code == 1
+    import json
+
+    assert json.loads((tmp_path / "g.json").read_text())["meta"]["converters"]["dac"] == 2

@@ -12,6 +12,7 @@ from .app import cli
 from .options import (
     data_options,
     fast_options,
+    hardware_options,
     log_options,
     model_argument,
     model_options,
@@ -77,6 +78,7 @@ def _file_option(*names: str, suffixes: tuple[str, ...] | None, help: str):
 @fast_options
 @task_options
 @target_options
+@hardware_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no table; only the failures and the verdict.")
 @log_options
 @click.pass_context

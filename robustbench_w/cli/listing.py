@@ -41,13 +41,20 @@ def _distortions(include, exclude):
     from ..distortions import list_distortions
 
     table = Table("name", "aliases", "strength", "default grid", "formula",
-                  title="distortions (spec: NAME[:scale=max|mean|std,granularity=tensor|channel])", title_justify="left")
+                  title="distortions (spec: NAME[:scale=max|mean|std,granularity=tensor|channel])", title_justify="left",
+                  caption=CHAINS, caption_justify="left")
     for info in list_distortions(include, exclude):
+        own = "; options: " + ", ".join(o.describe() for o in info.options) if info.options else ""
         table.add_row(*map(escape, (
             info.name, ", ".join(info.aliases) or "-", _strength(info),
-            ", ".join(f"{g:g}" for g in info.grid) or "-", info.formula + (" (random)" if info.random else ""),
+            ", ".join(f"{g:g}" for g in info.grid) or "-", info.formula + (" (random)" if info.random else "") + own,
         )))
     return table
+
+
+CHAINS = ("Chains: A+B[+...] applies the parts in order to the same tensor (quantize:bits=4+pcm: quantized, then "
+          "PCM). The strength (-s, or the grid) goes to the last part that takes one; the others give theirs in "
+          "the spec. See docs/hardware.md.")
 
 
 def _metrics(include, exclude):

@@ -10,6 +10,8 @@ from pathlib import Path
 import click
 
 from ..engine.defaults import (
+    CONVERTER_RANGES,
+    CONVERTERS_APPLY,
     DEFAULT_CI_WIDTH,
     DEFAULT_MAX_TRIALS,
     DEVICE_PATTERN,
@@ -17,6 +19,7 @@ from ..engine.defaults import (
     NORMALIZE,
     POOLS,
     PRECISIONS,
+    REDRAW_MODES,
     SPLITS,
 )
 from ..report.formats import OUTPUT_SUFFIXES, check_output_path
@@ -226,7 +229,7 @@ layer_options = compose(
 
 
 hardware_options = compose(
-    click.option("--redraw", type=click.Choice(["point", "batch"]), default="point", show_default=True,
+    click.option("--redraw", type=click.Choice(REDRAW_MODES), default=REDRAW_MODES[0], show_default=True,
                  help="point: one draw of a random distortion per point; batch: a new draw for every batch of every "
                       "pass (read noise), seeded from the point and the batch. See docs/hardware.md."),
     click.option("--dac", type=click.IntRange(2, 24), default=None, metavar="BITS",
@@ -235,10 +238,10 @@ hardware_options = compose(
                  help="Quantize the output of every such layer to BITS bits (symmetric)."),
     click.option("--out-noise", type=click.FloatRange(min=0), default=None, metavar="SIGMA",
                  help="Add N(0, SIGMA * max|output|) to the output of every such layer (drawn per batch, seeded)."),
-    click.option("--dac-range", type=click.Choice(["static", "dynamic"]), default="static", show_default=True,
+    click.option("--dac-range", type=click.Choice(CONVERTER_RANGES), default=CONVERTER_RANGES[0], show_default=True,
                  help="Converter ranges: static (each layer's max |input| and |output| over the evaluation set, "
                       "clean) or dynamic (each batch's own)."),
-    click.option("--converters", "converters_on", type=click.Choice(["all", "distorted-only"]), default="all",
+    click.option("--converters", type=click.Choice(CONVERTERS_APPLY), default=CONVERTERS_APPLY[0],
                  show_default=True, help="all: the converters apply to the clean row too (it is then the converter "
                                          "baseline); distorted-only: to the distorted points only."),
 )
@@ -249,7 +252,7 @@ def hardware_kwargs(options: dict) -> dict:
     from ..engine.passes.converters import ConverterSpec
 
     spec = ConverterSpec(options.pop("dac"), options.pop("adc"), options.pop("out_noise"), options.pop("dac_range"),
-                         options.pop("converters_on"))
+                         options.pop("converters"))
     return {"redraw": options.pop("redraw"), "converters": spec}
 
 

@@ -15,3 +15,6 @@ SPLITS = ("test", "train", "all")  # --split
 IMAGE_MODES = ("L", "RGB")  # --image-mode
 NORMALIZE = ("auto", "none")  # --normalize
 POOLS = ("mean", "cls", "none")  # --pool
+REDRAW_MODES = ("point", "batch")  # --redraw (engine.weights.redraw)
+CONVERTER_RANGES = ("static", "dynamic")  # --dac-range (engine.passes.converters)
+CONVERTERS_APPLY = ("all", "distorted-only")  # --converters

@@ -15,7 +15,17 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from ..engine.defaults import DEVICE_PATTERN, IMAGE_MODES, NORMALIZE, POOLS, PRECISIONS, SPLITS
+from ..engine.defaults import (
+    CONVERTER_RANGES,
+    CONVERTERS_APPLY,
+    DEVICE_PATTERN,
+    IMAGE_MODES,
+    NORMALIZE,
+    POOLS,
+    PRECISIONS,
+    REDRAW_MODES,
+    SPLITS,
+)
 from ..errors import InvalidValueError, WrobustError
 from .values import as_count, as_integer, as_number, as_string, as_strings, kind_of
 
@@ -127,6 +137,21 @@ def as_tuple_of_strings(value: object, key: str) -> tuple[str, ...]:
     return tuple(as_strings(list(value) if isinstance(value, tuple) else value, key))
 
 
+def as_bits(value: object, key: str) -> int:
+    """Converter bits (``dac``, ``adc``): a whole number from 2 to 24."""
+    n = as_integer(value, key)
+    if not 2 <= n <= 24:
+        raise InvalidValueError(f"{key}: must be a number of bits from 2 to 24, not {n}")
+    return n
+
+
+def as_nonnegative(value: object, key: str) -> float:
+    x = as_number(value, key)
+    if x < 0:
+        raise InvalidValueError(f"{key}: must be at least 0, not {x:g}")
+    return x
+
+
 PATHS = {"dataset": as_dataset, "data_root": as_folder}  # relative to the policy file's folder (from the policy)
 SETTINGS: dict[str, Callable[[object, str], object]] = {
     # the model (--arch, ...; --trust-checkpoint is the command line's alone)
@@ -141,6 +166,9 @@ SETTINGS: dict[str, Callable[[object, str], object]] = {
     # how passes run
     "precision": choice(*PRECISIONS), "channels_last": as_bool, "compile": as_bool,
     "batch_size": as_count_or_auto, "device": as_device,
+    # analog hardware (docs/hardware.md): per-batch redraws and converters
+    "redraw": choice(*REDRAW_MODES), "dac": as_bits, "adc": as_bits, "out_noise": as_nonnegative,
+    "dac_range": choice(*CONVERTER_RANGES), "converters": choice(*CONVERTERS_APPLY),
 }
 LOAD_KEYS = ("arch", "num_classes", "strict", "split", "data_root", "download", "image_size", "image_mode",
              "input_shape", "mean", "std", "normalize", "seq_len")

@@ -43,6 +43,8 @@ from ..engine.weights.health import Health
 from ..engine.runs.resume import run_resumable, run_setup
 from ..engine.runs.signals import Interrupted
 from ..engine.runs.stats import summarize, t_interval
+from ..engine.passes.converters import ConverterSpec
+from ..engine.runs.hardware import Hardware
 from ..engine.runs.sweep import ROW_COLUMNS, Point, Progress, SweepRunner, plan, run_meta
 from ..errors import InputFileError, InvalidValueError, WrobustError, permission_denied
 from ..load.checkpoints import LoadedModel
@@ -147,7 +149,8 @@ def run_gate(model: str | LoadedModel | nn.Module, policy: Policy | str | Path, 
         runner = SweepRunner(inputs.model, inputs.data, include=policy.include, exclude=policy.exclude,
                              batch_size=get("batch_size", "auto"), device=inputs.device,
                              extra_metrics=[*get("metric", ()), *policy.metrics], output_key=get("output_key"),
-                             pool=get("pool"), fast=fast, probed=inputs.probed)
+                             pool=get("pool"), fast=fast, probed=inputs.probed, hardware=hardware_of(policy),
+                             seed=policy.seed)
         rule = policy.trial_rule if not policy.trial_rule.auto else decision_rule(policy, runner.clean_row(0))
         head = run_meta(inputs.model, inputs.data, runner, inputs.device, policy.seed, 0.0, rule)
         outcome = run_resumable(runner, gate_points(policy), policy.seed, progress, setup, head, trials=rule)
@@ -174,6 +177,14 @@ def at_chance(warnings: Sequence[str], policy: Policy) -> str:
     if not found or policy.allow_chance:
         return ""
     return f"{found[0].split(': ', 1)[-1]} (allow_chance = true in the policy gates it anyway)"
+
+
+def hardware_of(policy: Policy) -> Hardware:
+    """The policy's ``redraw`` and converters (docs/hardware.md), as sweep's options of the same names."""
+    get = policy.get
+    converters = ConverterSpec(get("dac"), get("adc"), get("out_noise"), get("dac_range", "static"),
+                               get("converters", "all"))
+    return Hardware(get("redraw", "point"), converters)
 
 
 def check_supported(policy: Policy) -> None:

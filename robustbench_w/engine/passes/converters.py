@@ -29,9 +29,8 @@ from torch import nn
 
 from ...errors import InvalidValueError
 from ...load.inputs import call_model
-
-RANGES = ("static", "dynamic")
-APPLY = ("all", "distorted-only")
+from ..defaults import CONVERTER_RANGES as RANGES
+from ..defaults import CONVERTERS_APPLY as APPLY
 
 
 @dataclass(frozen=True)
@@ -47,13 +46,13 @@ class ConverterSpec:
     def __post_init__(self) -> None:
         for name, bits in (("dac", self.dac), ("adc", self.adc)):
             if bits is not None and not 2 <= bits <= 24:
-                raise InvalidValueError(f"--{name} must be a number of bits from 2 to 24, not {bits}")
+                raise InvalidValueError(f"{name} must be a number of bits from 2 to 24, not {bits}")
         if self.out_noise is not None and not self.out_noise >= 0:
-            raise InvalidValueError(f"--out-noise must be at least 0, not {self.out_noise}")
+            raise InvalidValueError(f"out_noise must be at least 0, not {self.out_noise}")
         if self.dac_range not in RANGES:
-            raise InvalidValueError(f"--dac-range must be one of {', '.join(RANGES)}, not {self.dac_range!r}")
+            raise InvalidValueError(f"dac_range must be one of {', '.join(RANGES)}, not {self.dac_range!r}")
         if self.apply not in APPLY:
-            raise InvalidValueError(f"--converters must be one of {', '.join(APPLY)}, not {self.apply!r}")
+            raise InvalidValueError(f"converters must be one of {', '.join(APPLY)}, not {self.apply!r}")
 
     @property
     def active(self) -> bool:

@@ -32,7 +32,7 @@ class Hardware:
 
     def __post_init__(self) -> None:
         if self.redraw not in MODES:
-            raise InvalidValueError(f"--redraw must be one of {', '.join(MODES)}, not {self.redraw!r}")
+            raise InvalidValueError(f"redraw must be one of {', '.join(MODES)}, not {self.redraw!r}")
 
     def meta(self) -> dict:
         return {"redraw": self.redraw, "converters": self.converters.meta() if self.converters.active else None}

@@ -14,9 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from ..defaults import REDRAW_MODES as MODES
 from .perturb import WeightPatch
-
-MODES = ("point", "batch")
 
 
 def batch_trial(trial: int, batch: int) -> int | str:
