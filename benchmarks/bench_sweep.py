@@ -2,6 +2,7 @@
 
     python benchmarks/bench_sweep.py [--quick] [--device cpu|cuda] [--repeats N] [--min-time S]
                                      [--cases mlp,cnn,resnet18] [--threads N] [--steady-malloc] [--json FILE]
+                                     [--hardware redraw,converters]
 
 Both sides do the same points: additive Gaussian noise (``noise``, sigma * max|w|) on every conv/linear
 weight at 4 strengths x 3 trials, plus the clean pass. The plain loop is what a careful user writes by hand:
@@ -29,6 +30,12 @@ use before it (CPU: the peak resident set, reset through ``/proc/self/clear_refs
 ``ru_maxrss``, with glibc's malloc thresholds fixed so that the figure is reproducible; GPU:
 ``torch.cuda.max_memory_allocated``). Without a copy of the model per point the two agree within 10%.
 
+``--hardware redraw,converters`` times the hardware modes instead (docs/hardware.md), in batches of a quarter of
+the case's: ``redraw`` is ``--redraw batch`` against a plain loop that writes each batch's noise (the same seeds)
+before running it; ``converters`` is ``--dac 8 --adc 8`` against a plain loop with hand-written hooks (a
+calibration pass for the ranges, a pre-hook quantizing each layer's input, a hook quantizing its output), the
+noise as above, the clean pass behind the converters too. The target is <= 1.10x on the ResNet-18 case.
+
 ``--json FILE`` writes ``{"device", "torch", "cases": [{"name", "plain_s", "wrobust_s", "ratio",
 "peak_mb_1", "peak_mb_100", ...}]}`` (times in seconds per sweep, best of N).
 """
@@ -37,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import re
@@ -171,6 +179,86 @@ def wrobust_sweep(model: nn.Module, data: EvalSet, batch: int, device: torch.dev
     return rows["error"].tolist()
 
 
+# ---- the hardware modes (--hardware) ---------------------------------------------------------------------------
+
+def redraw_plan(model: nn.Module, batches: int) -> list[tuple[float, list[list[int]]]]:
+    """Each point's strength and, per batch, the seed of each target (batch 0: the point's own seeds)."""
+    from robustbench_w.engine.weights.redraw import batch_trial
+
+    names = weight_names(model)
+    return [(s, [[point_seed(SEED, SEED_SPEC, s, batch_trial(t, b), n) for n in names] for b in range(batches)])
+            for s in SIGMAS for t in range(TRIALS)]
+
+
+def plain_redraw(model: nn.Module, data: EvalSet, batch: int, plan) -> list[float]:
+    """The plain loop of ``--redraw batch``: each batch's noise written from the pristine copy before it runs."""
+    targets = [m.weight for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    pristine = [w.detach().clone() for w in targets]
+    scales = [w.abs().amax() for w in pristine]
+    gen = torch.Generator(device=data.x.device)
+    with torch.inference_mode():
+        clean = plain_evaluate(model, data.x, data.y, batch, None)
+    errors = [clean[1]]
+    for sigma, per_batch in plan:
+        correct = 0.0
+        for b, seeds in enumerate(per_batch):
+            with torch.no_grad():
+                for w, w0, a, seed in zip(targets, pristine, scales, seeds):
+                    gen.manual_seed(seed)
+                    w.normal_(generator=gen).mul_(sigma * a).add_(w0)
+            with torch.inference_mode():
+                x, y = data.x[b * batch:(b + 1) * batch], data.y[b * batch:(b + 1) * batch]
+                correct += (model(x).argmax(1) == y).sum().item()
+        errors.append(1.0 - correct / len(data.x))
+        with torch.no_grad():
+            for w, w0 in zip(targets, pristine):
+                w.copy_(w0)
+    return errors
+
+
+def plain_converters(model: nn.Module, data: EvalSet, batch: int, plan, bits: int = 8) -> list[float]:
+    """The plain loop of ``--dac 8 --adc 8``: hand-written calibration and hooks around the noise loop."""
+    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    peaks = {m: [torch.zeros((), device=data.x.device)] * 2 for m in layers}
+    record = [m.register_forward_hook(lambda m, a, o: peaks.__setitem__(
+        m, [torch.maximum(peaks[m][0], a[0].abs().amax()), torch.maximum(peaks[m][1], o.abs().amax())]))
+        for m in layers]
+    with torch.inference_mode():
+        for i in range(0, len(data.x), batch):
+            model(data.x[i:i + batch])
+    for h in record:
+        h.remove()
+    levels = 2 ** (bits - 1) - 1
+
+    def q(x, r):
+        return x.div_(r).mul_(levels).round_().clamp_(-levels, levels).mul_(r).div_(levels)
+    hooks = [h for m in layers for h in (
+        m.register_forward_pre_hook(lambda m, a: (q(a[0].clone(), peaks[m][0]),)),
+        m.register_forward_hook(lambda m, a, o: q(o, peaks[m][1])))]
+    try:
+        return plain_sweep(model, data, batch, plan)
+    finally:
+        for h in hooks:
+            h.remove()
+
+
+def hardware_sides(mode: str, model: nn.Module, data: EvalSet, batch: int, device: torch.device):
+    """(plain, wrobust) of one hardware mode, each returning the errors of every point."""
+    from robustbench_w.engine.passes.converters import ConverterSpec
+
+    if mode == "redraw":
+        plan = redraw_plan(model, -(-len(data.x) // batch))
+        extra = {"redraw": "batch"}
+        plain = lambda: plain_redraw(model, data, batch, plan)  # noqa: E731
+    else:
+        plan = plain_plan(model)
+        extra = {"converters": ConverterSpec(dac=8, adc=8)}
+        plain = lambda: plain_converters(model, data, batch, plan)  # noqa: E731
+    ours = lambda: rw.sweep(model, data, [SPEC], list(SIGMAS), trials=TRIALS, seed=SEED, batch_size=batch,  # noqa: E731
+                            device=device, **extra)["error"].tolist()
+    return plain, ours
+
+
 # ---- timing and memory ---------------------------------------------------------------------------------------
 
 def timed(fn, device: torch.device) -> tuple[float, object]:
@@ -183,7 +271,7 @@ def timed(fn, device: torch.device) -> tuple[float, object]:
     return time.perf_counter() - start, out
 
 
-def compare(case: Case, device: torch.device, repeats: int, min_time: float) -> dict:
+def compare(case: Case, device: torch.device, repeats: int, min_time: float, mode: str | None = None) -> dict:
     """Best seconds of the plain loop and of ``rw.sweep``, interleaved (the order alternates), over at least
     ``repeats`` rounds and until each side has run ``min_time`` seconds (at most 100 rounds: fast cases get
     more rounds, which steadies their minimum on a busy machine); and whether both got the same errors."""
@@ -191,6 +279,8 @@ def compare(case: Case, device: torch.device, repeats: int, min_time: float) -> 
     plan = plain_plan(model)
     plain = lambda: plain_sweep(model, data, case.batch, plan)  # noqa: E731
     ours = lambda: wrobust_sweep(model, data, case.batch, device)  # noqa: E731
+    if mode is not None:
+        plain, ours = hardware_sides(mode, model, data, max(1, case.batch // 4), device)
     plain_errors, our_errors = plain(), ours()  # warm-up, and the results to compare
     times: dict[str, list[float]] = {"plain": [], "wrobust": []}
     while len(times["plain"]) < 100 and (len(times["plain"]) < repeats
@@ -285,10 +375,12 @@ def run(args: argparse.Namespace) -> dict:
     print("| case | points | rounds | plain s | wrobust s | ratio | median round ratio | same | peak MiB, 1 point "
           "| peak MiB, 100 points |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for key in keys:
+    modes = args.hardware.split(",") if args.hardware else [None]
+    for key, mode in ((k, m) for k in keys for m in modes):
         case = CASES[key]
-        row = {"name": case.name, **compare(case, device, repeats, min_time)}
-        row["peak_mb_1"], row["peak_mb_100"] = peak_mb(key, 1, device), peak_mb(key, 100, device)
+        row = {"name": case.name + (f", {mode}" if mode else ""), **compare(case, device, repeats, min_time, mode)}
+        row["peak_mb_1"], row["peak_mb_100"] = (peak_mb(key, 1, device), peak_mb(key, 100, device)) if mode is None \
+            else (math.nan, math.nan)
         result["cases"].append(row)
         print(f"| {row['name']} | {row['points']} | {row['rounds']} | {row['plain_s']:.4f} | {row['wrobust_s']:.4f} | "
               f"{row['ratio']:.3f} | {row['ratio_median_round']:.3f} | {'yes' if row['same_results'] else 'NO'} | "
@@ -310,6 +402,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument("--steady-malloc", action="store_true",
                         help="time with glibc's malloc thresholds fixed (no page faults from a trimmed heap)")
     parser.add_argument("--json", type=Path, default=None, help="write the results to this file")
+    parser.add_argument("--hardware", default=None, help="time the hardware modes instead: redraw, converters")
     parser.add_argument("--peak-child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--points", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
