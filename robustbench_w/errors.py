@@ -101,11 +101,25 @@ class MissingOptionsError(InputFileError):
         return MissingOptionsError(self.subject, [*self.needs, need])
 
 
-def first_line(exc: BaseException, empty: str | None = None) -> str:
-    """The first non-empty line of an exception's message (at most 200 characters), for one-line errors;
-    ``empty`` (default: the exception's type name) when it has none."""
-    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-    return lines[0][:200] if lines else (type(exc).__name__ if empty is None else empty)
+def first_line(exc: BaseException, empty: str | None = None, *, whole: bool = False, limit: int = 200) -> str:
+    """The first non-empty line of an exception's message (``whole``: all its lines joined into one), for one-line
+    errors; ``empty`` (default: the exception's type name) when it has none. Longer than ``limit`` characters, it
+    ends at its last full sentence within them (else at a word, with ``...``): never mid-sentence unmarked."""
+    lines = [" ".join(line.split()) for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__ if empty is None else empty
+    return shorten(" ".join(lines) if whole else lines[0], limit)
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to its last sentence that ends within ``limit`` characters, else to a word, marked ``...``."""
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    end = max(head.rfind(". "), head.rfind("! "), head.rfind("? "), head.rfind("; "))
+    if end >= limit // 3:
+        return head[:end + 1].rstrip(";") + " ..."
+    return head.rsplit(" ", 1)[0] + " ..."
 
 
 class RankFailed(WrobustError):

@@ -13,6 +13,7 @@ from robustbench_w.errors import InputFileError
 from robustbench_w.report.columns import Metric
 from robustbench_w.report.compare import (
     NO_CLEAR,
+    NOT_DISTORTED,
     NO_INTERVAL,
     compare,
     margin,
@@ -38,7 +39,7 @@ def test_each_difference_is_judged_against_the_intervals_and_the_sampling_error(
     c = compare(load_all(two_files))
     assert c.labels == ["base.pt", "robust.pt"] and c.reference == "base.pt"
     verdicts = dict(zip(c.points["point"], c.points[verdict_col("robust.pt", "base.pt")]))
-    assert verdicts == {"clean": NO_CLEAR, "addnorm sigma=0.1": NO_CLEAR, "addnorm sigma=0.3": "robust.pt",
+    assert verdicts == {"clean": NOT_DISTORTED, "addnorm sigma=0.1": NO_CLEAR, "addnorm sigma=0.3": "robust.pt",
                         "sign": "base.pt", "addnorm sigma=0.5": NO_INTERVAL}
     row = c.points.set_index("point").loc["addnorm sigma=0.3"]
     assert row["robust.pt - base.pt"] == pytest.approx(-0.21)
@@ -48,7 +49,7 @@ def test_each_difference_is_judged_against_the_intervals_and_the_sampling_error(
     assert list(c.only["point"]) == ["quantize bits=4"] and list(c.only["in"]) == ["robust.pt"]
     assert where_better(c) == [
         "robust.pt vs base.pt on error: robust.pt better at 1 point(s): addnorm sigma=0.3; base.pt better at 1 "
-        "point(s): sign; no clear difference at 2 point(s); not judged (no interval) at 1 point(s)"]
+        "point(s): sign; no clear difference at 1 point(s); not judged (no interval) at 1 point(s)"]
 
 
 def test_higher_is_better_metrics_turn_the_verdict_around(two_files):
@@ -98,7 +99,7 @@ def test_three_files_are_each_compared_with_the_first(run_cli, two_files, tmp_pa
     result_rows("third.pt", A).to_csv(tmp_path / "third.csv", index=False)
     code, out, err = run_cli("compare", *two_files, tmp_path / "third.csv")
     assert code == 0 and "C = third.pt" in out and "better (B)" in out and "better (C)" in out
-    assert "third.pt vs base.pt on error: no clear difference at 4 point(s); not judged (no interval) at 1 point(s)" in out.replace("\n", " ")
+    assert "third.pt vs base.pt on error: no clear difference at 3 point(s); not judged (no interval) at 1 point(s)" in out.replace("\n", " ")
 
 
 def test_files_without_common_points_exit_2(run_cli, tmp_path):

@@ -138,6 +138,7 @@ def resolve_distortion(distortion: str | Distortion | None, strength: float | No
             raise InvalidValueError("--strength needs a distortion (-d SPEC)")
         return None, math.nan
     dist = get_distortion(distortion)
+    dist.one_strength("-d")
     info = dist.info
     if info.parameterless:
         if strength is not None:

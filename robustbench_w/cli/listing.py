@@ -41,7 +41,8 @@ def _distortions(include, exclude):
     from ..distortions import list_distortions
 
     table = Table("name", "aliases", "strength", "default grid", "formula",
-                  title="distortions (spec: NAME[:scale=max|mean|std,granularity=tensor|channel])", title_justify="left",
+                  title="distortions (spec: NAME[:scale=max|mean|std,granularity=tensor|channel,STRENGTH=X]; a grid of "
+                        "its own: STRENGTH=X/Y/Z, as in noise:sigma=0/0.01/0.05)", title_justify="left",
                   caption=CHAINS, caption_justify="left")
     for info in list_distortions(include, exclude):
         own = "; options: " + ", ".join(o.describe() for o in info.options) if info.options else ""

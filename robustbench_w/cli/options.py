@@ -21,6 +21,8 @@ from ..engine.defaults import (
     PRECISIONS,
     REDRAW_MODES,
     SPLITS,
+    TRIALS_CAP,
+    too_many_trials,
 )
 from ..report.formats import OUTPUT_SUFFIXES, check_output_path
 
@@ -61,8 +63,8 @@ SHAPE = NumberList(int, "C,H,W", "positive integers", lambda v: v >= 1)
 class CountOrAuto(click.ParamType):
     """A positive whole number, or ``auto``."""
 
-    def __init__(self, name: str = "N|auto"):
-        self.name = name
+    def __init__(self, name: str = "N|auto", most: int | None = None):
+        self.name, self.most = name, most
 
     def convert(self, value, param, ctx):
         if isinstance(value, int) and value >= 1:
@@ -72,6 +74,8 @@ class CountOrAuto(click.ParamType):
             return text
         if not text.isdigit() or int(text) < 1:
             self.fail(f"{value!r} is neither a positive whole number nor auto", param, ctx)
+        if self.most is not None and int(text) > self.most:
+            self.fail(too_many_trials("", int(text)).strip(), param, ctx)
         return int(text)
 
 
@@ -124,6 +128,12 @@ model_options = compose(
     click.option("--strict", is_flag=True, default=False,
                  help="A state dict must have exactly the architecture's keys (by default buffers it does not "
                       "load, such as position_ids, are ignored and missing buffers keep their values, with a note)."),
+    click.option("--key", metavar="KEY", default=None,
+                 help="Which state dict of a checkpoint holding several (a model and its EMA copy): the key, a nested "
+                      "one as outer/inner (one tensor dict under any key is taken by itself, with a note)."),
+    click.option("--ignore-keys", "ignore_keys", multiple=True, metavar="GLOB",
+                 help="Leave the state dict's keys matching GLOB out (repeatable): parameters the architecture lacks, "
+                      "such as a training-only head ('aux_head.*')."),
 )
 
 data_root_options = compose(
@@ -146,6 +156,7 @@ data_options = compose(
     click.option("--image-size", type=click.IntRange(min=1), default=None, metavar="N",
                  help="imagefolder: resize to N/0.875 and centre-crop to N (default 224)."),
     click.option("--image-mode", type=click.Choice(IMAGE_MODES, case_sensitive=False), default=None,
+                 metavar="|".join(IMAGE_MODES),
                  help="imagefolder: read images as grey (L) or colour (RGB) [default: what the model's first layer "
                       "takes, else RGB]."),
     click.option("--input-shape", type=SHAPE, default=None,
@@ -180,7 +191,7 @@ fast_options = compose(
 )
 
 trial_options = compose(
-    click.option("--trials", type=CountOrAuto(), default="auto", show_default=True, metavar="N|auto",
+    click.option("--trials", type=CountOrAuto(most=TRIALS_CAP), default="auto", show_default=True, metavar="N|auto",
                  help="Draws per strength of a random distortion (deterministic points run once). auto: at least "
                       "3, then more until the 95% interval is within --ci-width (gate: until it lies on one side "
                       "of every limit on the point), at most --max-trials."),
@@ -188,7 +199,7 @@ trial_options = compose(
                  help="--trials auto: the largest half-width of a point's 95% interval, in percentage points for "
                       f"fractions such as the error, else in the metric's unit [default: {DEFAULT_CI_WIDTH:g}; "
                       "gate: none, else a limit inside an interval this narrow stops its point, undecided]."),
-    click.option("--max-trials", type=click.IntRange(min=2), default=None, metavar="M",
+    click.option("--max-trials", type=click.IntRange(min=2, max=TRIALS_CAP), default=None, metavar="M",
                  help="--trials auto: at most M trials per point; a point stopped there is marked capped "
                       f"[default: {DEFAULT_MAX_TRIALS}]."),
 )

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..engine.defaults import TRIALS_CAP
 from ..paper.defaults import (
     CURVES,
     DEFAULT_RULES,
@@ -41,7 +42,9 @@ class SpecList(click.ParamType):
 
 
 @cli.command()
-@click.option("--dataset", default="digits", show_default=True, metavar="NAME")
+@click.option("--dataset", default="digits", show_default=True, metavar="NAME",
+              help="The dataset every model of the grid is trained and tested on (its recipe sets the defaults "
+                   "below). See: wrobust list datasets.")
 @click.option("--rules", type=SpecList(), default=",".join(DEFAULT_RULES), show_default=True,
               help="Training rules (none, clip, or projection specs with their strength).")
 @click.option("--distortions", type=SpecList(), default=",".join(CURVES), show_default=True,
@@ -50,7 +53,7 @@ class SpecList(click.ParamType):
               help="The table's columns: distortions at one strength each (the paper's, by default).")
 @click.option("--seeds", type=click.IntRange(min=1), default=None, metavar="N",
               help=f"Training seeds per rule: --seed, --seed + 1, ... [default: {SEEDS}; {QUICK_SEEDS} with --quick].")
-@click.option("--trials", type=click.IntRange(min=1), default=None, metavar="N",
+@click.option("--trials", type=click.IntRange(min=1, max=TRIALS_CAP), default=None, metavar="N",
               help=f"Draws per strength of a random distortion [default: {TRIALS}; {QUICK_TRIALS} with --quick].")
 @click.option("--quick", is_flag=True,
               help="Fewer seeds and trials, same recipe (digits: the full run's first models, under 2 minutes).")
@@ -62,8 +65,10 @@ class SpecList(click.ParamType):
               help="Initial learning rate (Adam) [default: the dataset's recipe].")
 @click.option("--schedule", type=click.Choice(SCHEDULES), default=None,
               help="Learning-rate schedule over the epochs [default: the dataset's recipe].")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None, metavar="N")
-@click.option("--clip", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True, metavar="C")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Training examples per step [default: the dataset's recipe].")
+@click.option("--clip", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True, metavar="C",
+              help="Hidden weights are clipped to [-C, C] after each step (every rule but none).")
 @device_option
 @threads_option
 @click.option("--seed", type=int, default=0, show_default=True, help="The first training seed.")

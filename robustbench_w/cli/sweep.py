@@ -76,13 +76,32 @@ class MetricTarget(click.ParamType):
         return get_metric(name.strip()).name, limit
 
 
-@cli.command()
+SWEEP_SECTIONS = [  # sweep --help, by group; an option in none of them is listed under "Other options"
+    ("Model", ["arch", "num_classes", "trust_checkpoint", "strict", "key", "ignore_keys"]),
+    ("Data", ["dataset", "split", "data_root", "download", "image_size", "image_mode", "input_shape", "mean", "std",
+              "normalize", "limit", "seq_len"]),
+    ("Distortions", ["distortions", "strengths", "include", "exclude", "per_layer", "groups"]),
+    ("Trials", ["trials", "ci_width", "max_trials", "seed"]),
+    ("Outputs and what is measured", ["outputs", "metric", "output_key", "pool", "targets", "target_error", "log",
+                                      "resume", "shard", "quiet"]),
+    ("Speed", ["device", "precision", "channels_last", "compile_model", "batch_size", "reuse_activations"]),
+]
+SWEEP_EXAMPLES = [
+    "wrobust sweep model.pt -d noise -o results.csv",
+    "wrobust sweep net.pth --arch resnet18 --dataset cifar10 -d noise:sigma=0/0.05 -d quantize:bits=8/4",
+    "wrobust sweep model.pt -d sign --per-layer --log run.jsonl -o layers.csv",
+]
+
+
+@cli.command(sections=SWEEP_SECTIONS, examples=SWEEP_EXAMPLES)
 @model_argument
 @click.option("-d", "--distortion", "distortions", multiple=True, metavar="SPEC",
-              help=f"NAME[:KEY=VALUE,...], repeatable (default: {', '.join(DEFAULT_DISTORTIONS)}).")
+              help=f"NAME[:KEY=VALUE,...], repeatable (default: {', '.join(DEFAULT_DISTORTIONS)}). A grid of "
+                   f"its own: noise:sigma=0/0.01/0.05.")
 @click.option("-s", "--strengths", type=NumberList(), default=None,
               help="Comma-separated strengths for every -d that takes one (default: each distortion's own grid); "
-                   "an error when none of them does.")
+                   "an error when none of them does. Give it once; for a grid per distortion use the spec's list "
+                   "form.")
 @trial_options
 @seed_option
 @model_options

@@ -40,15 +40,19 @@ training_options = compose(
     click.option("--clip", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True, metavar="C",
                  help="Hidden weights are clipped to [-C, C] after each step (every rule but none); "
                       "projections use the scale a = C unless the spec names scale=."),
-    click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-2, show_default=True, metavar="X"),
-    click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, metavar="N"),
-    click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="adam", show_default=True),
+    click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-2, show_default=True, metavar="X",
+                 help="Initial learning rate (of the optimizer; the schedule lowers it over the epochs)."),
+    click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, metavar="N",
+                 help="Training examples per step."),
+    click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="adam", show_default=True,
+                 help="The update of the hidden (full-precision) weights from the projected weights' gradients."),
     click.option("--schedule", type=click.Choice(SCHEDULES), default="cosine", show_default=True,
                  help="Learning-rate schedule over the epochs: constant; cosine, from --lr to 0; exp, from --lr "
                       "to --lr/1000 (BinaryConnect's)."),
     click.option("--init", type=click.Choice(INITS), default="uniform", show_default=True,
                  help="uniform: hidden weights ~ U(-C, C), filling the clip range; default: the architecture's own."),
-    click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True, metavar="X"),
+    click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True, metavar="X",
+                 help="L2 penalty on the hidden weights (0: none)."),
     click.option("-A", "--arch-option", "arch_kwargs", multiple=True, callback=_arch_options, metavar="KEY=VALUE",
                  help="Keyword argument of the architecture, repeatable (e.g. -A hidden=[128,128] -A batch_norm=false)."),
     device_option,
@@ -64,7 +68,8 @@ training_options = compose(
 @click.option("-p", "--projection", default="none", show_default=True, metavar="SPEC",
               help="Training rule: none, clip (clipping only), or a distortion spec with its strength "
                    "(sign, round, stoch, power:beta=0.5, stochm:gamma=0.5, ...).")
-@click.option("--epochs", type=click.IntRange(min=1), default=40, show_default=True, metavar="N")
+@click.option("--epochs", type=click.IntRange(min=1), default=40, show_default=True, metavar="N",
+              help="Passes over the training split.")
 @training_options
 @seed_option
 @data_root_options

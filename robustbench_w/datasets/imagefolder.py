@@ -13,6 +13,7 @@ subset is chosen from the file list, before any image is decoded.
 from __future__ import annotations
 
 import os
+import re
 from functools import partial
 from pathlib import Path
 
@@ -84,8 +85,12 @@ def _read_image(path: str, mode: str = "RGB"):
             return Image.open(f).convert(mode)
     except PermissionError:
         raise permission_denied(path, "cannot read the image") from None
-    except (OSError, ValueError) as exc:
-        raise InputFileError(f"{path}: cannot read the image: {_last_line(exc)}") from exc
+    except Image.UnidentifiedImageError as exc:
+        raise InputFileError(f"{path}: cannot read the image: not an image file, or in a format Pillow does not "
+                             f"read") from exc
+    except (OSError, ValueError) as exc:  # the file is named once, by its path: not as a repr of the open file
+        reason = re.sub(r"\s*<_io\.\w+ name=[^>]*>", "", _last_line(exc)).replace(repr(str(path)), "").strip(" :")
+        raise InputFileError(f"{path}: cannot read the image: {reason or type(exc).__name__}") from exc
 
 
 @register_dataset("imagefolder", "ImageNet-style folders of images, one sub-folder per class; --image-size "

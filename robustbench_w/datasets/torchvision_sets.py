@@ -11,8 +11,9 @@ Nothing is fetched unless ``--download`` is given. The default root is ``$WROBUS
 ``~/.cache/wrobust/data``. The classes are torchvision's, with one change: they check that the files of the
 requested split exist instead of checking MD5 sums of every file of every split (which reads the whole
 dataset on each load and refuses a folder holding only the test split); a corrupt file is reported when it
-is read. Since the MD5 sums no longer vouch for CIFAR's pickled batches, each one is scanned before
-torchvision unpickles it: it may name only the numpy and codec functions that arrays need (a tampered file
+is read (an idx file's header is checked first, :mod:`.idx`). Since the MD5 sums no longer vouch for CIFAR's
+pickled batches, each one is scanned before torchvision unpickles it: it may name only the numpy and codec
+functions that arrays need (a tampered file
 that would run other code is refused). Images are kept as uint8 ``(N, C, H, W)`` tensors, taken from the
 classes' arrays directly (no per-image PIL round trip).
 """
@@ -31,6 +32,7 @@ import torch
 
 from ..errors import InputFileError, first_line, permission_denied
 from .base import EvalSet, Normalization, concat_sets, register_dataset
+from .idx import check_idx
 
 DATA_ROOT_ENV = "WROBUST_DATA"
 
@@ -51,7 +53,7 @@ class TorchvisionSet:
     open: Callable[[Path, str, bool], object]  # (root, split, download) -> the torchvision dataset
     arrays: Callable[[object], tuple[torch.Tensor, torch.Tensor]]  # dataset -> (uint8 NCHW x, int64 y)
     size: str  # download size, for the message
-    pickled: bool = False  # the files are Python pickles (scanned before they are unpickled)
+    check: Callable[[Path, str], None] | None = None  # (file, name): refuses a bad file before torchvision reads it
 
 
 def load_torchvision_set(spec: TorchvisionSet, split: str = "test", data_root: str | Path | None = None,
@@ -66,9 +68,9 @@ def load_torchvision_set(spec: TorchvisionSet, split: str = "test", data_root: s
         raise InputFileError(
             f"dataset {spec.name} ({split}) not found: {missing[0]} is missing (torchvision's layout under "
             f"--data-root {root}); pass --download to fetch it ({spec.size}), or --data-root DIR where it is")
-    if spec.pickled and not missing:
+    if spec.check is not None and not missing:
         for path in spec.files(root, split):
-            check_plain_pickle(path, spec.name)
+            spec.check(path, spec.name)
     try:
         dataset = spec.open(root, split, download)
         x, y = spec.arrays(dataset)
@@ -115,7 +117,7 @@ def check_plain_pickle(path: Path, name: str) -> None:
 
 
 def _describe(exc: BaseException) -> str:
-    line = first_line(exc, '')
+    line = first_line(exc, '', whole=True, limit=400)  # a failed download's reason is on its third line
     return f"{type(exc).__name__}: {line}" if line else f"{type(exc).__name__} (a truncated or corrupt file?)"
 
 
@@ -205,7 +207,8 @@ def _cifar(class_name: str, folder: str, train: list[str], test: list[str], meta
 
 
 def _mnist(folder: str) -> dict:
-    return {"files": partial(_mnist_files, folder), "open": partial(_open_mnist, folder), "arrays": _mnist_arrays}
+    return {"files": partial(_mnist_files, folder), "open": partial(_open_mnist, folder), "arrays": _mnist_arrays,
+            "check": check_idx}
 
 
 SETS = (
@@ -215,11 +218,11 @@ SETS = (
                     size="30 MB"), "Fashion-MNIST clothing, 28x28 grey (10,000 test / 60,000 train)"),
     (TorchvisionSet("cifar10", 10, Normalization(255.0, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
                     **_cifar("CIFAR10", "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)],
-                             ["test_batch"], "batches.meta"), size="170 MB", pickled=True),
+                             ["test_batch"], "batches.meta"), size="170 MB", check=check_plain_pickle),
      "CIFAR-10, 32x32 colour, 10 classes (10,000 test / 50,000 train)"),
     (TorchvisionSet("cifar100", 100, Normalization(255.0, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
                     **_cifar("CIFAR100", "cifar-100-python", ["train"], ["test"], "meta"), size="170 MB",
-                    pickled=True),
+                    check=check_plain_pickle),
      "CIFAR-100, 32x32 colour, 100 fine classes (10,000 test / 50,000 train)"),
     (TorchvisionSet("svhn", 10, Normalization(255.0, (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),
                     files=_svhn_files, open=_open_svhn, arrays=_svhn_arrays, size="64 MB test, 182 MB train"),

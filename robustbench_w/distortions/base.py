@@ -157,13 +157,15 @@ class DistortionDef:
 
 @dataclass(frozen=True)
 class Distortion:
-    """A distortion with its options fixed (scale rule, granularity, optionally a fixed strength)."""
+    """A distortion with its options fixed (scale rule, granularity, optionally a fixed strength or its own grid
+    of strengths, the spec's list form ``noise:sigma=0/0.01/0.05``)."""
 
     definition: DistortionDef
     scale: str = "max"
     granularity: str = "tensor"
     fixed_strength: float | None = None
     options: tuple[tuple[str, str | float], ...] = ()  # the distortion's own options that differ from their defaults
+    grid: tuple[float, ...] | None = None  # the spec's own strengths (not part of :attr:`spec`: rows carry them)
 
     def __post_init__(self) -> None:
         if self.scale not in SCALE_RULES:
@@ -174,6 +176,8 @@ class Distortion:
             )
         if self.fixed_strength is not None:
             self.check_strength(self.fixed_strength)
+        for s in self.grid or ():
+            self.check_strength(s)
 
     @property
     def info(self) -> DistortionInfo:
@@ -204,23 +208,33 @@ class Distortion:
         return {o.name: given.get(o.name, o.default) for o in self.info.options}
 
     def with_strength(self, strength: float | None) -> Distortion:
-        return replace(self, fixed_strength=strength)
+        return replace(self, fixed_strength=strength, grid=None)
+
+    def one_strength(self, where: str = "") -> None:
+        """Refuse the list form where one strength is needed (``bits -d``, a gate requirement, a projection)."""
+        if self.grid is not None:
+            raise InvalidValueError(f"{where + ': ' if where else ''}{self.name} takes one {self.info.strength} here, not a list "
+                                    f"({'/'.join(f'{s:g}' for s in self.grid)})")
 
     def strengths(self, override: tuple[float, ...] | list[float] | None = None) -> list[float]:
-        """The strengths to sweep: ``override``, else the fixed strength, else the default grid.
+        """The strengths to sweep: ``override``, else the fixed strength or the spec's own grid, else the default
+        grid.
 
         A parameterless distortion has the single strength ``nan`` (``override`` does not apply to it); an
-        ``override`` for a spec that fixes its strength is an error.
+        ``override`` for a spec that fixes its strength or gives its own grid is an error.
         """
         if self.info.parameterless:
             return [math.nan]
-        if override is not None and self.fixed_strength is not None:
-            raise InvalidValueError(f"{self.spec} fixes {self.info.strength}; give the strength once "
+        if override is not None and (self.fixed_strength is not None or self.grid is not None):
+            how = "fixes" if self.grid is None else "lists its own grid of"
+            raise InvalidValueError(f"{self.spec} {how} {self.info.strength}; give the strength once "
                                     f"(in the spec or with --strengths, not both)")
         if override is not None:
             values = [float(s) for s in override]
         elif self.fixed_strength is not None:
             values = [self.fixed_strength]
+        elif self.grid is not None:
+            values = list(self.grid)
         else:
             values = list(self.info.grid)
         for s in values:

@@ -63,13 +63,11 @@ def _bind(definition: DistortionDef, opts: dict[str, str]) -> Distortion:
     info = definition.info
     scale = opts.pop("scale", "max")
     granularity = opts.pop("granularity", "tensor")
-    fixed = None
+    fixed, grid = None, None
     if info.strength is not None and info.strength in opts:
         raw = opts.pop(info.strength)
-        try:
-            fixed = float(raw)
-        except ValueError:
-            raise InvalidValueError(f"{info.name}: {info.strength}={raw!r} is not a number") from None
+        values = _numbers(info, raw)
+        fixed, grid = (values[0], None) if "/" not in raw else (None, values)
     own = _own_options(info, opts)
     if opts:
         keys = ["scale", "granularity"] + ([info.strength] if info.strength else []) + [o.name for o in info.options]
@@ -77,7 +75,7 @@ def _bind(definition: DistortionDef, opts: dict[str, str]) -> Distortion:
             f"{info.name}: unknown option {next(iter(opts))!r} (options: {', '.join(keys)})"
         )
     return Distortion(definition, scale=str(scale).lower(), granularity=str(granularity).lower(), fixed_strength=fixed,
-                      options=own)
+                      options=own, grid=grid)
 
 
 def _own_options(info: DistortionInfo, opts: dict[str, str]) -> tuple[tuple[str, str | float], ...]:
@@ -90,6 +88,16 @@ def _own_options(info: DistortionInfo, opts: dict[str, str]) -> tuple[tuple[str,
             if value != option.default:
                 own.append((option.name, value))
     return tuple(own)
+
+
+def _numbers(info: DistortionInfo, raw: str) -> tuple[float, ...]:
+    """The strength in a spec: one number (``sigma=0.1``) or the list form ``sigma=0/0.01/0.05``, this
+    distortion's own grid."""
+    try:
+        return tuple(float(v) for v in raw.split("/"))
+    except ValueError:
+        raise InvalidValueError(f"{info.name}: {info.strength}={raw!r} is not a number or a list of numbers "
+                                f"separated by / ({info.strength}=0/0.01/0.05)") from None
 
 
 def list_distortions(include: str | None = None, exclude: str | None = None) -> list[DistortionInfo]:

@@ -373,7 +373,9 @@ def point_name(dist: Distortion, strength: float) -> str:
 def _distortion(value: object, key: str) -> Distortion:
     spec = as_string(value, key)
     try:
-        return get_distortion(spec)
+        dist = get_distortion(spec)
+        dist.one_strength()
+        return dist
     except WrobustError as exc:
         raise type(exc)(f"{key}: {exc}") from None
 

@@ -155,7 +155,8 @@ def as_nonnegative(value: object, key: str) -> float:
 PATHS = {"dataset": as_dataset, "data_root": as_folder}  # relative to the policy file's folder (from the policy)
 SETTINGS: dict[str, Callable[[object, str], object]] = {
     # the model (--arch, ...; --trust-checkpoint is the command line's alone)
-    "arch": as_string, "num_classes": as_count, "strict": as_bool,
+    "arch": as_string, "num_classes": as_count, "strict": as_bool, "key": as_string,
+    "ignore_keys": as_tuple_of_strings,
     # the data
     "dataset": as_dataset, "split": choice(*SPLITS), "data_root": as_folder, "download": as_bool,
     "image_size": as_count, "image_mode": choice(*IMAGE_MODES, fold=str.upper), "input_shape": as_shape,
@@ -170,7 +171,7 @@ SETTINGS: dict[str, Callable[[object, str], object]] = {
     "redraw": choice(*REDRAW_MODES), "dac": as_bits, "adc": as_bits, "out_noise": as_nonnegative,
     "dac_range": choice(*CONVERTER_RANGES), "converters": choice(*CONVERTERS_APPLY),
 }
-LOAD_KEYS = ("arch", "num_classes", "strict", "split", "data_root", "download", "image_size", "image_mode",
+LOAD_KEYS = ("arch", "num_classes", "strict", "key", "ignore_keys", "split", "data_root", "download", "image_size", "image_mode",
              "input_shape", "mean", "std", "normalize", "seq_len")
 
 

@@ -42,6 +42,11 @@ def resolve_arch(name: str) -> Callable[..., nn.Module]:
     raise UnknownNameError(_unknown_message(name))
 
 
+def takes_num_classes(name: str) -> bool:
+    """Whether architecture ``name``'s factory takes ``num_classes`` (``--num-classes`` can change its outputs)."""
+    return _accepts(resolve_arch(name), "num_classes")
+
+
 def build(name: str, num_classes: int | None = None, **kwargs) -> nn.Module:
     """Instantiate architecture ``name`` (``num_classes`` passed on when given); errors are one line."""
     factory = resolve_arch(name)

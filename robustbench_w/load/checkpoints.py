@@ -59,10 +59,17 @@ from ..errors import (
     first_line,
 )
 from ..registry import close_matches
-from .archspec import arch_input_shape, build, build_arch, current_folder_importable, module_input_shape
+from .archspec import (
+    arch_input_shape,
+    build,
+    build_arch,
+    current_folder_importable,
+    module_input_shape,
+    takes_num_classes,
+)
 from .hf import is_hf_spec, read_hf_folder
 from .sniff import sniff
-from .statedict import extract_state_dict, find_module, fit_prefixes, load_state
+from .statedict import drop_keys, extract_state_dict, find_module, fit_prefixes, load_state
 from .writing import atomic_write_bytes
 
 FORMAT = "wrobust"
@@ -88,6 +95,7 @@ class LoadedModel:
     notes: list[str] = field(default_factory=list)  # what loading adjusted (buffers ignored or kept), said once
     tokenizer: object | None = None  # the tokenizer of an hf: folder (for text:FILE and jsonl:FILE)
     task: str | None = None  # what the checkpoint says the model is: "causal-lm", "other" (hf: folders); None: unknown
+    resizable: bool = False  # built by --arch from a factory that takes num_classes (--num-classes changes it)
 
 
 @dataclass
@@ -125,6 +133,8 @@ def resolve_path(spec: str | Path) -> Path:
             hint = f"; did you mean {' or '.join('builtin:' + c for c in close)}?" if close else ""
             raise UnknownNameError(f"unknown built-in model {text!r}{hint} (available: {', '.join(builtin_names())})")
         return Path(str(resources.files("robustbench_w") / "assets" / f"{name}.pt"))
+    if not text.strip():
+        raise InputFileError("an empty model path (give a checkpoint file, builtin:NAME or hf:DIR)")
     path = Path(text).expanduser()
     if not path.exists():
         raise InputFileError(f"{path}: no such file")
@@ -200,6 +210,8 @@ class LoadOptions:
     num_classes: int | None = None
     trust_checkpoint: bool = False
     strict: bool = False
+    key: str | None = None  # --key: which of several state dicts in the file
+    ignore_keys: tuple[str, ...] = ()  # --ignore-keys: globs of keys left out (a training-only head)
 
 
 def _load_torch_file(path: Path, name: str, opts: LoadOptions) -> LoadedModel:
@@ -214,7 +226,7 @@ def _load_torch_file(path: Path, name: str, opts: LoadOptions) -> LoadedModel:
     module = find_module(obj)
     if module is not None:
         return LoadedModel(module=module, name=name, arch=type(module).__name__, format="pickle")
-    return from_state_dict(extract_state_dict(obj, path), path, name, opts, "state_dict")
+    return from_state_dict(extract_state_dict(obj, path, opts.key), path, name, opts, "state_dict")
 
 
 def from_wrobust(obj: dict, name: str, path: Path | None, strict: bool = False) -> LoadedModel:
@@ -243,11 +255,11 @@ def from_state_dict(state: dict[str, torch.Tensor], path: Path, name: str, opts:
             "--num-classes N"], TensorsOnly(name, path, state, kind))
     module = build(opts.arch, opts.num_classes)
     hint = "" if opts.num_classes else f" (pass --num-classes N: --arch {opts.arch} was built with its default)"
-    notes = load_state(module, fit_prefixes(state, module.state_dict()), str(path), f"--arch {opts.arch}", hint,
-                       strict=opts.strict)
+    fitted = drop_keys(fit_prefixes(state, module.state_dict()), opts.ignore_keys, str(path))
+    notes = load_state(module, fitted, str(path), f"--arch {opts.arch}", hint, strict=opts.strict)
     return LoadedModel(module=module, name=name, arch=opts.arch, num_classes=opts.num_classes,
                        input_shape=arch_input_shape(opts.arch) or module_input_shape(module), format=kind,
-                       notes=notes)
+                       notes=notes, resizable=takes_num_classes(opts.arch))
 
 
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
@@ -287,18 +299,21 @@ LOADERS = {"torch": _load_torch_file, "safetensors": _load_safetensors, "torchsc
 
 
 def load_model(spec: str | Path, device: str | torch.device = "cpu", *, arch: str | None = None,
-               num_classes: int | None = None, trust_checkpoint: bool = False, strict: bool = False) -> LoadedModel:
+               num_classes: int | None = None, trust_checkpoint: bool = False, strict: bool = False,
+               key: str | None = None, ignore_keys: tuple[str, ...] | list[str] = ()) -> LoadedModel:
     """Load a model spec (a path, ``builtin:NAME`` or ``hf:DIR``) into an eval-mode module on ``device``.
 
     ``arch`` and ``num_classes`` rebuild plain state dicts and safetensors files; ``trust_checkpoint``
     allows unpickling a whole pickled module (it runs code from the file); ``strict`` asks for exactly the
-    architecture's keys (no buffer ignored or kept)."""
+    architecture's keys (no buffer ignored or kept); ``key`` chooses one of several state dicts in the file, and
+    ``ignore_keys`` (globs) leaves keys of a plain state dict out."""
     if num_classes is not None and int(num_classes) < 1:
         raise InvalidValueError(f"--num-classes must be a positive number, not {num_classes}")
     if is_hf_spec(spec):
         return load_hf(str(spec), device)
     path = resolve_path(spec)
-    opts = LoadOptions(arch, None if num_classes is None else int(num_classes), bool(trust_checkpoint), bool(strict))
+    opts = LoadOptions(arch, None if num_classes is None else int(num_classes), bool(trust_checkpoint), bool(strict),
+                       key, tuple(ignore_keys))
     loaded = LOADERS[sniff(path)](path, str(spec), opts)
     loaded.path, loaded.sha256 = path, file_sha256(path)
     loaded.module.to(device).eval()

@@ -95,7 +95,7 @@ def read_hf_folder(spec: str) -> HfModel:
             cls = model_class(transformers, config)
             module = cls.from_pretrained(str(folder), config=config, local_files_only=True)
         except Exception as exc:  # transformers raises many types for a bad folder
-            raise InputFileError(f"{folder}: cannot load the model: {type(exc).__name__}: {first_line(exc, '(no message)')}") from exc
+            raise InputFileError(f"{folder}: cannot load the model: {type(exc).__name__}: {_reason(exc)}") from exc
         tokenizer = read_tokenizer(transformers, folder)
     if hasattr(module.config, "use_cache"):
         module.config.use_cache = False
@@ -108,5 +108,20 @@ def read_tokenizer(transformers, folder: Path) -> object | None:
     try:
         return transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     except Exception as exc:  # a broken tokenizer file
-        raise InputFileError(f"{folder}: cannot load the tokenizer: {type(exc).__name__}: {first_line(exc, '(no message)')}") from exc
+        raise InputFileError(f"{folder}: cannot load the tokenizer: {type(exc).__name__}: {_reason(exc)}") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    """transformers' message in one line: its sentences joined, cut at a sentence end (they run long)."""
+    return first_line(exc, "(no message)", whole=True, limit=400)
+
+
+def max_positions(module: object) -> int | None:
+    """How many token positions a Hugging Face model has (``n_positions``, ``max_position_embeddings``), or None."""
+    config = getattr(module, "config", None)
+    for name in ("n_positions", "max_position_embeddings"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
 

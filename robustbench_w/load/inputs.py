@@ -21,6 +21,7 @@ arguments (:func:`call_model`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 import torch
@@ -29,15 +30,17 @@ from torch import nn
 from ..datasets.base import EvalSet, Normalization, describe_inputs, limit_subset, load_dataset
 from ..datasets.base import Inputs as ModelInputs
 from ..datasets.batches import BatchedSet, from_batches
+from ..datasets.text import DEFAULT_SEQ_LEN
 from ..errors import InvalidValueError, MissingOptionsError
 from .checkpoints import LoadedModel, load_model
 from .device import resolve_device
+from .hf import max_positions
 from .layers import is_weight_layer
 from .usercode import user_code_error
 from .uses import Uses, recording
 
 # Option names that belong to checkpoint loading; every other option goes to the dataset loader.
-MODEL_OPTIONS = frozenset({"arch", "num_classes", "trust_checkpoint", "strict"})
+MODEL_OPTIONS = frozenset({"arch", "num_classes", "trust_checkpoint", "strict", "key", "ignore_keys"})
 OVERRIDES = ("mean", "std")
 NORMALIZE = ("auto", "none")  # --normalize: auto (checkpoint, else dataset) or none (inputs are model-ready)
 NO_DATASET = "--dataset NAME (the checkpoint names no dataset)"
@@ -127,7 +130,22 @@ def as_evalset(dataset: object, model: LoadedModel, limit: int | None = None, se
     data_options.setdefault("model_normalization", model.normalization)
     data_options.setdefault("image_mode", image_mode_of(model))
     data_options.setdefault("tokenizer", model.tokenizer)
+    if model.tokenizer is not None:
+        fit_positions(model, data_options)
     return load_dataset(name, limit=limit, seed=seed, **data_options)
+
+
+def fit_positions(model: LoadedModel, data_options: dict) -> None:
+    """Windows no longer than the model's positions: ``--seq-len`` above them is an error, the default shrinks."""
+    most = max_positions(model.module)
+    given = data_options.get("seq_len")
+    if most is None:
+        return
+    if given is not None and int(given) > most:
+        raise InvalidValueError(f"--seq-len {given} is more than {model.name} has positions ({most}): give "
+                                f"--seq-len {most} or less")
+    if given is None and most < DEFAULT_SEQ_LEN:
+        data_options["seq_len"] = most
 
 
 def _example(model: LoadedModel) -> str:
@@ -213,15 +231,29 @@ def check_fit(model: LoadedModel, data: DataSet, device: torch.device) -> Probe:
     return Probe(model.module, data, raw, x, y, uses)
 
 
-def check_classes(model: str, data: DataSet, outputs: int) -> None:
+def check_classes(model: str, data: DataSet, outputs: int, raw: object = None, resizable: bool = False) -> None:
     """Class outputs of ``model`` (its name) must fit the dataset: as many as its classes, and more than its
-    largest label."""
-    if data.num_classes is not None and outputs != data.num_classes:
-        raise InvalidValueError(f"{model} has {outputs} outputs but dataset {data.name} has {data.num_classes} "
-                                f"classes (with --arch, pass --num-classes {data.num_classes})")
-    if data.y is not None and len(data.y) and int(data.y.max()) >= outputs:
-        raise InvalidValueError(f"{model} has {outputs} outputs but dataset {data.name} has label "
-                                f"{int(data.y.max())}")
+    largest label. The message says what would help: for a model returning several tensors (``raw``, a tuple or
+    dict) each one's shape and ``--output-key``; ``--num-classes`` only where the model can be built with it
+    (``resizable``: ``--arch`` of a factory taking ``num_classes``)."""
+    largest = int(data.y.max()) if data.y is not None and len(data.y) else -1
+    if (data.num_classes is None or outputs == data.num_classes) and largest < outputs:
+        return
+    wanted = f"{data.num_classes} classes" if data.num_classes is not None and outputs != data.num_classes \
+        else f"label {largest}"
+    entries = output_shapes(raw)
+    if len(entries) > 1:
+        hint = f" (its outputs: {', '.join(entries)}; choose one with --output-key N)"
+    else:
+        hint = f" (pass --num-classes {data.num_classes or largest + 1})" if resizable else ""
+    raise InvalidValueError(f"{model} has {outputs} outputs but dataset {data.name} has {wanted}{hint}")
+
+
+def output_shapes(raw: object) -> list[str]:
+    """Each tensor of a tuple or dict output with its shape (``[0] (2, 10)``, ``'logits' (2, 10)``)."""
+    items = raw.items() if isinstance(raw, Mapping) else enumerate(raw) if isinstance(raw, (tuple, list)) else ()
+    return [f"{f'[{k}]' if isinstance(k, int) else repr(k)} {tuple(v.shape)}" for k, v in items
+            if isinstance(v, torch.Tensor)]
 
 
 def load_inputs(model: str | LoadedModel | nn.Module, dataset: object = None, *,

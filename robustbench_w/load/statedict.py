@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 import torch
@@ -19,9 +20,11 @@ from torch import nn
 
 from ..errors import InputFileError, WrobustNote
 
-# Keys under which checkpoints keep the weights (Lightning, timm, training scripts), searched in this order.
+# Keys under which a pickled checkpoint keeps a whole module (Lightning, timm, training scripts), in this order.
 STATE_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network", "state_dict_ema", "ema",
               "weights", "params")
+# Keys of a checkpoint that hold training state, never the model's weights.
+NOT_MODEL = ("optim", "sched", "scaler")
 # Prefixes that wrappers add to every key: DataParallel/DDP, Lightning, torch.compile, training scripts.
 PREFIXES = ("module.", "model.", "_orig_mod.", "net.", "network.")
 
@@ -35,23 +38,54 @@ def find_module(obj: object) -> nn.Module | None:
     return None
 
 
-def extract_state_dict(obj: object, path: Path, depth: int = 0) -> dict[str, torch.Tensor]:
-    """The ``{name: tensor}`` mapping in ``obj``: ``obj`` itself, or found under one of ``STATE_KEYS``."""
-    if isinstance(obj, Mapping):
-        tensors = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
-        if tensors and len(tensors) == len(obj):
-            return tensors
-        for key in STATE_KEYS:
-            if isinstance(obj.get(key), Mapping) and depth < 3:
-                found = extract_state_dict(obj[key], path, depth + 1)
-                if found:
-                    return found
-        if tensors:
-            return tensors
-    if depth:
-        return {}
+def extract_state_dict(obj: object, path: Path, key: str | None = None) -> dict[str, torch.Tensor]:
+    """The ``{name: tensor}`` mapping in ``obj``: ``obj`` itself, or the one tensor dict found under a key (at any
+    key, nested up to three levels: ``model_state``, ``state_dict/model``), unwrapped with a note naming the key.
+    Several such dicts (a model and its EMA copy) are an error that lists them, unless ``key`` (``--key``) names
+    one; a key path is written with ``/``."""
+    if _tensor_dict(obj) and key is None:
+        return dict(obj)
+    found = dict(_candidates(obj)) if isinstance(obj, Mapping) else {}
+    if key is not None:
+        if key not in found:
+            there = ", ".join(found) or ("none: the file is a bare state dict" if _tensor_dict(obj) else "none")
+            raise InputFileError(f"{path}: --key {key}: no state dict of tensors under that key (state dicts: "
+                                 f"{there})")
+        return found[key]
+    if len(found) > 1:
+        raise InputFileError(f"{path}: holds {len(found)} state dicts ({', '.join(found)}): choose one with --key "
+                             f"(for example --key {next(iter(found))})")
+    if found:
+        (where, state), = found.items()
+        others = [str(k) for k in obj if str(k) != where.split("/")[0]]
+        also = f" (also in the file: {_some(others)})" if others else ""
+        warnings.warn(f"{path}: took the state dict under key {where!r}{also}", WrobustNote, stacklevel=3)
+        return state
+    tensors = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)} \
+        if isinstance(obj, Mapping) else {}
+    if tensors:
+        return tensors
     what = f"a dict with keys {sorted(map(str, obj))[:8]}" if isinstance(obj, Mapping) else f"a {type(obj).__name__}"
     raise InputFileError(f"{path}: holds {what}, not a model or a state dict of tensors")
+
+
+def _tensor_dict(obj: object) -> bool:
+    """A non-empty mapping of string keys to tensors only: a state dict."""
+    return isinstance(obj, Mapping) and bool(obj) and all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                           for k, v in obj.items())
+
+
+def _candidates(obj: Mapping, prefix: str = "", depth: int = 0):
+    """``(key path, state dict)`` for every tensor dict under ``obj``'s string keys, nested up to three levels;
+    an optimizer's, scheduler's or gradient scaler's state is not a model's."""
+    for key, value in obj.items():
+        if not isinstance(key, str) or any(word in key.lower() for word in NOT_MODEL):
+            continue
+        where = f"{prefix}{key}"
+        if _tensor_dict(value):
+            yield where, dict(value)
+        elif isinstance(value, Mapping) and depth < 2:
+            yield from _candidates(value, where + "/", depth + 1)
 
 
 def fit_prefixes(state: dict[str, torch.Tensor], own_keys) -> dict[str, torch.Tensor]:
@@ -68,6 +102,21 @@ def fit_prefixes(state: dict[str, torch.Tensor], own_keys) -> dict[str, torch.Te
             if hits > best_hits:
                 best, best_hits = cand, hits
     return best
+
+
+def drop_keys(state: Mapping, globs: tuple[str, ...], name: str) -> dict:
+    """``state`` without the keys matching any of ``globs`` (``--ignore-keys``), with a note; a glob that matches
+    no key is an error (a typo would otherwise leave the keys in)."""
+    if not globs:
+        return dict(state)
+    for glob in globs:
+        if not any(fnmatchcase(k, glob) for k in state):
+            raise InputFileError(f"{name}: ignore-keys {glob!r} matches no key (keys: {_some(list(state))})")
+    dropped = [k for k in state if any(fnmatchcase(k, g) for g in globs)]
+    warnings.warn(f"{name}: left out {len(dropped)} key(s) matching the ignored keys {', '.join(map(repr, globs))} "
+                  f"({_some(dropped)})",
+                  WrobustNote, stacklevel=3)
+    return {k: v for k, v in state.items() if k not in dropped}
 
 
 def load_state(module: nn.Module, state: Mapping, name: str, what: str = "the architecture", hint: str = "",
@@ -88,7 +137,11 @@ def load_state(module: nn.Module, state: Mapping, name: str, what: str = "the ar
     if shaped or len(kept) < len(missing) or len(ignored) < len(unexpected):  # a parameter does not fit: say all
         parts = [f"{len(keys)} {label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
                  for label, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", shaped)) if keys]
-        raise InputFileError(f"{name}: the weights do not fit {what}; " + "; ".join(parts) + (hint if shaped else ""))
+        extra = [k for k in unexpected if k not in ignored]
+        leave = "" if not extra else f" (keys the architecture lacks, a training-only head perhaps, can be left " \
+                                     f"out: --ignore-keys '{extra[0].split('.')[0]}.*')"
+        raise InputFileError(f"{name}: the weights do not fit {what}; " + "; ".join(parts) + (hint if shaped else "")
+                             + leave)
     module.load_state_dict({k: v for k, v in state.items() if k not in ignored}, strict=False)
     return _buffer_notes(name, ignored, kept)
 

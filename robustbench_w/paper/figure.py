@@ -3,10 +3,10 @@
 :func:`plot_grid` draws the reproduce grid from its summary (:func:`.cells.summarize_cells`): one panel of
 bars for the clean model and the distortions without a strength (the interval as an error bar), and one
 panel per distortion with a strength, test error against strength over the whole curve, one line per
-training rule (mean over seeds and trials, the interval as a band). Three panels per row. With
-:class:`Marks`, the panels of claim (e)'s bits sweeps mark the points that decide it: a star where a seed's
-fewest bits came from, a grey cross on a rule's own training projection (not counted), and a dashed line at
-``none``'s clean error plus ``D``.
+training rule (mean over seeds and trials, the interval as a band). Three panels per row; the legend of the
+training rules below them all, where it covers no bar. With :class:`Marks`, the panels of claim (e)'s bits
+sweeps mark the points that decide it: a star where a seed's fewest bits came from, a grey cross on a rule's own
+training projection (not counted), and a dashed line at ``none``'s clean error plus ``D``.
 """
 
 from __future__ import annotations
@@ -39,10 +39,18 @@ def plot_grid(summary: pd.DataFrame, path: Path, marks: Marks | None = None) -> 
         import matplotlib.pyplot as plt
     except ImportError:
         return None
+    fig = grid_figure(summary, plt, marks)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def grid_figure(summary: pd.DataFrame, plt, marks: Marks | None = None) -> object:
+    """The figure of :func:`plot_grid`, drawn with ``plt`` (matplotlib.pyplot)."""
     curves = [spec for spec, g in summary.groupby("spec", sort=False) if g["strength"].notna().any()]
     panels = len(curves) + 1
     rows, cols = math.ceil(panels / PER_ROW), min(panels, PER_ROW)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows + 0.4), squeeze=False, layout="constrained")
     flat = [ax for row in axes for ax in row]
     rules = list(dict.fromkeys(summary["rule"]))
     _bars(flat[0], summary[summary["strength"].isna()], rules)
@@ -52,11 +60,11 @@ def plot_grid(summary: pd.DataFrame, path: Path, marks: Marks | None = None) -> 
             _mark(ax, summary[summary["spec"] == spec], marks, spec, colors)
     for ax in flat[panels:]:
         ax.axis("off")
-    flat[0].legend(fontsize="small", loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    # one legend for every panel, below them: inside a panel it covers bars (and the curves' ends)
+    handles, labels = flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 6), fontsize="small",
+               title="training rule", title_fontsize="small")
+    return fig
 
 
 def _bars(ax, points: pd.DataFrame, rules: list[str]) -> None:

@@ -159,6 +159,7 @@ def parse_columns(specs: tuple[str, ...]) -> list[Column]:
     columns = [CLEAN]
     for spec in specs:
         dist = get_distortion(spec)
+        dist.one_strength(f"--at {spec}")
         if dist.name == "none":
             continue
         if not dist.info.parameterless and dist.fixed_strength is None:

@@ -60,6 +60,7 @@ def parse_rule(spec: str, clip: float = 1.0) -> TrainingRule:
             raise InvalidValueError(f"training rule {name!r} takes no options (the clip bound is --clip)")
         return TrainingRule(name, None, None if name == RULE_NONE else float(clip))
     dist = get_distortion(spec)
+    dist.one_strength(f"--projection {spec}")
     info = dist.info
     if not info.parameterless and dist.fixed_strength is None:
         raise InvalidValueError(

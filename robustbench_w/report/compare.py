@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ..errors import InputFileError, InvalidValueError
+from ..distortions import get_distortion
+from ..errors import InputFileError, InvalidValueError, WrobustError
 from .columns import Metric, choose_metric
 from .results import LAYER, ResultFile, Series, point_key, point_text, series_of
 
@@ -28,6 +29,7 @@ Z = 1.96
 NO_CLEAR = "no clear difference"
 NO_INTERVAL = "not judged (no interval)"
 NO_VALUE = "not judged (no value)"
+NOT_DISTORTED = "not judged (the clean model)"  # the clean row and identity points (sigma=0): no robustness shown
 KEY_COLUMNS = ["point", "layer", "spec", "strength_name", "strength"]
 
 
@@ -152,7 +154,23 @@ def _judge(points: pd.DataFrame, ref: Series, ref_t: pd.DataFrame, s: Series, t:
               for ra, rb in zip(ref_t.itertuples(), t.itertuples())]
     points[diff_col(s.label, ref.label)] = diffs
     points[margin_col(s.label, ref.label)] = limits
-    points[verdict_col(s.label, ref.label)] = [better(d, m, metric, s.label, ref.label) for d, m in zip(diffs, limits)]
+    verdicts = [better(d, m, metric, s.label, ref.label) for d, m in zip(diffs, limits)]
+    points[verdict_col(s.label, ref.label)] = [NOT_DISTORTED if clean else v
+                                                for v, clean in zip(verdicts, undistorted(points))]
+
+
+def undistorted(points: pd.DataFrame) -> list[bool]:
+    """Per point: whether it is the clean model (the clean row, or a distortion at its identity strength), which
+    says how good a model is, not how robust: no win for either side."""
+    return [spec == "none" or _identity(spec, strength) for spec, strength in zip(points["spec"], points["strength"])]
+
+
+def _identity(spec: str, strength: float) -> bool:
+    try:
+        dist = get_distortion(spec)
+    except WrobustError:  # a plug-in distortion that is not installed here
+        return False
+    return not math.isnan(strength) and dist.is_identity(float(strength))
 
 
 def _only(tables: list[pd.DataFrame], series: list[Series]) -> pd.DataFrame:
@@ -199,7 +217,7 @@ def where_better(comparison: Comparison) -> list[str]:
     for label in comparison.others():
         verdicts = points[verdict_col(label, ref)]
         parts = [f"{who} better at {where(points[verdicts == who])}" for who in (label, ref) if (verdicts == who).any()]
-        for other in (NO_CLEAR, NO_INTERVAL, NO_VALUE):
+        for other in (NO_CLEAR, NO_INTERVAL, NO_VALUE):  # the clean points are no comparison: not counted
             if (verdicts == other).any():
                 parts.append(f"{other} at {(verdicts == other).sum()} point(s)")
         lines.append(f"{label} vs {ref} on {comparison.metric.name}: " + "; ".join(parts))

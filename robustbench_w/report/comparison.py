@@ -15,6 +15,7 @@ from .compare import (
     NO_CLEAR,
     NO_INTERVAL,
     NO_VALUE,
+    NOT_DISTORTED,
     Comparison,
     diff_col,
     high_col,
@@ -28,7 +29,7 @@ from .compare import (
 from .files import atomic_write, jsonable, records
 from .formats import COMPARE_SUFFIXES, check_output_path
 
-SHORT_VERDICTS = {NO_CLEAR: "neither", NO_INTERVAL: "not judged", NO_VALUE: "not judged"}
+SHORT_VERDICTS = {NO_CLEAR: "neither", NO_INTERVAL: "not judged", NO_VALUE: "not judged", NOT_DISTORTED: "clean"}
 
 
 def _value(c: Comparison, r: pd.Series, label: str) -> str:

@@ -76,14 +76,16 @@ def layers_figure(series: list[Series], metric: Metric) -> object:
     n_layers = max(t.shape[0] for _, t, _ in panels)
     n_cols = max(t.shape[1] for _, t, _ in panels)
     per_layer = 0.3 if n_layers <= 40 else 0.18
-    fig, axes = new_figure(len(panels), 1, 3.6 + 0.5 * n_cols, len(panels) * (1.4 + per_layer * n_layers) + 0.3)
+    fig, axes = new_figure(len(panels), 1, 3.8 + 0.5 * n_cols, len(panels) * (1.4 + per_layer * n_layers) + 1.1)
     vmax = _scale([t for _, t, _ in panels])
     for ax, (s, table, groups) in zip(axes[:, 0], panels):
         image = _draw(ax, table, vmax, metric)
         _group_labels(ax, table, groups)
         ax.set_ylabel(f"{s.label}\nlayer", fontsize="small")
     axes[-1][0].set_xlabel("strength, per distortion", fontsize="small")
-    fig.colorbar(image, ax=list(axes[:, 0]), label=change_label(metric), shrink=0.9)
+    # below the panels, its label horizontal: a vertical label is longer than a short figure is high (clipped)
+    bar = fig.colorbar(image, ax=list(axes[:, 0]), location="bottom", shrink=0.9, aspect=30)
+    bar.set_label(change_label(metric), fontsize="small")
     return fig
 
 

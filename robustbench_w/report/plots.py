@@ -28,6 +28,7 @@ from ..errors import InvalidValueError
 from .columns import Metric, choose_metric, strength_label
 from .figures import DPI, grid_shape, hide_unused, legend_handles, new_figure, require_matplotlib, save_figure, style
 from .heatmap import layers_figure
+from .ranking import is_per_layer
 from .results import LAYER, ResultFile, Series, load_all, series_of
 
 CI_ALPHA = 0.18
@@ -213,9 +214,19 @@ def figure(files: list[ResultFile], kind: str = "curves", metric: str | None = N
     if kind not in KINDS:
         raise InvalidValueError(f"unknown plot kind {kind!r} (use {', '.join(KINDS)})")
     require_matplotlib()
+    if kind != "layers":
+        only_layers(files, kind)
     series = series_of(files)
     chosen = choose_metric({str(f.path): f.summary for f in files}, metric)
     return KINDS[kind](series, chosen)
+
+
+def only_layers(files: list[ResultFile], kind: str) -> None:
+    """A per-layer result file has no whole-model points to draw as ``kind``: say which kind draws it."""
+    for f in files:
+        if is_per_layer(f.summary) and (whole_model(f.summary)["spec"] == "none").all():
+            raise InvalidValueError(f"{f.path}: a per-layer sweep (one layer distorted at a time) has no whole-model "
+                                    f"{kind}: plot it with --kind layers")
 
 
 def plot_results(paths: list[Path], output: Path, kind: str = "curves", metric: str | None = None,

@@ -86,7 +86,9 @@ def rank_layers(summary: pd.DataFrame, metric: RankMetric) -> dict:
 
 def ranked(entries: list[dict], harms: list[float]) -> list[dict]:
     """The entries, most harmful first (ties in their given order), each with its ``rank``: one more than the
-    number of entries strictly more harmful (tied entries share a rank: 1, 2, 2, 4)."""
+    number of entries strictly more harmful (tied entries share a rank: 1, 2, 2, 4). Harms equal to 12
+    significant digits are ties: means of the same trial values summed in another order differ in the last bit."""
+    harms = [h if math.isinf(h) else float(f"{h:.12g}") for h in harms]
     order = sorted(range(len(entries)), key=lambda i: -harms[i])
     return [{"rank": 1 + sum(h > harms[i] for h in harms), **entries[i]} for i in order]
 

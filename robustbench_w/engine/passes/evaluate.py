@@ -42,7 +42,7 @@ from torch import nn
 
 from ...datasets.base import EvalSet, Normalization, inputs_len, take
 from ...datasets.batches import BatchedSet
-from ...errors import WrobustWarning
+from ...errors import InvalidValueError, WrobustWarning
 from ...load.inputs import Probe, call_model, check_classes, probe
 from .batches import PREPARE_BUDGET, Batches
 from .batchsize import (
@@ -135,8 +135,9 @@ class Evaluator:
                  output_key: str | None = None, pool: str | None = None, hint: str | None = None,
                  name: str | None = None, fast: FastPath | None = None,
                  clean_params: dict[str, torch.Tensor] | None = None, reference_budget: int = REFERENCE_BUDGET,
-                 probed: Probe | None = None):
+                 probed: Probe | None = None, resizable: bool = False):
         self.model, self.device, self.name = model, torch.device(device), name or type(model).__name__
+        self.resizable = resizable  # --num-classes can change the model's outputs (said when they do not fit)
         self.n, self.has_labels = len(data), data.has_labels
         self.fast = fast or FastPath()
         self.forward = forward_of(model, self.fast, self.device)
@@ -198,9 +199,14 @@ class Evaluator:
             probe(self.model, self.name, data, self.device)
         plan = plan_outputs(raw, output_key, pool, self.name)
         view = View(plan.reduce(raw, x), x, y)
-        task = plan_task(view, plan, metrics[0], also=metrics[1], hint=hint, model=self.name, data=data.name)
+        try:
+            task = plan_task(view, plan, metrics[0], also=metrics[1], hint=hint, model=self.name, data=data.name)
+        except InvalidValueError:  # a metric failed on outputs that do not fit the classes: say that instead
+            if view.out.dim() == 2 and y is not None and not y.is_floating_point():
+                check_classes(self.name, data, int(view.out.shape[1]), raw, self.resizable)
+            raise
         if any(m.info.outputs == "classes" for m in task.metrics):
-            check_classes(self.name, data, int(view.out.shape[1]))
+            check_classes(self.name, data, int(view.out.shape[1]), raw, self.resizable)
         return task
 
     def arithmetic(self) -> AbstractContextManager:

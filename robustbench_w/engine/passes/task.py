@@ -126,6 +126,10 @@ def check_metric(m: Metric, view: View, plan: OutputPlan, model: str, data: str)
         raise InvalidValueError(f"metric {m.name} needs next-token scores (batch, tokens, vocab) over named inputs "
                                 f"input_ids (batch, tokens); {what} is {tuple(out.shape)} (--pool none?)")
     if info.labels == "targets" and out.reshape(len(out), -1).shape[1] != labels.reshape(len(labels), -1).shape[1]:
+        if not labels.is_floating_point() and labels.dim() == 1:  # one class index per input
+            raise InvalidValueError(f"metric {m.name} needs numeric targets; dataset {data} has class labels and "
+                                    f"{what} has {out[0].numel()} scores per input (a classifier: --metric error, "
+                                    f"accuracy or loss)")
         raise InvalidValueError(f"metric {m.name}: {what} has {out[0].numel()} values per input but the targets "
                                 f"have {labels[0].numel()}")
     dry_run(m, view)

@@ -136,7 +136,7 @@ class SweepRunner:
         self.evaluator = Evaluator(model.module, data, batch_size, self.device, model.normalization, metric=metric,
                                    extra_metrics=extra_metrics, output_key=output_key, pool=pool, hint=model.task,
                                    name=model.name, fast=self.fast, clean_params=self.patch.pristine,
-                                   probed=probed)
+                                   probed=probed, resizable=model.resizable)
         self.task = self.evaluator.task
         if self.layers is not None:
             self.layers.attach(self.evaluator)

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from ...errors import InvalidValueError
-from ..defaults import AUTO, DEFAULT_CI_WIDTH, DEFAULT_MAX_TRIALS, MIN_TRIALS
+from ..defaults import AUTO, DEFAULT_CI_WIDTH, DEFAULT_MAX_TRIALS, MIN_TRIALS, TRIALS_CAP, too_many_trials
 from .points import group_of
 from .stats import half_width
 
@@ -119,6 +119,8 @@ def _count(value: object, flag: str, alternative: str) -> int:
     if n < 1 or (isinstance(value, float) and value != n):
         raise InvalidValueError(f"{flag} must be a positive whole number{' ' + alternative if alternative else ''}, "
                                 f"not {value!r}")
+    if n > TRIALS_CAP:
+        raise InvalidValueError(too_many_trials(flag, n))
     return n
 
 
