@@ -106,6 +106,11 @@ class Chain:
     def strengths(self, override: tuple[float, ...] | list[float] | None = None) -> list[float]:
         return [math.nan] if self.swept is None else self.parts[self.swept].strengths(override)
 
+    def one_strength(self, where: str = "") -> None:
+        """Refuse a part's list form where one strength is needed (see :meth:`Distortion.one_strength`)."""
+        for part in self.parts:
+            part.one_strength(where)
+
     def no_strength(self, given: str) -> InvalidValueError:
         return InvalidValueError(f"{self.name} takes no strength (got {given}): leave the strength out")
 
