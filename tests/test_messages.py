@@ -238,6 +238,7 @@ LIST_FORM = [
     case(f"{SWEEP} -d quantize:bits=8/0.5", 2, "bits=0.5", "outside its valid range"),
     case(f"{SWEEP} -d noise:sigma=0/0.1 -s 0.2", 2, "lists its own grid of sigma", "not both"),
     case("bits {model} -d noise:sigma=0/0.1", 2, "-d", "takes one sigma here, not a list (0/0.1)"),
+    case("bits {model} -d quantize:bits=4+noise:sigma=0/0.1", 2, "takes one sigma here", id="bits-chain-list"),
     case("gate {model} --policy {listpolicy} --device cpu", 2, "distortion", "takes one sigma here"),
     case(f"{TRAIN} -p power:beta=0/0.5 -o {{dir}}/p.pt", 2, "--projection", "takes one beta here", id="train-p-list"),
     case("reproduce --at noise:sigma=0/0.1 --quick", 2, "--at", "takes one sigma here"),
