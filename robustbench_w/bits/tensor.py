@@ -102,10 +102,11 @@ def sweep_bits(tensors: Iterable[torch.Tensor], dist: Distortion, strength: floa
     strength; nothing elsewhere (a continuous point's figure would measure the grid, not the weights)."""
     if not dist.is_discrete_at(strength):
         return {}
-    tensors = list(tensors)
-    figures = [tensor_bits(t, granularity=dist.granularity, exact=True) for t in tensors]
+    figures, scales = [], 0
+    for t in tensors:  # one at a time: a layer-at-a-time sweep restores each tensor when the next is taken
+        figures.append(tensor_bits(t, granularity=dist.granularity, exact=True))
+        scales += figures[-1].groups * t.element_size() * 8
     n = sum(f.weights for f in figures)
-    scales = sum(f.groups * t.element_size() * 8 for f, t in zip(figures, tensors))
     return {"eff_bits": model_bits(figures), "scale_bits": scales / n if n else math.nan}
 
 

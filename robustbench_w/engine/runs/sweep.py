@@ -52,6 +52,7 @@ from ..passes.fastpath import Compile, FastPath, to_channels_last
 from ..weights.health import check_model, warn_if_broken
 from ..weights.layers import LayerPlan, LayerRunner, parse_groups, per_layer_points, plan_units
 from ..weights.perturb import WeightPatch
+from ..weights.pristine import check_pristine, make_patch
 from .points import group_of
 from .resume import run_resumable, run_setup
 from .signals import Interrupted
@@ -122,7 +123,7 @@ class SweepRunner:
                  metric: MetricSpec | Iterable[MetricSpec] | None = None, extra_metrics: Iterable[MetricSpec] = (),
                  output_key: str | None = None, pool: str | None = None, per_layer: LayerPlan | None = None,
                  fast: FastPath | None = None, probed: Probe | None = None, hardware: Hardware | None = None,
-                 seed: int = 0):
+                 seed: int = 0, pristine: str = "device"):
         self.model, self.data, self.device = model, data, torch.device(device)
         self.fast = fast or FastPath()
         if self.fast.channels_last:
@@ -130,12 +131,15 @@ class SweepRunner:
         probed = (probed.of(model.module, data) if probed is not None else None) or check_fit(model, data, self.device)
         self.selection = choose_targets(model.module, include, exclude, probed.uses)
         self.coverage = coverage(self.selection)
-        self.patch = WeightPatch(self.selection.targets)
+        self.patch = make_patch(self.selection.targets, model.module, pristine)
+        if hardware is not None and hardware.redraw == "batch" and self.patch.mode == "none":
+            raise InvalidValueError("--redraw batch writes new weights from the pristine copy before every batch; "
+                                    "--pristine none keeps none: use --pristine device or host with it")
         self.layers = None if per_layer is None else \
             LayerRunner(plan_units(self.patch.names, per_layer.groups), self.patch, model.module, per_layer)
         self.evaluator = Evaluator(model.module, data, batch_size, self.device, model.normalization, metric=metric,
                                    extra_metrics=extra_metrics, output_key=output_key, pool=pool, hint=model.task,
-                                   name=model.name, fast=self.fast, clean_params=self.patch.pristine,
+                                   name=model.name, fast=self.fast, clean_params=self.patch.clean_params,
                                    probed=probed, resizable=model.resizable)
         self.task = self.evaluator.task
         if self.layers is not None:
@@ -196,7 +200,7 @@ class SweepRunner:
         ``eff_bits`` and ``scale_bits`` (``bits.sweep_bits``) where the distortion is discrete at the strength."""
         if point is None:
             return {}
-        return sweep_bits((p for _, p in self.patch_for(point).targets), point.dist, point.strength)
+        return sweep_bits(self.patch_for(point).values_run(), point.dist, point.strength)
 
     def clean_row(self, seed: int) -> dict:
         row = self.row(get_distortion("none"), math.nan, 0, seed, self.clean, 0.0, False, self.point_extras(None))
@@ -275,6 +279,7 @@ def sweep(
     activation_budget: int | None = None,
     redraw: str = "point",
     converters: ConverterSpec | None = None,
+    pristine: str = "device",
     **options,
 ) -> pd.DataFrame:
     """Evaluate ``model`` under each distortion, strength and trial; one row per point (SPEC section 3).
@@ -309,11 +314,16 @@ def sweep(
     Analog hardware (docs/hardware.md): ``redraw="batch"`` draws a random distortion afresh for every batch
     (:mod:`..weights.redraw`); ``converters`` (a :class:`ConverterSpec`: DAC and ADC bits, output noise) puts
     converters around every layer that owns a targeted weight (:mod:`..passes.converters`).
+
+    Models that fill the device (docs/large-models.md): ``pristine`` says where the clean weights live,
+    ``"device"`` (a copy beside the model), ``"host"`` (in host memory) or ``"none"`` (layer at a time: no copy,
+    the same rows).
     """
     started = time.perf_counter()
     setup = run_setup(log, resume, shard)
     layer_plan = plan_layers(per_layer, groups, reuse_activations, activation_budget)
     rule = trial_rule(trials, ci_width, max_trials)
+    pristine = check_pristine(pristine)
     fast = FastPath(precision, channels_last, compile)
     points = plan(parse_distortions(distortions), strengths, rule)
     hardware = hardware_of(redraw, converters, per_layer)
@@ -321,7 +331,8 @@ def sweep(
         inputs = load_inputs(model, dataset, device=dev, limit=limit, seed=seed, **options)
         runner = SweepRunner(inputs.model, inputs.data, include=include, exclude=exclude, batch_size=batch_size,
                              device=inputs.device, metric=metric, output_key=output_key, pool=pool,
-                             per_layer=layer_plan, fast=fast, probed=inputs.probed, hardware=hardware, seed=seed)
+                             per_layer=layer_plan, fast=fast, probed=inputs.probed, hardware=hardware, seed=seed,
+                             pristine=pristine)
         if runner.layers is not None:
             points = per_layer_points(points, list(runner.layers.units.values()))
         if current_world().leader:  # under torchrun, said once
@@ -388,6 +399,7 @@ def run_meta(model: LoadedModel, data: EvalSet | BatchedSet, runner: SweepRunner
         "normalization": data.normalization.to_dict(), "normalization_text": data.normalization.describe(),
         "normalization_source": data.normalization_source,
         "targets": runner.patch.names, "target_weights": runner.patch.numel, "coverage": runner.coverage,
+        "pristine": runner.patch.mode,
         **task_meta(runner),
         **pass_meta(runner, device), **({"trials": trials.judging(runner.judged()).meta()} if trials else {}),
         "elapsed_s": round(elapsed, 3), **runner.health.to_meta(),

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ...distortions.base import Distortion, Writer
+from ...distortions.base import Distortion, Writer, in_place_dtype
 from ...distortions.scratch import Scratch
 from .seeding import point_seeds, seed_spec
 
@@ -47,17 +47,22 @@ class Applied:
 class WeightPatch:
     """The targeted parameters of a model with their pristine values."""
 
+    mode = "device"  # where the pristine copy lives (:mod:`.pristine`)
+
     def __init__(self, targets: list[tuple[str, torch.Tensor]]):
         self.targets = targets
         self.pristine = {name: p.detach().clone() for name, p in targets}
         self.scratch = Scratch()
         self._scales: dict[tuple[str, str, str], torch.Tensor] = {}
         self._prepared_for: dict[int, tuple[Distortion, list[Writer], str]] = {}
-        by_device: dict[torch.device, torch.Generator] = {}
-        for w in self.pristine.values():
-            by_device.setdefault(w.device, torch.Generator(device=w.device))
-        self._generators = [by_device[w.device] for w in self.pristine.values()]  # one per target, shared by device
-        self.norm = _total_norm([torch.linalg.vector_norm(w) for w in self.pristine.values()])
+        self._generators = generators_of(targets)
+        self._norms = {name: norm_of(p.detach()) for name, p in targets}
+        self.norm = _total_norm(list(self._norms.values()))
+
+    @property
+    def clean_params(self) -> dict[str, torch.Tensor] | None:
+        """The clean values by parameter name on the model's device (for a clean rerun), where they are kept."""
+        return self.pristine
 
     @property
     def names(self) -> list[str]:
@@ -108,10 +113,7 @@ class WeightPatch:
         with torch.no_grad():
             for (name, p), gen, write in zip(self.targets, self._seeded(spec, dist, strength, seed, trial), writers):
                 norm = write(strength, gen, self.scratch)
-                if norm is None:
-                    w = self.pristine[name]
-                    norm = torch.linalg.vector_norm(torch.sub(p, w, out=self.scratch.like(w)))
-                norms.append(norm)
+                norms.append(norm if norm is not None else change_norm(p, self.pristine[name], self.scratch))
         change = _total_norm(norms)
         return change / self.norm if self.norm > 0 else change
 
@@ -122,6 +124,11 @@ class WeightPatch:
             yield Applied(weight_change=self.write(dist, strength, seed, trial))
         finally:
             self.restore()
+
+    def values_run(self) -> Iterator[torch.Tensor]:
+        """The targeted tensors with the values the model runs with at the applied point (here: the parameters,
+        distorted in place); one at a time, each used before the next is taken."""
+        return (p for _, p in self.targets)
 
     def restore(self) -> None:
         with torch.no_grad():
@@ -138,8 +145,29 @@ class WeightPatch:
         part.targets = [self.targets[i] for i in keep]
         part._generators = [self._generators[i] for i in keep]
         part._prepared_for = {}  # writers are per target list
-        part.norm = _total_norm([torch.linalg.vector_norm(self.pristine[n]) for n, _ in part.targets])
+        part.norm = _total_norm([self._norms[n] for n, _ in part.targets])
         return part
+
+
+def generators_of(targets: list[tuple[str, torch.Tensor]]) -> list[torch.Generator]:
+    """One generator per target, shared by the targets on one device (each reseeded before use)."""
+    by_device: dict[torch.device, torch.Generator] = {}
+    for _, p in targets:
+        by_device.setdefault(p.device, torch.Generator(device=p.device))
+    return [by_device[p.device] for _, p in targets]
+
+
+def norm_of(w: torch.Tensor) -> torch.Tensor:
+    """``||w||`` (in float32 for a half-precision tensor)."""
+    return torch.linalg.vector_norm(w, dtype=None if in_place_dtype(w.dtype) else torch.float32)
+
+
+def change_norm(p: torch.Tensor, w: torch.Tensor, scratch: Scratch) -> torch.Tensor:
+    """``||p - w||``, the difference formed in a scratch buffer; in float32 for a half-precision tensor (the
+    difference of the values the model runs with, not rounded to their dtype)."""
+    if in_place_dtype(w.dtype):
+        return torch.linalg.vector_norm(torch.sub(p, w, out=scratch.like(w)))
+    return torch.linalg.vector_norm(scratch.like(w, torch.float32).copy_(p).sub_(w))
 
 
 def _total_norm(norms: list[torch.Tensor]) -> float:
