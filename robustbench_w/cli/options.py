@@ -267,6 +267,15 @@ def hardware_kwargs(options: dict) -> dict:
     return {"redraw": options.pop("redraw"), "converters": spec}
 
 
+memory_options = compose(
+    click.option("--pristine", type=click.Choice(["device", "host", "none"], case_sensitive=False), default="device",
+                 show_default=True,
+                 help="Where the clean weights live: device (a copy beside the model, about 2x its memory), host "
+                      "(in host memory) or none (layer at a time: the model plus one tensor; the same rows). "
+                      "See docs/large-models.md."),
+)
+
+
 log_options = compose(
     click.option("--log", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="FILE.jsonl",
                  help="Append each finished point to this run log (flushed to disk point by point)."),

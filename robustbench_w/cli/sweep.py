@@ -22,6 +22,7 @@ from .options import (
     hardware_options,
     layer_options,
     log_options,
+    memory_options,
     model_argument,
     model_options,
     output_option,
@@ -117,6 +118,7 @@ SWEEP_EXAMPLES = [
               help="The same as --target error=E (0.11 or 11%).")
 @layer_options
 @hardware_options
+@memory_options
 @output_option("Write results: .csv/.jsonl/.parquet (rows), .json (meta, rows, summary), .md (summary).")
 @log_options
 @shard_option
