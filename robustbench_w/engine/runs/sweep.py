@@ -50,7 +50,7 @@ from .hardware import Hardware, HardwareRun
 from ..passes.evaluate import CORE, Evaluator, PassResult
 from ..passes.fastpath import Compile, FastPath, to_channels_last
 from ..weights.health import check_model, warn_if_broken
-from ..weights.layers import LayerPlan, LayerRunner, parse_groups, per_layer_points, plan_units
+from ..weights.layers import LayerPlan, LayerRunner, is_auto, parse_groups, per_layer_points, plan_units
 from ..weights.perturb import WeightPatch
 from ..weights.pristine import check_pristine, make_patch
 from .points import group_of
@@ -136,7 +136,8 @@ class SweepRunner:
             raise InvalidValueError("--redraw batch writes new weights from the pristine copy before every batch; "
                                     "--pristine none keeps none: use --pristine device or host with it")
         self.layers = None if per_layer is None else \
-            LayerRunner(plan_units(self.patch.names, per_layer.groups), self.patch, model.module, per_layer)
+            LayerRunner(plan_units(self.patch.names, per_layer.groups_for(model.module, self.patch.names)), self.patch,
+                        model.module, per_layer)
         self.evaluator = Evaluator(model.module, data, batch_size, self.device, model.normalization, metric=metric,
                                    extra_metrics=extra_metrics, output_key=output_key, pool=pool, hint=model.task,
                                    name=model.name, fast=self.fast, clean_params=self.patch.clean_params,
@@ -370,9 +371,10 @@ def hardware_of(redraw: str, converters: ConverterSpec | None, per_layer: bool) 
 def plan_layers(per_layer: bool, groups: Iterable[str] | Mapping[str, str] | None, reuse: bool,
                 budget: int | None) -> LayerPlan | None:
     """The per-layer plan of a sweep (None for a whole-model sweep); groups without ``per_layer`` are an error."""
-    parsed = parse_groups(groups)
+    auto = is_auto(groups)
+    parsed = () if auto else parse_groups(groups)
     if not per_layer:
-        if parsed:
+        if parsed or auto:
             raise InvalidValueError("--groups needs --per-layer (groups are the units of a per-layer sweep)")
         if not reuse or budget is not None:  # else silently ignored: say so
             raise InvalidValueError("--no-activation-reuse and activation_budget need --per-layer (activation "
@@ -380,7 +382,7 @@ def plan_layers(per_layer: bool, groups: Iterable[str] | Mapping[str, str] | Non
         return None
     if budget is not None and budget < 0:
         raise InvalidValueError(f"activation_budget must be at least 0 bytes, not {budget}")
-    return LayerPlan(parsed, reuse, budget)
+    return LayerPlan(parsed, reuse, budget, auto)
 
 
 def run_meta(model: LoadedModel, data: EvalSet | BatchedSet, runner: SweepRunner, device: torch.device, seed: int,

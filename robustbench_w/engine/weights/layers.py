@@ -29,6 +29,7 @@ from torch import nn
 
 from ...errors import InvalidValueError
 from ..passes.activations import ChainCache, chain_of
+from ..passes.stacks import StackCache, check_suffix, find_stack, stack_candidates
 from .perturb import WeightPatch
 
 Group = tuple[str, str]  # (glob on tensor names, unit name)
@@ -55,6 +56,29 @@ class LayerPlan:
     groups: tuple[Group, ...] = ()
     reuse: bool = True
     budget: int | None = None
+    auto: bool = False  # --groups auto: one unit per block of the model's stack of blocks
+
+    def groups_for(self, module: nn.Module, targets: Sequence[str]) -> tuple[Group, ...]:
+        """The groups, or with ``auto`` one per block of the longest ``nn.ModuleList`` holding targets (none
+        where there is no such list: every tensor is a unit)."""
+        return block_groups(module, targets) if self.auto else self.groups
+
+
+def block_groups(module: nn.Module, targets: Sequence[str]) -> tuple[Group, ...]:
+    best: tuple[Group, ...] = ()
+    for name, blocks in stack_candidates(module):
+        lead = f"{name}." if name else ""
+        found = tuple((f"{lead}{i}.*", f"{lead}{i}") for i in range(len(blocks))
+                      if any(t.startswith(f"{lead}{i}.") for t in targets))
+        if len(found) > len(best):
+            best = found
+    return best
+
+
+def is_auto(groups: object) -> bool:
+    """Whether ``groups`` says ``auto`` (the string, or a list of just it)."""
+    items = [groups] if isinstance(groups, str) else list(groups) if isinstance(groups, (list, tuple)) else []
+    return [str(g).strip().lower() for g in items] == ["auto"]
 
 
 def parse_groups(groups: Iterable[str] | Mapping[str, str] | None) -> tuple[Group, ...]:
@@ -120,7 +144,8 @@ class LayerRunner:
         self._patches: dict[str, WeightPatch] = {}
         self.module = module
         self.chain = plan.reuse and chain_of(module) is not None
-        self.cache: ChainCache | None = None
+        self.cache: ChainCache | StackCache | None = None
+        self.stack: str | None = None  # the stack of blocks reused (its name), or why none (see _attach_stack)
         self.evaluator = None  # bound by attach()
         self.reused: dict[str, int] = {}  # unit -> index of the first module of its suffix
         self.naive: dict[str, str] = {}  # unit -> why it ran the whole model
@@ -131,6 +156,20 @@ class LayerRunner:
         if self.chain:
             self.cache = ChainCache(self.module, evaluator.batches, evaluator.device, evaluator.n, self.plan.budget,
                                     arithmetic=evaluator.arithmetic, forward=evaluator.forward)
+        elif self.plan.reuse:
+            self._attach_stack(evaluator)
+
+    def _attach_stack(self, evaluator) -> None:
+        """A stack of blocks traced on the first batch and checked (:mod:`.stacks`), or why not in ``stack``."""
+        x, _ = next(iter(evaluator.batches))
+        found = find_stack(self.module, x)
+        if isinstance(found, str):
+            self.stack = found
+            return
+        cache = StackCache(self.module, found[0], found[1], evaluator.batches, evaluator.device, evaluator.n,
+                           self.plan.budget, arithmetic=evaluator.arithmetic)
+        wrong = check_suffix(cache, x, lambda raw: evaluator.task.plan.reduce(raw, x))
+        self.stack, self.cache = (wrong, None) if wrong else (found[0], cache)
 
     def patch_of(self, layer: str) -> WeightPatch:
         if layer not in self._patches:
@@ -157,19 +196,23 @@ class LayerRunner:
         if self.cache is None:
             return None, "off" if not self.plan.reuse else "not a chain of modules"
         start = self.cache.start_of(self.units[layer].tensors)
+        where = "chain's modules" if self.chain else "stack's blocks"
         if start is None:
-            return None, "a tensor outside the chain's modules"
+            return None, f"a tensor outside the {where}"
         if start == 0:
-            return None, "first module of the chain"
+            return None, f"first {'module of the chain' if self.chain else 'block of the stack'}"
         ready = self.cache.prepare(start)
         return (start, "") if ready is True else (None, ready)
 
     def meta(self) -> dict:
         """What a result file says about the units and the activation reuse."""
-        units = list(self.units.values())
+        units, params = list(self.units.values()), dict(self.patch.targets)
+        stacked = isinstance(self.cache, StackCache)
         reuse = {"enabled": self.plan.reuse, "chain": chain_of(self.module) is not None,
+                 "stack": self.stack if stacked else None, **({} if stacked or self.stack is None
+                                                             else {"stack_reason": self.stack}),
                  "budget_bytes": None if self.cache is None else self.cache.budget,
                  "reused": dict(self.reused), "naive": dict(self.naive)}
         return {"per_layer": True, "units": [u.text for u in units],
-                "unit_weights": {u.name: sum(self.patch.pristine[t].numel() for t in u.tensors) for u in units},
+                "unit_weights": {u.name: sum(params[t].numel() for t in u.tensors) for u in units},
                 "groups": [f"{g}={n}" for g, n in self.plan.groups], "activation_reuse": reuse}
