@@ -4,6 +4,13 @@
   consecutive windows of ``--seq-len`` tokens (default 128); the last, shorter window is padded and its
   padding masked out (dropped when it has fewer than two tokens: nothing to predict). ``--limit`` counts
   windows. No labels: language models are measured on the text itself (next-token ``perplexity``).
+  The file is read and tokenised in a stream of pieces of about :data:`STREAM_CHARS` characters, each cut
+  after a line break followed by a non-space character (where byte-level BPE and whitespace pre-tokenisers
+  never join two tokens, so the tokens are those of the whole text; a tokenizer that adds a prefix at every
+  call, such as SentencePiece's dummy prefix, may differ at the start of each piece). With ``--limit`` the
+  file is read twice: once to count the windows, once to keep the seeded subset of them (the same windows
+  as a subset of the whole set): memory does not grow with the file beyond the windows kept. A file shorter
+  than one piece is tokenised whole, as before.
 - ``jsonl:FILE``: one JSON object per line with a ``text`` string and an optional ``label`` (an integer
   class or a number: a regression target; every line has one, or none does). Each text is tokenised with
   the tokenizer's special tokens, truncated to ``--seq-len`` tokens and padded to the longest one.
@@ -16,14 +23,16 @@ from the model (an ``hf:DIR`` folder with tokenizer files).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
 from ..errors import InputFileError, InvalidValueError
-from .base import EvalSet, register_dataset
+from .base import EvalSet, register_dataset, subset_index
 
 DEFAULT_SEQ_LEN = 128
+STREAM_CHARS = 1 << 22  # characters of text tokenised at a time (4 Mi)
 
 
 def check_seq_len(seq_len: int | None) -> int:
@@ -55,9 +64,14 @@ def pad_id(tokenizer: object) -> int:
     return int(value) if isinstance(value, int) else 0
 
 
-def read_text(path: Path, kind: str) -> str:
+def check_file(path: Path, kind: str) -> Path:
     if not path.is_file():
         raise InputFileError(f"{path}: no such file ({kind}:FILE needs a UTF-8 text file)")
+    return path
+
+
+def read_text(path: Path, kind: str) -> str:
+    check_file(path, kind)
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -66,9 +80,9 @@ def read_text(path: Path, kind: str) -> str:
         raise InputFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
-def windows(ids: list[int], seq_len: int, pad: int) -> dict[str, torch.Tensor]:
+def windows(ids: list[int] | torch.Tensor, seq_len: int, pad: int) -> dict[str, torch.Tensor]:
     """``input_ids`` and ``attention_mask`` of consecutive windows; the last one padded (if >= 2 tokens)."""
-    flat = torch.tensor(ids, dtype=torch.long)
+    flat = torch.as_tensor(ids, dtype=torch.long)
     full = len(flat) // seq_len
     rest = flat[full * seq_len:]
     ids_w = flat[:full * seq_len].reshape(full, seq_len)
@@ -84,15 +98,71 @@ def windows(ids: list[int], seq_len: int, pad: int) -> dict[str, torch.Tensor]:
 @register_dataset("text", "a UTF-8 text file, tokenised with the model's tokenizer (hf:DIR) into windows of "
                   "--seq-len tokens (default 128); language models: perplexity", argument="FILE")
 def load_text(split: str = "test", source: str = "", tokenizer: object = None, seq_len: int | None = None,
-              **_: object) -> EvalSet:
-    path = Path(source).expanduser()
-    text = read_text(path, "text")
+              limit: int | None = None, seed: int = 0, **_: object) -> EvalSet:
+    path = check_file(Path(source).expanduser(), "text")
     tokenizer = need_tokenizer(tokenizer, "text")
     n = check_seq_len(seq_len)
-    ids = encode(tokenizer, [text], special=False)[0]
-    if len(ids) < 2:
-        raise InputFileError(f"{path}: {len(ids)} token(s): a text needs at least two tokens")
+    keep = None
+    if limit is not None:
+        total = sum(len(ids) for ids in token_pieces(path, tokenizer))
+        count = total // n + (total % n >= 2)
+        keep = set(subset_index(None, count, limit, seed).tolist()) if 0 < limit < count else None
+    ids, total = stream_windows(token_pieces(path, tokenizer), n, keep)
+    if not len(ids):
+        raise InputFileError(f"{path}: {total} token(s): a text needs at least two tokens")
     return EvalSet(f"text:{source}", windows(ids, n, pad_id(tokenizer)), None, None, split=split)
+
+
+def text_pieces(path: Path, chars: int | None = None) -> Iterator[str]:
+    """The text of ``path`` in pieces of about ``chars`` characters, each cut after a line break that a
+    non-space character follows (a piece without one grows until it has one)."""
+    chars = chars or STREAM_CHARS
+    rest = ""
+    try:
+        with path.open(encoding="utf-8") as f:
+            while block := f.read(chars):
+                rest += block
+                cut = _cut(rest)
+                if cut:
+                    yield rest[:cut]
+                    rest = rest[cut:]
+    except UnicodeDecodeError as exc:
+        raise InputFileError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:
+        raise InputFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if rest:
+        yield rest
+
+
+def _cut(text: str) -> int:
+    """The last position just after a line break followed by a non-space character (0: none)."""
+    i = len(text) - 1
+    while (i := text.rfind("\n", 0, i)) >= 0:
+        if not text[i + 1].isspace():
+            return i + 1
+    return 0
+
+
+def token_pieces(path: Path, tokenizer: object) -> Iterator[list[int]]:
+    for piece in text_pieces(path):
+        yield encode(tokenizer, [piece], special=False)[0]
+
+
+def stream_windows(pieces: Iterator[list[int]], seq_len: int, keep: set[int] | None) -> tuple[torch.Tensor, int]:
+    """The token ids of the windows numbered in ``keep`` (all when None) and the tail, concatenated; and the
+    number of tokens read."""
+    kept, carry, index, total = [], [], 0, 0
+    for ids in pieces:
+        total += len(ids)
+        carry.extend(ids)
+        full = len(carry) // seq_len
+        for w in range(full):
+            if keep is None or index + w in keep:
+                kept.append(torch.tensor(carry[w * seq_len:(w + 1) * seq_len], dtype=torch.long))
+        index, carry = index + full, carry[full * seq_len:]
+    if len(carry) >= 2 and (keep is None or index in keep):
+        kept.append(torch.tensor(carry, dtype=torch.long))
+    return (torch.cat(kept) if kept else torch.empty(0, dtype=torch.long)), total
 
 
 def read_jsonl(path: Path) -> tuple[list[str], list[object]]:
