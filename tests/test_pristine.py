@@ -184,3 +184,21 @@ def test_half_precision_quantize_bits_are_counted_on_the_written_values():
 def small_data_16():
     gen = torch.Generator().manual_seed(2)
     return [(torch.randn(32, 16, generator=gen), torch.randint(0, 4, (32,), generator=gen))]
+
+
+def test_data_on_host_streams_the_set_and_gives_the_same_rows():
+    rows = {on: sweep("builtin:digits-mlp", "digits", ["noise"], strengths=[0.3], trials=2, device="cpu",
+                      data_on=on, pristine="none") for on in ("device", "host")}
+    assert rows["host"].attrs["meta"]["inputs"] == "stream" and rows["device"].attrs["meta"]["inputs"] == "prepared"
+    pd.testing.assert_frame_equal(rows["host"][COLUMNS], rows["device"][COLUMNS], check_exact=True)
+
+
+def test_cli_takes_pristine_and_data_on(run_cli, tmp_path):
+    out = tmp_path / "r.csv"
+    code, _, err = run_cli("sweep", "builtin:digits-mlp", "-d", "sign", "--pristine", "none", "--data-on", "host",
+                           "-q", "-o", out)
+    assert code == 0, err
+    rows = pd.read_csv(out)
+    assert len(rows) == 2 and rows["error"].iloc[1] > rows["error"].iloc[0]
+    code, _, err = run_cli("sweep", "builtin:digits-mlp", "--data-on", "gpu")
+    assert code == 2 and "--data-on" in err

@@ -273,6 +273,10 @@ memory_options = compose(
                  help="Where the clean weights live: device (a copy beside the model, about 2x its memory), host "
                       "(in host memory) or none (layer at a time: the model plus one tensor; the same rows). "
                       "See docs/large-models.md."),
+    click.option("--data-on", type=click.Choice(["device", "host"], case_sensitive=False), default="device",
+                 show_default=True,
+                 help="Where the evaluation set lives: device (kept there when it fits, else streamed) or host "
+                      "(moved one batch at a time)."),
 )
 
 

@@ -29,6 +29,7 @@ import torch
 
 from ...datasets.base import EvalSet, Inputs, Normalization, inputs_len, take
 from ...datasets.batches import BatchedSet
+from ...errors import InvalidValueError
 from ...load.inputs import to_device
 
 PREPARE_BUDGET = 1 << 30  # bytes of normalised float inputs kept ready on the device
@@ -41,6 +42,17 @@ def device_budget(device: torch.device) -> int:
         free, _ = torch.cuda.mem_get_info(device)
         return int(free * GPU_FRACTION)
     return sys.maxsize
+
+
+DATA_ON = ("device", "host")
+
+
+def data_budgets(data_on: str) -> dict[str, int]:
+    """The budgets that place the set (``--data-on``): ``device`` keeps it there when it fits (the defaults,
+    as above), ``host`` always streams it one batch at a time (``stream``: the device holds one batch)."""
+    if data_on not in DATA_ON:
+        raise InvalidValueError(f"--data-on {data_on!r}: choose one of {', '.join(DATA_ON)}")
+    return {} if data_on == "device" else {"prepare_budget": 0, "budget": 0}
 
 
 def nbytes(x: Inputs) -> int:

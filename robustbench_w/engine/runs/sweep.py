@@ -41,6 +41,7 @@ from ...distortions import Distortion, get_distortion
 from ...errors import InvalidValueError, WrobustWarning
 from ...load.checkpoints import LoadedModel
 from ...load.inputs import Probe, check_fit, load_inputs
+from ..passes.batches import data_budgets
 from ..passes.batchsize import AUTO, BatchSize
 from ..passes.converters import ConverterSpec
 from ..passes.chance import clean_warnings
@@ -123,7 +124,7 @@ class SweepRunner:
                  metric: MetricSpec | Iterable[MetricSpec] | None = None, extra_metrics: Iterable[MetricSpec] = (),
                  output_key: str | None = None, pool: str | None = None, per_layer: LayerPlan | None = None,
                  fast: FastPath | None = None, probed: Probe | None = None, hardware: Hardware | None = None,
-                 seed: int = 0, pristine: str = "device"):
+                 seed: int = 0, pristine: str = "device", data_on: str = "device"):
         self.model, self.data, self.device = model, data, torch.device(device)
         self.fast = fast or FastPath()
         if self.fast.channels_last:
@@ -141,7 +142,7 @@ class SweepRunner:
         self.evaluator = Evaluator(model.module, data, batch_size, self.device, model.normalization, metric=metric,
                                    extra_metrics=extra_metrics, output_key=output_key, pool=pool, hint=model.task,
                                    name=model.name, fast=self.fast, clean_params=self.patch.clean_params,
-                                   probed=probed, resizable=model.resizable)
+                                   probed=probed, resizable=model.resizable, **data_budgets(data_on))
         self.task = self.evaluator.task
         if self.layers is not None:
             self.layers.attach(self.evaluator)
@@ -281,6 +282,7 @@ def sweep(
     redraw: str = "point",
     converters: ConverterSpec | None = None,
     pristine: str = "device",
+    data_on: str = "device",
     **options,
 ) -> pd.DataFrame:
     """Evaluate ``model`` under each distortion, strength and trial; one row per point (SPEC section 3).
@@ -318,7 +320,7 @@ def sweep(
 
     Models that fill the device (docs/large-models.md): ``pristine`` says where the clean weights live,
     ``"device"`` (a copy beside the model), ``"host"`` (in host memory) or ``"none"`` (layer at a time: no copy,
-    the same rows).
+    the same rows); ``data_on="host"`` keeps the evaluation set in host memory, moved one batch at a time.
     """
     started = time.perf_counter()
     setup = run_setup(log, resume, shard)
@@ -333,7 +335,7 @@ def sweep(
         runner = SweepRunner(inputs.model, inputs.data, include=include, exclude=exclude, batch_size=batch_size,
                              device=inputs.device, metric=metric, output_key=output_key, pool=pool,
                              per_layer=layer_plan, fast=fast, probed=inputs.probed, hardware=hardware, seed=seed,
-                             pristine=pristine)
+                             pristine=pristine, data_on=data_on)
         if runner.layers is not None:
             points = per_layer_points(points, list(runner.layers.units.values()))
         if current_world().leader:  # under torchrun, said once
@@ -412,7 +414,7 @@ def run_meta(model: LoadedModel, data: EvalSet | BatchedSet, runner: SweepRunner
 
 def pass_meta(runner: SweepRunner, device: torch.device) -> dict:
     """How the passes ran: precision, layout, compilation, the batch size in use and any halving."""
-    return {**runner.fast.meta(device), "batch_size": runner.evaluator.batch_size,
+    return {**runner.fast.meta(device), "batch_size": runner.evaluator.batch_size, "inputs": runner.evaluator.mode,
             "batch_halvings": list(runner.evaluator.halvings)}
 
 
