@@ -127,6 +127,7 @@ class LayerwisePatch(WeightPatch):
         self._point: tuple | None = None  # (dist, strength, seeds by name) while a point is applied
         self._active: dict[int, torch.Tensor] = {}  # id(parameter) -> its saved clean values
         self._written: set[str] = set()
+        self._changes: dict[str, torch.Tensor] = {}  # target -> ||w' - w|| at the applied point
         self._owned: dict[nn.Module, list[tuple[str, torch.Tensor]]] = {}
         self._calls: list[tuple[nn.Module, torch.Tensor]] = []  # (module, parameter) distorted, innermost last
 
@@ -164,21 +165,25 @@ class LayerwisePatch(WeightPatch):
         return clean, norm
 
     def _pre(self, module: nn.Module, args) -> None:
-        with torch.no_grad():
+        with torch.inference_mode(False), torch.no_grad():  # buffers that outlive the pass are normal tensors
             for name, p in self._owned[module]:
                 if id(p) not in self._active and any(q is p for q in module._parameters.values()):
-                    self._active[id(p)] = self._distort(name, p, len(self._active))[0]
+                    clean, norm = self._distort(name, p, len(self._active))
+                    if name not in self._changes:  # measured at its first write: no extra draw
+                        self._changes[name] = norm if norm is not None else change_norm(p, clean, self.scratch)
+                    self._active[id(p)] = clean
                     self._calls.append((module, p))
 
     def _post(self, module: nn.Module, args, output) -> None:
-        with torch.no_grad():
+        with torch.inference_mode(False), torch.no_grad():
             while self._calls and self._calls[-1][0] is module:
                 _, p = self._calls.pop()
                 p.copy_(self._active.pop(id(p)))
 
     @contextmanager
     def applied(self, dist: Distortion, strength: float, seed: int = 0, trial: int = 0) -> Iterator[Applied]:
-        """For the block, every owning module runs with its targeted weights distorted (module docstring)."""
+        """For the block, every owning module runs with its targeted weights distorted (module docstring). The
+        weight change is measured at each tensor's first write in the pass and is set when the block ends."""
         dist.check_strength(strength)
         if dist.is_identity(strength):
             yield Applied(weight_change=0.0)
@@ -186,11 +191,12 @@ class LayerwisePatch(WeightPatch):
         self._point = (dist, strength, dict(zip(self.names, point_seeds(seed, seed_spec(dist), strength, trial,
                                                                          self.names))))
         handles = self._hook()
+        self._written, self._changes = set(), {}
         try:
-            change = self.change()
-            self._written = set()
-            yield Applied(weight_change=change)
+            applied = Applied(weight_change=float("nan"))  # known once the pass has written every tensor
+            yield applied
             self._check_written()
+            applied.weight_change = self.change()
         finally:
             for h in handles:
                 h.remove()
@@ -206,14 +212,8 @@ class LayerwisePatch(WeightPatch):
         return handles
 
     def change(self) -> float:
-        """The relative weight change of the applied point: each tensor distorted, measured and restored."""
-        norms = []
-        with torch.no_grad():
-            for name, p in self.targets:
-                clean, norm = self._distort(name, p, 0)
-                norms.append(norm if norm is not None else change_norm(p, clean, self.scratch))
-                p.copy_(clean)
-        change = _total_norm(norms)
+        """The relative weight change of the applied point, from the norms measured at each tensor's first write."""
+        change = _total_norm([self._changes[name] for name, _ in self.targets])
         return change / self.norm if self.norm > 0 else change
 
     def _check_written(self) -> None:
