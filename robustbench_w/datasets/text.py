@@ -22,7 +22,9 @@ from the model (an ``hf:DIR`` folder with tokenizer files).
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +35,7 @@ from .base import EvalSet, register_dataset, subset_index
 
 DEFAULT_SEQ_LEN = 128
 STREAM_CHARS = 1 << 22  # characters of text tokenised at a time (4 Mi)
+SAFE_BREAK = re.compile(r"(?<=\n)(?=\S)")  # just after a line break that a non-space character follows
 
 
 def check_seq_len(seq_len: int | None) -> int:
@@ -135,7 +138,7 @@ def text_pieces(path: Path, chars: int | None = None) -> Iterator[str]:
 
 
 def _cut(text: str) -> int:
-    """The last position just after a line break followed by a non-space character (0: none)."""
+    """The last :data:`SAFE_BREAK` of ``text`` (0: none)."""
     i = len(text) - 1
     while (i := text.rfind("\n", 0, i)) >= 0:
         if not text[i + 1].isspace():
@@ -144,8 +147,16 @@ def _cut(text: str) -> int:
 
 
 def token_pieces(path: Path, tokenizer: object) -> Iterator[list[int]]:
-    for piece in text_pieces(path):
-        yield encode(tokenizer, [piece], special=False)[0]
+    """The token ids of the text, piece by piece: a text of one piece tokenised whole; a longer one with each
+    piece cut again at its safe line breaks and tokenised as a batch (the tokenizer's threads share it)."""
+    pieces = text_pieces(path)
+    first = next(pieces, "")
+    second = next(pieces, None)
+    if second is None:
+        yield encode(tokenizer, [first], special=False)[0]
+        return
+    for piece in itertools.chain([first, second], pieces):
+        yield list(itertools.chain.from_iterable(encode(tokenizer, SAFE_BREAK.split(piece), special=False)))
 
 
 def stream_windows(pieces: Iterator[list[int]], seq_len: int, keep: set[int] | None) -> tuple[torch.Tensor, int]:
