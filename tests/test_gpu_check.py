@@ -40,3 +40,16 @@ def test_gpu_check_refuses_a_missing_gpu_in_one_line():
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py")], env=env, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 2 and "no CUDA device here" in done.stderr
+
+
+@pytest.mark.slow
+def test_gpu_check_large_case_runs_on_the_cpu_at_small_sizes():
+    """``gpu_check.sh --large`` (the 1 B bf16 case on a GPU) at tiny sizes on the CPU: every mode, same rows."""
+    done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--large", "--device", "cpu",
+                           "--hidden", "64", "--layers", "2", "--vocab", "128", "--windows", "2", "--seq-len", "16"],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PYTHON": sys.executable})
+    assert done.returncode == 0, done.stderr[-2000:]
+    for mode in ("plain", "device", "host", "none"):
+        assert f"| {mode} |" in done.stdout
+    assert done.stdout.count("| True |") == 3  # host and none give device's rows
