@@ -202,3 +202,22 @@ def test_cli_takes_pristine_and_data_on(run_cli, tmp_path):
     assert len(rows) == 2 and rows["error"].iloc[1] > rows["error"].iloc[0]
     code, _, err = run_cli("sweep", "builtin:digits-mlp", "--data-on", "gpu")
     assert code == 2 and "--data-on" in err
+
+
+def test_gate_takes_pristine_and_data_on_from_the_command_line_and_the_policy(run_cli, tmp_path):
+    import json
+
+    docs = {}
+    for name, extra, key in (("device", (), ""), ("cli", ("--pristine", "none"), ""),
+                             ("policy", (), 'pristine = "none"\ndata_on = "host"\n')):
+        policy, out = tmp_path / f"{name}.toml", tmp_path / f"{name}.json"
+        policy.write_text(f'[gate]\ndataset = "digits"\ntrials = 2\n{key}[[gate.require]]\ndistortion = "noise"\n'
+                          f'strength = 0.3\nmax_error = 0.9\n')
+        code, _, err = run_cli("gate", "builtin:digits-mlp", "--policy", policy, "-q", "-o", out, *extra)
+        assert code == 0, err
+        docs[name] = json.loads(out.read_text())
+    assert docs["cli"]["meta"]["pristine"] == "none" and docs["policy"]["meta"]["inputs"] == "stream"
+    assert docs["device"]["meta"]["pristine"] == "device"
+    strip = [{k: v for k, v in r.items() if k != "elapsed_s"} for r in docs["device"]["rows"]]
+    for name in ("cli", "policy"):
+        assert [{k: v for k, v in r.items() if k != "elapsed_s"} for r in docs[name]["rows"]] == strip

@@ -14,6 +14,7 @@ from .options import (
     fast_options,
     hardware_options,
     log_options,
+    memory_options,
     model_argument,
     model_options,
     output_option,
@@ -79,6 +80,7 @@ def _file_option(*names: str, suffixes: tuple[str, ...] | None, help: str):
 @task_options
 @target_options
 @hardware_options
+@memory_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no table; only the failures and the verdict.")
 @log_options
 @click.pass_context

@@ -12,6 +12,7 @@ import click
 from ..engine.defaults import (
     CONVERTER_RANGES,
     CONVERTERS_APPLY,
+    DATA_ON,
     DEFAULT_CI_WIDTH,
     DEFAULT_MAX_TRIALS,
     DEVICE_PATTERN,
@@ -19,6 +20,7 @@ from ..engine.defaults import (
     NORMALIZE,
     POOLS,
     PRECISIONS,
+    PRISTINE_MODES,
     REDRAW_MODES,
     SPLITS,
     TRIALS_CAP,
@@ -268,12 +270,12 @@ def hardware_kwargs(options: dict) -> dict:
 
 
 memory_options = compose(
-    click.option("--pristine", type=click.Choice(["device", "host", "none"], case_sensitive=False), default="device",
+    click.option("--pristine", type=click.Choice(PRISTINE_MODES, case_sensitive=False), default=PRISTINE_MODES[0],
                  show_default=True,
                  help="Where the clean weights live: device (a copy beside the model, about 2x its memory), host "
                       "(in host memory) or none (layer at a time: the model plus one tensor; the same rows). "
                       "See docs/large-models.md."),
-    click.option("--data-on", type=click.Choice(["device", "host"], case_sensitive=False), default="device",
+    click.option("--data-on", type=click.Choice(DATA_ON, case_sensitive=False), default=DATA_ON[0],
                  show_default=True,
                  help="Where the evaluation set lives: device (kept there when it fits, else streamed) or host "
                       "(moved one batch at a time)."),

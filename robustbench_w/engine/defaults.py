@@ -19,6 +19,8 @@ POOLS = ("mean", "cls", "none")  # --pool
 REDRAW_MODES = ("point", "batch")  # --redraw (engine.weights.redraw)
 CONVERTER_RANGES = ("static", "dynamic")  # --dac-range (engine.passes.converters)
 CONVERTERS_APPLY = ("all", "distorted-only")  # --converters
+PRISTINE_MODES = ("device", "host", "none")  # --pristine: where the clean weights live (engine.weights.pristine)
+DATA_ON = ("device", "host")  # --data-on: where the evaluation set lives (engine.passes.batches)
 
 
 def too_many_trials(flag: str, n: int) -> str:

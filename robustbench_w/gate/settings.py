@@ -18,11 +18,13 @@ from pathlib import Path
 from ..engine.defaults import (
     CONVERTER_RANGES,
     CONVERTERS_APPLY,
+    DATA_ON,
     DEVICE_PATTERN,
     IMAGE_MODES,
     NORMALIZE,
     POOLS,
     PRECISIONS,
+    PRISTINE_MODES,
     REDRAW_MODES,
     SPLITS,
 )
@@ -170,6 +172,8 @@ SETTINGS: dict[str, Callable[[object, str], object]] = {
     # analog hardware (docs/hardware.md): per-batch redraws and converters
     "redraw": choice(*REDRAW_MODES), "dac": as_bits, "adc": as_bits, "out_noise": as_nonnegative,
     "dac_range": choice(*CONVERTER_RANGES), "converters": choice(*CONVERTERS_APPLY),
+    # where the clean weights and the evaluation set live (docs/large-models.md)
+    "pristine": choice(*PRISTINE_MODES), "data_on": choice(*DATA_ON),
 }
 LOAD_KEYS = ("arch", "num_classes", "strict", "key", "ignore_keys", "split", "data_root", "download", "image_size", "image_mode",
              "input_shape", "mean", "std", "normalize", "seq_len")

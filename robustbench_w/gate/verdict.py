@@ -150,7 +150,7 @@ def run_gate(model: str | LoadedModel | nn.Module, policy: Policy | str | Path, 
                              batch_size=get("batch_size", "auto"), device=inputs.device,
                              extra_metrics=[*get("metric", ()), *policy.metrics], output_key=get("output_key"),
                              pool=get("pool"), fast=fast, probed=inputs.probed, hardware=hardware_of(policy),
-                             seed=policy.seed)
+                             seed=policy.seed, pristine=get("pristine", "device"), data_on=get("data_on", "device"))
         rule = policy.trial_rule if not policy.trial_rule.auto else decision_rule(policy, runner.clean_row(0))
         head = run_meta(inputs.model, inputs.data, runner, inputs.device, policy.seed, 0.0, rule)
         outcome = run_resumable(runner, gate_points(policy), policy.seed, progress, setup, head, trials=rule)

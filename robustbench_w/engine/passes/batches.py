@@ -30,6 +30,7 @@ import torch
 from ...datasets.base import EvalSet, Inputs, Normalization, inputs_len, take
 from ...datasets.batches import BatchedSet
 from ...errors import InvalidValueError
+from ..defaults import DATA_ON
 from ...load.inputs import to_device
 
 PREPARE_BUDGET = 1 << 30  # bytes of normalised float inputs kept ready on the device
@@ -42,9 +43,6 @@ def device_budget(device: torch.device) -> int:
         free, _ = torch.cuda.mem_get_info(device)
         return int(free * GPU_FRACTION)
     return sys.maxsize
-
-
-DATA_ON = ("device", "host")
 
 
 def data_budgets(data_on: str) -> dict[str, int]:

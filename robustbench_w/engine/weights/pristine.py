@@ -36,10 +36,10 @@ from torch import nn
 from ...distortions.base import Distortion
 from ...distortions.scratch import Scratch
 from ...errors import InvalidValueError
+from ..defaults import PRISTINE_MODES
 from .perturb import Applied, WeightPatch, _total_norm, change_norm, generators_of, norm_of
 from .seeding import point_seeds, seed_spec
 
-PRISTINE_MODES = ("device", "host", "none")
 
 
 def check_pristine(mode: str) -> str:
