@@ -57,7 +57,36 @@ def nbytes(tensors: Iterable[torch.Tensor]) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
-class ChainCache:
+class BoundaryCache:
+    """What the caches of clean activations share (:class:`ChainCache`, :class:`.stacks.StackCache`): the
+    boundary ``at`` whose activations are kept, and the boundaries refused with why. A subclass computes the
+    activations in front of a boundary in ``_compute_in`` (an empty string when done, else why not)."""
+
+    at: int | None
+    refused: dict[int, str]
+    arithmetic: Callable[[], AbstractContextManager]
+
+    def prepare(self, start: int) -> bool | str:
+        """Keep the clean activations in front of module ``start``: True when they are (or already were), else
+        why not (too large for the budget, named inputs, not a tensor)."""
+        if start == self.at:
+            return True
+        if start not in self.refused:
+            reason = self._compute(start)
+            if not reason:
+                return True
+            self.refused[start] = reason
+        return self.refused[start]
+
+    def _compute(self, start: int) -> str:
+        with torch.inference_mode(), self.arithmetic():
+            return self._compute_in(start)
+
+    def _compute_in(self, start: int) -> str:
+        raise NotImplementedError
+
+
+class ChainCache(BoundaryCache):
     """The clean activations in front of one module of a chain (``model``, a :func:`chain_of`), for every batch
     of the evaluation set ``batches`` (``n`` inputs)."""
 
@@ -83,22 +112,6 @@ class ChainCache:
         index = {name: i for i, name in enumerate(self.names)}
         found = [index.get(t.split(".", 1)[0]) for t in tensors]
         return None if not found or None in found else min(found)
-
-    def prepare(self, start: int) -> bool | str:
-        """Keep the clean activations in front of module ``start``: True when they are (or already were), else
-        why not (too large for the budget, named inputs, not a tensor)."""
-        if start == self.at:
-            return True
-        if start not in self.refused:
-            reason = self._compute(start)
-            if not reason:
-                return True
-            self.refused[start] = reason
-        return self.refused[start]
-
-    def _compute(self, start: int) -> str:
-        with torch.inference_mode(), self.arithmetic():
-            return self._compute_in(start)
 
     def _compute_in(self, start: int) -> str:
         """Run modules up to ``start`` on every batch, from the kept activations where they lie in front and

@@ -32,7 +32,7 @@ from torch import nn
 
 from ...datasets.base import inputs_len
 from ...load.inputs import call_model
-from .activations import activation_budget
+from .activations import BoundaryCache, activation_budget
 
 
 class _Stop(Exception):
@@ -88,7 +88,7 @@ def _in_order(calls: list[tuple[int, object, object]], n: int) -> bool:
     return all(h is not None and h is hidden_of(calls[k - 1][2]) for k, (_, h, _) in enumerate(calls) if k)
 
 
-class StackCache:
+class StackCache(BoundaryCache):
     """The clean output of one block of a stack, for every batch of ``batches``; the interface of
     :class:`.activations.ChainCache` (``start_of``, ``prepare``, ``forward``, ``refused``, ``budget``)."""
 
@@ -155,19 +155,8 @@ class StackCache:
                 h.remove()
         return out
 
-    def prepare(self, start: int) -> bool | str:
-        """Keep the clean output of block ``start - 1``: True when kept (or already), else why not."""
-        if start == self.at:
-            return True
-        if start not in self.refused:
-            with torch.inference_mode(), self.arithmetic():
-                reason = self._compute(start)
-            if not reason:
-                return True
-            self.refused[start] = reason
-        return self.refused[start]
-
-    def _compute(self, start: int) -> str:
+    def _compute_in(self, start: int) -> str:
+        """Keep the clean output of block ``start - 1`` for every batch (see :meth:`.BoundaryCache.prepare`)."""
         base = self.at if self.at is not None and self.at < start else 0
         new = []
         for i, (x, _) in enumerate(self.batches):
