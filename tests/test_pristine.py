@@ -221,3 +221,21 @@ def test_gate_takes_pristine_and_data_on_from_the_command_line_and_the_policy(ru
     strip = [{k: v for k, v in r.items() if k != "elapsed_s"} for r in docs["device"]["rows"]]
     for name in ("cli", "policy"):
         assert [{k: v for k, v in r.items() if k != "elapsed_s"} for r in docs[name]["rows"]] == strip
+
+
+def test_redraw_batch_needs_a_pristine_copy():
+    with pytest.raises(InvalidValueError, match="--redraw batch .* use --pristine device or host"):
+        sweep("builtin:digits-mlp", "digits", ["noise"], strengths=[0.3], trials=1, device="cpu", pristine="none",
+              redraw="batch")
+    rows = sweep("builtin:digits-mlp", "digits", ["noise"], strengths=[0.3], trials=1, device="cpu", pristine="host",
+                 redraw="batch")
+    assert rows["error"].iloc[1] > rows["error"].iloc[0]
+
+
+def test_converters_give_the_same_rows_layer_at_a_time():
+    from robustbench_w.engine.passes.converters import ConverterSpec
+
+    rows = {m: sweep("builtin:digits-mlp", "digits", ["noise", "sign"], strengths=[0.3], trials=2, device="cpu",
+                     pristine=m, converters=ConverterSpec(dac=4, adc=4, out_noise=0.05)) for m in ("device", "none")}
+    assert rows["device"]["error"].nunique() > 2
+    pd.testing.assert_frame_equal(rows["none"][COLUMNS], rows["device"][COLUMNS], check_exact=True)
