@@ -474,3 +474,16 @@ def test_cli_one_seed_says_why_every_claim_is_inconclusive(tmp_path, run_cli):
     assert claims[3]["verdict"] == "inconclusive" and claims[3]["interval"]["low"] is None
     assert "one training seed" in claims[3]["reason"]
     assert "One training seed" in (tmp_path / "o" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("count,words", [(1, ["1 trial per random point", "1 epoch,"]),
+                                         (3, ["3 trials per random point", "3 epochs,"])])
+def test_recipe_line_counts_trials_and_epochs_in_good_grammar(count, words):
+    from types import SimpleNamespace
+
+    from robustbench_w.paper.report import recipe_line
+
+    meta = dict(dataset="digits", n_test=10, arch="mlp", optimizer="sgd", lr=0.1, schedule="cosine", epochs=count,
+                batch_size=8, init="uniform", clip=1.0, seeds=[0], trials=count, within=1.0, elapsed_s=1.0, quick=False)
+    line = recipe_line(SimpleNamespace(meta=meta))
+    assert all(w in line for w in words), line

@@ -57,11 +57,16 @@ def recipe_line(result: GridResult) -> str:
     m = result.meta
     seeds = ", ".join(map(str, m["seeds"]))
     return (f"Dataset `{m['dataset']}` ({m['n_test']} test images), arch `{m['arch']}`; recipe: {m['optimizer']} "
-            f"lr {m['lr']:g} with a `{m['schedule']}` schedule, {m['epochs']} epochs, batch {m['batch_size']}, hidden "
-            f"weights initialised {m['init']}, clipped to [-{m['clip']:g}, {m['clip']:g}] (not for `none`); the same "
-            f"for every rule. Training seeds {seeds} ({len(m['seeds'])} per rule); {m['trials']} trials per random "
-            f"point; claim (e) within D = {m['within']:g} points of `none`'s clean error; {m['elapsed_s']:.0f} s in all"
-            f"{' (--quick)' if m['quick'] else ''}.")
+            f"lr {m['lr']:g} with a `{m['schedule']}` schedule, {counted(m['epochs'], 'epoch')}, batch "
+            f"{m['batch_size']}, hidden weights initialised {m['init']}, clipped to [-{m['clip']:g}, {m['clip']:g}] "
+            f"(not for `none`); the same for every rule. Training seeds {seeds} ({len(m['seeds'])} per rule); "
+            f"{counted(m['trials'], 'trial')} per random point; claim (e) within D = {m['within']:g} points of "
+            f"`none`'s clean error; {m['elapsed_s']:.0f} s in all{' (--quick)' if m['quick'] else ''}.")
+
+
+def counted(n: int, word: str) -> str:
+    """``1 trial``, ``3 trials``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 ONE_SEED = ("One training seed per rule: there is no interval over seeds, so every claim is inconclusive "
