@@ -210,6 +210,25 @@ def test_merge_reports_missing_and_duplicated_points(tmp_path, run_cli):
     assert code == 2 and "missing" in err and not (tmp_path / "c.csv").exists()
 
 
+def test_merged_shard_logs_keep_the_coverage_and_refuse_shards_that_disagree_on_it(tmp_path, run_cli, full):
+    from robustbench_w.report.sweep import distorted_parts
+
+    for i in (1, 2):
+        rw.sweep(MODEL, log=tmp_path / f"s{i}.jsonl", shard=f"{i}/2", **KW)
+    code, _, err = run_cli("merge", tmp_path / "s1.jsonl", tmp_path / "s2.jsonl", "-o", tmp_path / "m.json")
+    assert code == 0, err
+    meta = json.loads((tmp_path / "m.json").read_text())["meta"]
+    assert meta["coverage"] == json.loads(json.dumps(full.attrs["meta"]["coverage"]))
+    assert distorted_parts(meta)[0].startswith(f"distorted {len(meta['targets'])} tensors, ") and "parameters" in distorted_parts(meta)[0]
+    lines = (tmp_path / "s2.jsonl").read_text().splitlines()
+    head = json.loads(lines[0])
+    head["coverage"]["tensors"] = 1
+    (tmp_path / "s2.jsonl").write_text("\n".join([json.dumps(head), *lines[1:]]) + "\n")
+    code, _, err = run_cli("merge", tmp_path / "s1.jsonl", tmp_path / "s2.jsonl", "-o", tmp_path / "n.json")
+    assert code == 2 and "s2.jsonl" in err and "s1.jsonl" in err and "coverage differs" in err, err
+    assert not (tmp_path / "n.json").exists()
+
+
 @pytest.mark.parametrize("other,words", [
     (dict(seed=4), "seed 0 vs 4"),
     (dict(include=["1.weight"]), "targets"),

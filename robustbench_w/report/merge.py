@@ -4,7 +4,8 @@ Sources: run logs (``--log``; a ``.jsonl`` file whose first line is a wrobust-lo
 (``-o``: ``.json``, ``.csv``, ``.jsonl``, ``.parquet``). They must come from one run: the same model (by its
 file's hash where both sides record one, else by name), dataset, split, size, seed and targets, as far as
 each file records them (a CSV records model, dataset, size and seed in its rows; a log or a JSON file all of
-them); anything else is refused. Points are identified by :func:`..engine.runs.points.row_key`. A point found in
+them), and the coverage of the targets (``meta.coverage``: what they distort and leave clean), which the merged
+meta keeps; anything else is refused. Points are identified by :func:`..engine.runs.points.row_key`. A point found in
 two files is a duplicate: kept once (the first), and reported; duplicates whose numbers differ are
 reported as conflicts. Every file repeats the clean model's row; it is kept once and not reported. Where a
 source records the whole grid (a log, a JSON file of a shard or of a partial run), points of the grid that no
@@ -113,6 +114,7 @@ def merge_files(paths: Iterable[Path | str]) -> Merged:
         found = differences(first.identity, s.identity)
         if found:
             raise InputFileError(f"{s.path} does not belong with {first.path}: {'; '.join(found)}")
+    coverage = _coverage(sources)
     rows, duplicates, conflicts = _combine(sources)
     grid = _grid(sources)
     missing = [k for k in grid if k not in rows] if grid else []
@@ -120,7 +122,20 @@ def merge_files(paths: Iterable[Path | str]) -> Merged:
     frame = pd.DataFrame(ordered)
     frame = frame[[c for c in ROW_COLUMNS if c in frame.columns] + [c for c in frame.columns if c not in ROW_COLUMNS]]
     meta = _merged_meta(sources, grid, missing, duplicates, len(ordered))
+    if coverage is not None:
+        meta["coverage"] = coverage
     return Merged(frame, meta, missing, duplicates, conflicts)
+
+
+def _coverage(sources: Sequence[Source]) -> dict | None:
+    """The coverage block (``meta.coverage``) the sources record, which all of them must agree on (a file that
+    records none, such as a CSV, is not compared); None when none records it."""
+    recorded = [s for s in sources if isinstance(s.meta.get("coverage"), dict)]
+    for s in recorded[1:]:
+        if s.meta["coverage"] != recorded[0].meta["coverage"]:
+            raise InputFileError(f"{s.path} does not belong with {recorded[0].path}: their coverage differs "
+                                 "(what the targets distort and leave clean)")
+    return recorded[0].meta["coverage"] if recorded else None
 
 
 def _combine(sources: Sequence[Source]) -> tuple[dict[str, dict], list[str], list[str]]:

@@ -185,7 +185,7 @@ def distorted_parts(meta: dict) -> list[str]:
         parts = coverage_parts(meta["coverage"])
         return [f"{len(meta.get('units', []))} layers, one at a time", *parts] if per_layer else parts
     tensors, weights = len(meta.get("targets", [])), meta.get("target_weights")
-    count = f"{tensors} tensors" + ("" if weights is None else f", {weights:,} weights")  # a merged log has none
+    count = f"{tensors} tensors" + ("" if weights is None else f", {weights:,} weights")  # an older file: none
     return [f"{len(meta.get('units', []))} layers ({count}), distorted one at a time" if per_layer
             else f"{count} distorted"]
 

@@ -6,6 +6,7 @@ A log lets a killed run lose nothing: ``--resume`` reads it back, checks that it
     {"format": "wrobust-log", "version": 1, "kind": "sweep", "model": ..., "model_sha256": ..., "dataset": ...,
      "split": ..., "n": ..., "seed": ..., "targets": [...], "normalization": {...}, "points": [KEY, ...],
      "units": [...] (a per-layer sweep's units, compared like the targets),
+     "coverage": {...} (what the targets distort and leave clean, engine.weights.coverage),
      "shard": "1/2" or null, "command": ..., "package_version": ..., "torch": ..., "created": ...}
     {"model": ..., "spec": "addnorm", "strength": 0.1, "trial": 0, ... one result row ...}
 
@@ -44,7 +45,7 @@ LABELS = {"model_sha256": "model sha256", "n": "dataset size", "normalization": 
 def header(kind: str, meta: Mapping, points: Iterable[str], **extra: object) -> dict:
     """The first line of a log: the run's identity (from a sweep's ``meta``), its grid and how it was started."""
     keep = ("model", "model_sha256", "dataset", "split", "n", "seed", "targets", "normalization", "units",
-            "precision", "command", "torch", "device")
+            "precision", "coverage", "command", "torch", "device")
     return {"format": FORMAT, "version": VERSION, "kind": kind, **{k: meta.get(k) for k in keep if k in meta},
             "package_version": meta.get("version"), "points": list(points), **extra,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
