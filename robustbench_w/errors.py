@@ -30,6 +30,19 @@ class InvalidValueError(WrobustError, ValueError):
     """A value out of its valid range or of the wrong form (a strength, an option, a size)."""
 
 
+class MissingValueError(InvalidValueError):
+    """A value the run needs and was not given. ``option`` names it as a setting (``input_shape``) and ``ways``
+    say how to give it (``--input-shape (for example 3,32,32)``), so that a caller that also reads settings from
+    elsewhere (a gate's policy) adds its own way to the same one-line message (:meth:`adding`)."""
+
+    def __init__(self, need: str, option: str, ways: list[str], why: str = ""):
+        self.need, self.option, self.ways, self.why = need, option, list(ways), why
+        super().__init__(f"{need}: pass " + " or ".join(self.ways) + (f"; {why}" if why else ""))
+
+    def adding(self, way: str) -> MissingValueError:
+        return MissingValueError(self.need, self.option, [*self.ways, way], self.why)
+
+
 class InputFileError(WrobustError, OSError):
     """A file that is missing, unreadable, corrupt or of the wrong content."""
 

@@ -150,3 +150,60 @@ def test_bad_settings_exit_2_naming_the_key(run_cli, tmp_path, setting, message)
     policy.write_text(f'[gate]\n{setting}\n[[gate.require]]\ndistortion = "sign"\nmax_error = 1.0\n')
     code, out, err = run_cli("gate", MODEL, "--policy", policy)
     assert code == 2 and out == "" and message in err, err
+
+
+# ------------------------------------------------------------------ where a value came from, in words
+
+def test_normalization_source_names_the_policy_keys_or_the_options(run_cli, tmp_path, folder):
+    policy = tmp_path / "p.toml"
+    code, text, doc = image_gate(run_cli, tmp_path, folder, "image_size = 8\nmean = 0.5\nstd = 0.25")
+    assert code == 0, text
+    assert doc["meta"]["normalization_source"] == f"policy {policy} [gate] mean/std"
+    code, text, doc = image_gate(run_cli, tmp_path, folder, "image_size = 8\nstd = 0.25", "--mean", "0.1")
+    assert code == 0, text
+    assert doc["meta"]["normalization_source"] == f"--mean and policy {policy} [gate] std"
+    code, text, doc = image_gate(run_cli, tmp_path, folder, "image_size = 8", "--mean", "0.1", "--std", "0.2")
+    assert code == 0, text
+    assert doc["meta"]["normalization_source"] == "--mean/--std"
+
+
+def test_a_python_call_labels_its_settings_arguments_not_the_command_line(tmp_path, folder):
+    from robustbench_w.errors import InvalidValueError
+    from robustbench_w.gate.report import context, write_gate_files
+    from robustbench_w.gate.verdict import run_gate
+
+    policy, junit = tmp_path / "p.toml", tmp_path / "g.xml"
+    policy.write_text(f'[gate]\ndataset = "imagefolder:{folder}"\nimage_size = 8\nallow_chance = true\n'
+                      '[[gate.require]]\ndistortion = "sign"\nmax_error = 1.0\n')
+    result = run_gate(MODEL, policy, device="cpu", mean=0.5, std=0.25, trials=2)
+    assert result.policy.sources == {"dataset": "policy", "image_size": "policy", "mean": "argument",
+                                     "std": "argument", "device": "argument", "allow_chance": "policy",
+                                     "trials": "argument"}
+    assert result.meta["normalization_source"] == "arguments mean/std"
+    assert "from the call's arguments: mean, std, device, trials" in context(result)
+    assert "command line" not in context(result)
+    write_gate_files(result, junit=junit)
+    props = {p.get("name"): p.get("value") for p in ET.parse(junit).getroot().iter("property")}
+    assert props["setting.device"] == "cpu (from the argument)" and props["setting.image_size"] == "8 (from the policy)"
+    with pytest.raises(InvalidValueError, match="argument image_size: must be at least 1"):
+        run_gate(MODEL, policy, device="cpu", image_size=0)
+
+
+def test_a_missing_input_shape_names_the_option_and_in_a_gate_the_policy_key(tmp_path):
+    from torch import nn
+
+    from robustbench_w import sweep as sweep_model
+    from robustbench_w.errors import MissingValueError
+    from robustbench_w.gate.verdict import run_gate
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))  # records no input shape
+    policy = tmp_path / "p.toml"
+    policy.write_text(f'[gate]\ndataset = "synthetic"\nlimit = 4\n{SIGN}')
+    with pytest.raises(MissingValueError) as gated:
+        run_gate(model, policy, device="cpu")
+    assert str(gated.value) == ("dataset synthetic needs the model's input shape: pass --input-shape (for example "
+                                f"3,32,32) or input_shape in [gate] of {policy}; the checkpoint does not record it")
+    with pytest.raises(MissingValueError) as swept:
+        sweep_model(model, dataset="synthetic", distortions=["sign"], device="cpu")
+    assert "--input-shape" in str(swept.value) and "[gate]" not in str(swept.value)
+    assert run_gate(model, policy, device="cpu", input_shape=(3, 2, 2)).passed  # the way it names works

@@ -219,7 +219,8 @@ def test_merged_shard_logs_keep_the_coverage_and_refuse_shards_that_disagree_on_
     assert code == 0, err
     meta = json.loads((tmp_path / "m.json").read_text())["meta"]
     assert meta["coverage"] == json.loads(json.dumps(full.attrs["meta"]["coverage"]))
-    assert distorted_parts(meta)[0].startswith(f"distorted {len(meta['targets'])} tensors, ") and "parameters" in distorted_parts(meta)[0]
+    line = distorted_parts(meta)[0]
+    assert line.startswith(f"distorted {len(meta['targets'])} tensors, ") and "parameters" in line, line
     lines = (tmp_path / "s2.jsonl").read_text().splitlines()
     head = json.loads(lines[0])
     head["coverage"]["tensors"] = 1

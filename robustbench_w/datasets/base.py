@@ -199,6 +199,9 @@ def register_dataset(name: str, description: str, argument: str | None = None):
     return decorate
 
 
+OVERRIDES_FROM = "--mean/--std"  # where a given mean/std came from, unless the caller says otherwise
+
+
 def parse_dataset_name(name: str) -> tuple[DatasetDef, dict]:
     """The registry entry for ``NAME`` or ``PREFIX:ARGUMENT``, and the loader's ``source`` option."""
     prefix, colon, argument = str(name).partition(":")
@@ -211,11 +214,14 @@ def parse_dataset_name(name: str) -> tuple[DatasetDef, dict]:
 
 
 def load_dataset(name: str, split: str = "test", limit: int | None = None, seed: int = 0, *,
-                 mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None, **options) -> EvalSet:
+                 mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
+                 overrides_from: str = OVERRIDES_FROM, **options) -> EvalSet:
     """Load a registered dataset as an :class:`EvalSet`.
 
     ``limit`` takes a seeded, class-balanced subset (loaders that can pick it before reading, do);
-    ``mean`` / ``std`` override the dataset's normalisation preset. Other ``options`` go to the loader.
+    ``mean`` / ``std`` override the dataset's normalisation preset, and ``overrides_from`` says where they came
+    from (the set's ``normalization_source``: ``--mean/--std``, or a gate policy's keys). Other ``options`` go
+    to the loader.
     """
     if split not in SPLITS:
         raise InvalidValueError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
@@ -225,7 +231,7 @@ def load_dataset(name: str, split: str = "test", limit: int | None = None, seed:
     data = definition.loader(split=split, limit=limit, seed=seed, **source, **options)
     if mean is not None or std is not None:
         data = replace(data, normalization=data.normalization.with_overrides(mean, std),
-                       normalization_source="--mean/--std")
+                       normalization_source=overrides_from)
     if not data.named and data.x.dim() >= 2:
         data.normalization.check_channels(int(data.x.shape[1]), f"dataset {data.name}")
     return limit_subset(data, limit, seed) if limit is not None else data

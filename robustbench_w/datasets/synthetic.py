@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import InvalidValueError
+from ..errors import InvalidValueError, MissingValueError
 from .base import EvalSet, Normalization, register_dataset
 
 DEFAULT_SIZE = 1024
@@ -22,8 +22,8 @@ DEFAULT_SIZE = 1024
 def load_synthetic(split: str = "test", input_shape: tuple[int, ...] | None = None, limit: int | None = None,
                    seed: int = 0, model_normalization: Normalization | None = None, **_: object) -> EvalSet:
     if not input_shape:
-        raise InvalidValueError("dataset synthetic needs the model's input shape: pass --input-shape (for "
-                                "example 3,32,32); the checkpoint does not record it")
+        raise MissingValueError("dataset synthetic needs the model's input shape", "input_shape",
+                                ["--input-shape (for example 3,32,32)"], "the checkpoint does not record it")
     shape = tuple(int(d) for d in input_shape)
     if any(d < 1 for d in shape):
         raise InvalidValueError(f"--input-shape must be positive sizes, not {shape}")

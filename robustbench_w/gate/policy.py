@@ -48,7 +48,17 @@ from .values import (
     Problems,
     unknown_keys,
 )
-from .settings import COMMAND_LINE, LOAD_KEYS, POLICY, SETTINGS, as_bool, check_settings
+from .settings import (
+    ARGUMENT,
+    COMMAND_LINE,
+    LOAD_KEYS,
+    POLICY,
+    SETTINGS,
+    as_bool,
+    check_settings,
+    given_where,
+    origin_text,
+)
 
 try:  # Python 3.11+
     import tomllib
@@ -151,22 +161,30 @@ class Policy:
     include = property(lambda self: self.get("include", ()))
     exclude = property(lambda self: self.get("exclude", ()))
 
-    def given(self, values: dict) -> Policy:
-        """This policy with ``values`` (settings and run keys such as ``trials``, the command line's) in place
-        of its own, validated again as a whole."""
+    def given(self, values: dict, origin: str = ARGUMENT) -> Policy:
+        """This policy with ``values`` (settings and run keys such as ``trials``; a Python call's arguments,
+        unless ``origin`` says otherwise) in place of its own, validated again as a whole."""
         given = {k: v for k, v in values.items() if v is not None and v != ()}
         if not given:
             return self
-        return parse_policy(self.raw, self.source, self.table, self.base,
-                            given={**{k: v for k, v in self.given_values.items()}, **given})
+        before = self.given_values
+        origins = {**{k: self.sources[k] for k in before}, **dict.fromkeys(given, origin)}
+        return parse_policy(self.raw, self.source, self.table, self.base, given={**before, **given},
+                            origins=origins)
 
     @property
     def given_values(self) -> dict:
-        return {k: self.settings.get(k, getattr(self, k, None)) for k, v in self.sources.items() if v == COMMAND_LINE}
+        """The values given in place of the policy's (by the command line or a call's arguments)."""
+        return {k: self.settings.get(k, getattr(self, k, None)) for k, v in self.sources.items() if v != POLICY}
 
     def load_options(self) -> dict:
-        """Options for ``inputs.load_inputs`` (the dataset is passed on its own)."""
-        return {"limit": self.limit, "seed": self.seed, **{k: self.settings[k] for k in LOAD_KEYS if k in self.settings}}
+        """Options for ``inputs.load_inputs`` (the dataset is passed on its own), with where a mean/std came
+        from (the run's ``normalization_source``: ``policy p.toml [gate] mean/std``, ``--mean/--std``)."""
+        options = {k: self.settings[k] for k in LOAD_KEYS if k in self.settings}
+        given = tuple(k for k in ("mean", "std") if k in options)
+        if given:
+            options["overrides_from"] = origin_text(given, self.sources, f"policy {self.source} [{self.table}]")
+        return {"limit": self.limit, "seed": self.seed, **options}
 
     @property
     def trial_rule(self) -> TrialRule:
@@ -266,9 +284,10 @@ class PolicyProblems(InvalidValueError):
 
 
 def parse_policy(table: object, source: str = "<policy>", key: str = "gate", base: Path | None = None,
-                 given: dict | None = None) -> Policy:
+                 given: dict | None = None, origins: dict | None = None) -> Policy:
     """Validate a policy table (the content of ``[gate]``) whole and return the :class:`Policy`; ``given``
-    holds values of the command line, which win over the table's. Every problem is found before one is
+    holds values of the command line (or, where ``origins`` says so, of a call's arguments: ``ARGUMENT``),
+    which win over the table's. Every problem is found before one is
     raised: a single one as itself, several as :class:`PolicyProblems`.
 
     ``base`` is the folder that relative paths (``data_root``, the file of ``tensors:FILE``, the folder of
@@ -279,12 +298,12 @@ def parse_policy(table: object, source: str = "<policy>", key: str = "gate", bas
     problems = Problems()
     for exc in unknown_keys(t, GATE_KEYS, key) + unknown_keys(given, GATE_KEYS - {"require"}, "", "option "):
         problems.add(exc)
-    settings, sources = check_settings(t, given, key, base, problems.add)
+    settings, sources = check_settings(t, given, key, base, problems.add, origins)
     run = {}
     for name, check in RUN_KEYS.items():
-        origin = COMMAND_LINE if name in given else POLICY if name in t else None
+        origin = (origins or {}).get(name, COMMAND_LINE) if name in given else POLICY if name in t else None
         if origin is not None:
-            where = f"--{name.replace('_', '-')}" if origin == COMMAND_LINE else f"{key}.{name}"
+            where = f"{key}.{name}" if origin == POLICY else given_where(name, origin)
             value = problems.attempt(check or _judge, {**t, **given}[name], where, default=_MISSING)
             if value is not _MISSING:
                 run[name], sources[name] = value, origin

@@ -20,7 +20,7 @@ from ..engine.passes.metrics import get_metric
 from ..engine.weights.coverage import coverage_parts, coverage_text, low_coverage_summary
 from ..report.files import atomic_write, jsonable, records
 from ..report.text import num, pack, pct
-from .settings import COMMAND_LINE
+from .settings import ARGUMENT, COMMAND_LINE
 from .verdict import Check, GateResult, Verdict
 
 MEASURES = {"max_error": "error", "max_drop": "error drop", "min_agreement": "agreement",
@@ -82,17 +82,18 @@ def verdict_line(result: GateResult) -> str:
 
 def context_parts(result: GateResult) -> list[str]:
     """What the verdicts were measured on, in parts a line may break between: the model and data, the clean
-    values, the normalisation, the trials and seed, how limits were judged, the settings the command line gave,
-    and what was distorted (``engine.weights.coverage``)."""
+    values, the normalisation, the trials and seed, how limits were judged, the settings the command line (or a
+    call's arguments) gave, and what was distorted (``engine.weights.coverage``)."""
     m, p = result.meta, result.policy
     clean = result.summary[result.summary["distortion"] == "none"].iloc[0]
     parts = [f"{m.get('model')} on {m.get('dataset')}, n={m.get('n')}", clean_values(clean, p)]
     if m.get("normalization_text"):
         parts.append(f"normalisation {m['normalization_text']} (from {m.get('normalization_source')})")
     parts += [f"{trials_text(p)}, seed {p.seed}", f"judged on {judge_text(p.judge)}"]
-    given = [k for k, v in p.sources.items() if v == COMMAND_LINE]
-    if given:
-        parts.append("from the command line: " + ", ".join(given))
+    for origin, by in ((COMMAND_LINE, "from the command line"), (ARGUMENT, "from the call's arguments")):
+        given = [k for k, v in p.sources.items() if v == origin]
+        if given:
+            parts.append(f"{by}: " + ", ".join(given))
     return parts + (coverage_parts(m["coverage"]) if isinstance(m.get("coverage"), dict) else [])
 
 

@@ -1,7 +1,7 @@
 """The ``[gate]`` keys that are the command's input options: every model, data and pass option that
 ``wrobust gate`` shares with ``wrobust sweep`` (``--image-size`` is ``image_size``, ``--compile`` is
-``compile``). A value comes from the policy or from the command line, which wins; :func:`check_settings`
-says where each came from (``sources``), and a run records it (JSON and JUnit).
+``compile``). A value comes from the policy or from the command line (or a ``run_gate`` call's arguments), which
+wins; :func:`check_settings` says where each came from (``sources``), and a run records it (JSON and JUnit).
 
 What a setting is for, at run time: :data:`LOAD_KEYS` go to ``load.inputs.load_inputs`` (the model and its
 data), the others to the sweep runner (targets, measured output, batch size) and its fast path.
@@ -31,7 +31,25 @@ from ..engine.defaults import (
 from ..errors import InvalidValueError, WrobustError
 from .values import as_count, as_integer, as_number, as_string, as_strings, kind_of
 
-COMMAND_LINE, POLICY = "command line", "policy"
+# Where a value came from (a run's ``sources``): the policy file, the command line (``wrobust gate``) or an
+# argument of a Python call (``run_gate(..., device="cpu")``).
+COMMAND_LINE, POLICY, ARGUMENT = "command line", "policy", "argument"
+
+
+def given_where(name: str, origin: str) -> str:
+    """How an error names a value given in place of the policy's: ``--image-size``, ``argument image_size``."""
+    return f"--{name.replace('_', '-')}" if origin == COMMAND_LINE else f"argument {name}"
+
+
+def origin_text(names: tuple[str, ...], sources: dict, policy: str) -> str:
+    """Where the values of ``names`` came from, in words (``policy`` names the policy's table):
+    ``--mean/--std``, ``policy p.toml [gate] mean/std``, ``--mean and policy p.toml [gate] std``."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(sources.get(name, POLICY), []).append(name)
+    words = {COMMAND_LINE: lambda ns: "/".join(f"--{n.replace('_', '-')}" for n in ns),
+             POLICY: lambda ns: f"{policy} {'/'.join(ns)}", ARGUMENT: lambda ns: f"arguments {'/'.join(ns)}"}
+    return " and ".join(words[origin](ns) for origin, ns in groups.items())
 
 
 def choice(*names: str, fold: Callable[[str], str] = str.lower) -> Callable[[object, str], str]:
@@ -180,13 +198,15 @@ LOAD_KEYS = ("arch", "num_classes", "strict", "key", "ignore_keys", "split", "da
 
 
 def check_settings(table: dict, given: dict, key: str, base: Path | None,
-                   report: Callable[[WrobustError], None]) -> tuple[dict, dict]:
-    """``(values, sources)`` of the settings in ``table`` (the policy's) and ``given`` (the command line's,
-    which win); each problem goes to ``report`` and leaves its key out."""
+                   report: Callable[[WrobustError], None], origins: dict | None = None) -> tuple[dict, dict]:
+    """``(values, sources)`` of the settings in ``table`` (the policy's) and ``given`` (the command line's or
+    a call's arguments, by ``origins``, default the command line; they win); each problem goes to ``report``
+    and leaves its key out."""
     values, sources = {}, {}
     for name, check in SETTINGS.items():
         if name in given:
-            raw, where, origin, folder = given[name], f"--{name.replace('_', '-')}", COMMAND_LINE, None
+            origin = (origins or {}).get(name, COMMAND_LINE)
+            raw, where, folder = given[name], given_where(name, origin), None
         elif name in table:
             raw, where, origin, folder = table[name], f"{key}.{name}", POLICY, base
         else:

@@ -46,11 +46,12 @@ from ..engine.runs.stats import summarize, t_interval
 from ..engine.passes.converters import ConverterSpec
 from ..engine.runs.hardware import Hardware
 from ..engine.runs.sweep import ROW_COLUMNS, Point, Progress, SweepRunner, plan, run_meta
-from ..errors import InputFileError, InvalidValueError, WrobustError, permission_denied
+from ..errors import InputFileError, InvalidValueError, MissingValueError, WrobustError, permission_denied
 from ..load.checkpoints import LoadedModel
 from ..load.inputs import Inputs, load_inputs
 from .decide import UNDECIDED, _float, decision_rule, limit_decided, measures, stop_reason
 from .policy import LIMIT_KINDS, Policy, Requirement, load_policy, point_name
+from .settings import SETTINGS
 
 TOLERANCE = 1e-9  # a value equal to its limit passes, whatever the rounding of k/n
 Key = tuple[str, float]  # (canonical spec without a fixed strength, strength or nan)
@@ -132,7 +133,8 @@ def run_gate(model: str | LoadedModel | nn.Module, policy: Policy | str | Path, 
              trust_checkpoint: bool = False, **settings) -> GateResult:
     """Evaluate ``model`` against ``policy`` (a :class:`Policy` or a policy file; and ``baseline``, if given)
     and return the verdicts. ``settings`` take the place of the policy's (any key of ``[gate]`` but
-    ``require``: ``image_size``, ``device``, ``trials``, ...; :mod:`.settings`), as the command line's do.
+    ``require``: ``image_size``, ``device``, ``trials``, ...; :mod:`.settings`), as the command line's do
+    (recorded as ``argument`` in ``sources``).
     ``log``/``resume``: a run log, as for a sweep (docs/resume.md); an interrupted gate raises
     :class:`~..engine.runs.signals.Interrupted` (no verdict on part of the points)."""
     policy = policy if isinstance(policy, Policy) else load_policy(Path(policy))
@@ -144,8 +146,7 @@ def run_gate(model: str | LoadedModel | nn.Module, policy: Policy | str | Path, 
     fast = FastPath(get("precision", "fp32"), get("channels_last", False), get("compile", False))
     started = time.perf_counter()
     with process_group(get("device", "auto")) as dev:
-        inputs = load_inputs(model, policy.dataset, device=dev, trust_checkpoint=trust_checkpoint,
-                             **policy.load_options())
+        inputs = gate_inputs(model, policy, dev, trust_checkpoint)
         runner = SweepRunner(inputs.model, inputs.data, include=policy.include, exclude=policy.exclude,
                              batch_size=get("batch_size", "auto"), device=inputs.device,
                              extra_metrics=[*get("metric", ()), *policy.metrics], output_key=get("output_key"),
@@ -168,6 +169,19 @@ def run_gate(model: str | LoadedModel | nn.Module, policy: Policy | str | Path, 
     notes = baseline_notes(verdicts, base, meta)
     return GateResult(policy, verdicts, rows, summary, meta, None if base is None else base.source, notes,
                       runner.health, list(meta.get("warnings", [])), at_chance(runner.warnings, policy))
+
+
+def gate_inputs(model: str | LoadedModel | nn.Module, policy: Policy, device: object, trust_checkpoint: bool
+                ) -> Inputs:
+    """The model and data of the policy (``load.inputs.load_inputs``); a value they need and lack is named as
+    the policy's key too (``input_shape in [gate] of p.toml``), the place a gate also reads it from."""
+    try:
+        return load_inputs(model, policy.dataset, device=device, trust_checkpoint=trust_checkpoint,
+                           **policy.load_options())
+    except MissingValueError as exc:
+        if exc.option not in SETTINGS:
+            raise
+        raise exc.adding(f"{exc.option} in [{policy.table}] of {policy.source}") from None
 
 
 def at_chance(warnings: Sequence[str], policy: Policy) -> str:

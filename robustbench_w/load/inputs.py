@@ -4,15 +4,16 @@ Every command loads its inputs through :func:`load_inputs`, so that model option
 data options (``--data-root``, ...) mean the same thing everywhere. Options are passed flat, as the CLI
 parses them, and routed by name.
 
-Normalisation: none with ``--normalize none`` (inputs that are already model-ready); ``--mean``/``--std``
-when given; else the checkpoint's, when it records one (it is what the model expects); else the dataset's
-(its preset, or what a ``tensors:`` file records). The evaluation set records which, as
-``normalization_source``. Named inputs (token ids) and batches given from Python are never normalised. The
-model's input shape, normalisation, image mode (from its first layer) and tokenizer are offered to the
-dataset loader (``synthetic`` draws its inputs from them, ``imagefolder`` reads grey or colour images,
-``text:FILE`` and ``jsonl:FILE`` tokenise with it). Before any sweep, one probe batch of two inputs checks
-that the model runs on the data; what its outputs must look like depends on the metrics, and is checked by
-the engine.
+Normalisation: none with ``--normalize none`` (inputs that are already model-ready); ``--mean``/``--std`` when
+given (the option ``overrides_from`` says where they came from: ``--mean/--std`` unless a caller, such as a
+gate reading them from its policy, says otherwise); else the checkpoint's, when it records one (it is what the
+model expects); else the dataset's (its preset, or what a ``tensors:`` file records). The evaluation set
+records which, as ``normalization_source``. Named inputs (token ids) and batches given from Python are never
+normalised. The model's input shape, normalisation, image mode (from its first layer) and tokenizer are
+offered to the dataset loader (``synthetic`` draws its inputs from them, ``imagefolder`` reads grey or colour
+images, ``text:FILE`` and ``jsonl:FILE`` tokenise with it). Before any sweep, one probe batch of two inputs
+checks that the model runs on the data; what its outputs must look like depends on the metrics, and is checked
+by the engine.
 
 The dataset may also be an :class:`EvalSet`, or any iterable of batches (a ``DataLoader``, a list of dicts
 or tuples; see :mod:`..datasets.batches`). Named inputs (a dict of tensors) are passed to the model as keyword
@@ -27,7 +28,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from ..datasets.base import EvalSet, Normalization, describe_inputs, limit_subset, load_dataset
+from ..datasets.base import OVERRIDES_FROM, EvalSet, Normalization, describe_inputs, limit_subset, load_dataset
 from ..datasets.base import Inputs as ModelInputs
 from ..datasets.batches import BatchedSet, from_batches
 from ..datasets.text import DEFAULT_SEQ_LEN
@@ -121,7 +122,8 @@ def as_evalset(dataset: object, model: LoadedModel, limit: int | None = None, se
     if isinstance(dataset, EvalSet):
         if any(k in data_options for k in OVERRIDES):
             norm = dataset.normalization.with_overrides(data_options.get("mean"), data_options.get("std"))
-            dataset = replace(dataset, normalization=norm, normalization_source="--mean/--std")
+            source = data_options.get("overrides_from", OVERRIDES_FROM)
+            dataset = replace(dataset, normalization=norm, normalization_source=source)
         return limit_subset(dataset, limit, seed) if limit else dataset
     name = dataset or model.dataset
     if name is None:
