@@ -340,3 +340,18 @@ def test_per_layer_shards_merged_rank_like_the_full_run(tmp_path, run_cli, per_l
     pd.testing.assert_frame_equal(merged[per_layer.columns[:13]], per_layer[per_layer.columns[:13]])
     assert doc["ranking"]["points"][0]["strength_name"] == "sigma"
     assert "3 layers, one at a time; distorted 3 tensors, " in (tmp_path / "m.md").read_text()  # the coverage kept
+
+
+def test_groups_auto_on_a_model_without_a_stack_of_blocks_says_so(run_cli):
+    code, out, err = run_cli("sweep", "builtin:digits-mlp", "--per-layer", "--groups", "auto", "-d", "sign",
+                             "--limit", "50", "--device", "cpu")
+    assert code == 0, err
+    assert "--groups auto: builtin:digits-mlp has no stack of blocks" in err and "own unit" in err
+    code, out, err = run_cli("sweep", "builtin:digits-mlp", "--per-layer", "-d", "sign", "--limit", "50",
+                             "--device", "cpu")
+    assert code == 0 and "--groups auto" not in err
+
+
+def test_the_groups_help_names_auto(run_cli):
+    code, out, _ = run_cli("sweep", "--help")
+    assert code == 0 and "--groups auto" in " ".join(out.split())

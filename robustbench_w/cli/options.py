@@ -234,7 +234,7 @@ layer_options = compose(
                       "by the change of the metric. See docs/layers.md."),
     click.option("--groups", multiple=True, metavar="GLOB=NAME",
                  help="With --per-layer: the tensors matching GLOB form one unit NAME (repeatable; a tensor in no "
-                      "group stays its own unit)."),
+                      "group stays its own unit); --groups auto: one unit per block of a transformer's stack."),
     click.option("--activation-reuse/--no-activation-reuse", "reuse_activations", default=True, show_default=True,
                  help="With --per-layer on a chain of modules (nn.Sequential): compute the clean activations in "
                       "front of each unit once."),

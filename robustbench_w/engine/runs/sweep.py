@@ -136,9 +136,9 @@ class SweepRunner:
         if hardware is not None and hardware.redraw == "batch" and self.patch.mode == "none":
             raise InvalidValueError("--redraw batch writes new weights from the pristine copy before every batch; "
                                     "--pristine none keeps none: use --pristine device or host with it")
+        groups = () if per_layer is None else per_layer.groups_for(model.module, self.patch.names)
         self.layers = None if per_layer is None else \
-            LayerRunner(plan_units(self.patch.names, per_layer.groups_for(model.module, self.patch.names)), self.patch,
-                        model.module, per_layer)
+            LayerRunner(plan_units(self.patch.names, groups), self.patch, model.module, per_layer)
         self.evaluator = Evaluator(model.module, data, batch_size, self.device, model.normalization, metric=metric,
                                    extra_metrics=extra_metrics, output_key=output_key, pool=pool, hint=model.task,
                                    name=model.name, fast=self.fast, clean_params=self.patch.clean_params,
@@ -156,6 +156,9 @@ class SweepRunner:
         self.health = check_model(model.module, self.clean, data)  # non-finite weights, clean outputs or inputs
         self.warnings = clean_warnings(self.clean, data, self.health.ok)  # a clean model at chance level
         self.warnings += [self.coverage["warning"]] if self.coverage["warning"] else []  # most weights left clean
+        if per_layer is not None and per_layer.auto and not groups:  # said, not dropped silently
+            self.warnings.append(f"--groups auto: {model.name} has no stack of blocks (an nn.ModuleList of two or more "
+                                 "blocks holding targets): every targeted tensor is its own unit")
 
     @property
     def columns(self) -> list[str]:
