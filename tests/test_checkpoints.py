@@ -17,7 +17,7 @@ import torchvision
 from torch import nn
 
 from robustbench_w.engine.weights.targets import select_targets
-from robustbench_w.errors import InputFileError, InvalidValueError, UnknownNameError
+from robustbench_w.errors import InputFileError, InvalidValueError, UnknownNameError, WrobustNote
 from robustbench_w.load.archspec import build, build_model, resolve_arch
 from robustbench_w.load.checkpoints import load_model, save_checkpoint
 from robustbench_w.load.sniff import sniff
@@ -104,7 +104,9 @@ def test_torchvision_state_dict_sweeps_with_arch_and_num_classes(run_cli, resnet
     assert code == 0, err
     rows = pd.read_csv(out)
     assert rows.n.tolist() == [8, 8] and rows.weight_change.iloc[1] > 0
-    assert load_model(path, arch="resnet18", num_classes=10).format == "state_dict"
+    assert "took the state dict under key 'state_dict'" in err  # the CLI says it once, as a note
+    with pytest.warns(WrobustNote, match="under key 'state_dict' \\(also in the file: epoch\\)"):
+        assert load_model(path, arch="resnet18", num_classes=10).format == "state_dict"
 
 
 def test_safetensors_gives_the_same_model(run_cli, resnet18, images, tmp_path):
@@ -138,7 +140,12 @@ def test_state_dict_keys_and_wrapper_prefixes_are_found(tmp_path, user_file, con
     state = {prefix + k: v for k, v in model.state_dict().items()}
     path = tmp_path / "ckpt.pt"
     torch.save(state if container is None else {container: state, "optimizer": {"lr": 0.1}}, path)
-    loaded = load_model(path, arch=f"{user_file}:make", num_classes=10)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        loaded = load_model(path, arch=f"{user_file}:make", num_classes=10)
+    notes = [str(w.message) for w in said if issubclass(w.category, WrobustNote)]
+    assert notes == ([] if container is None else [f"{path}: took the state dict under key {container!r} "
+                                                   "(also in the file: optimizer)"])
     x = torch.randn(2, 3, 8, 8)
     assert torch.equal(outputs(loaded.module, x), outputs(model, x))
 
