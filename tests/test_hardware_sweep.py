@@ -168,3 +168,24 @@ def test_gate_command_line_takes_the_hardware_options(run_cli, tmp_path):
     import json
 
     assert json.loads((tmp_path / "g.json").read_text())["meta"]["converters"]["dac"] == 2
+
+
+@pytest.mark.parametrize("other", [{"converters": ConverterSpec(dac=2)}, {"redraw": "batch"}])
+def test_resume_refuses_a_log_written_with_other_hardware(tmp_path, other):
+    """Rows behind a 2-bit DAC (or redrawn per batch) are not the rows of the plain model: a log of one is not
+    resumed by the other (it was, and mixed 2% with 88% error rows in one table), and the log is left as it was."""
+    from robustbench_w.errors import InputFileError
+    from robustbench_w.report.merge import merge_files
+
+    log = tmp_path / "run.jsonl"
+    run(["noise"], [0.1], trials=2, log=log)
+    before = log.read_bytes()
+    with pytest.raises(InputFileError, match="hardware .*redraw point, converters off.* vs "):
+        run(["noise"], [0.1, 0.2], trials=2, log=log, resume=True, **other)
+    assert log.read_bytes() == before
+    assert run(["noise"], [0.1, 0.2], trials=2, log=log, resume=True).attrs["meta"]["points_resumed"] == 2
+
+    behind = tmp_path / "behind.jsonl"
+    run(["noise"], [0.2], trials=2, log=behind, **other)
+    with pytest.raises(InputFileError, match="does not belong with"):
+        merge_files([log, behind])

@@ -120,6 +120,10 @@ def test_library_errors(tmp_path):
     rw.sweep(MODEL, log=tmp_path / "run.jsonl", **KW)
     with pytest.raises(InputFileError, match="seed 0 vs 5"):
         rw.sweep(MODEL, log=tmp_path / "run.jsonl", resume=True, seed=5, **KW)
+    # rows of other metrics would join with empty columns (a cosine table whose first points show '-')
+    with pytest.raises(InputFileError, match=r"measured .* vs \(classifier: cosine"):
+        rw.sweep(MODEL, log=tmp_path / "run.jsonl", resume=True, metric=["cosine"], **KW)
+    rw.sweep(MODEL, log=tmp_path / "run.jsonl", resume=True, **KW)  # the same run resumes
 
 
 # ------------------------------------------------------------------ killed and interrupted processes
@@ -234,6 +238,8 @@ def test_merged_shard_logs_keep_the_coverage_and_refuse_shards_that_disagree_on_
     (dict(seed=4), "seed 0 vs 4"),
     (dict(include=["1.weight"]), "targets"),
     (dict(limit=100), "dataset size 355 vs 100"),
+    (dict(metric=["cosine"]), "measured (classifier: accuracy, agreement, error, loss"),
+    (dict(redraw="batch"), "(redraw point, converters off) vs (redraw batch, converters off)"),
 ])
 def test_merging_files_of_different_runs_exits_2(tmp_path, run_cli, other, words):
     rw.sweep(MODEL, log=tmp_path / "a.jsonl", **KW)

@@ -251,3 +251,12 @@ def test_gate_trial_settings_are_checked(trials, extra, message):
 
     with pytest.raises(InvalidValueError, match=re.escape(message)):
         parse_policy(tomllib.loads(GATE.format(trials=trials, extra=extra))["gate"])
+
+
+def test_a_sweep_of_exact_points_does_not_announce_the_adaptive_rule(run_cli):
+    """Under --trials auto (the default) a sweep of deterministic points runs each once: its header says so
+    instead of printing an interval rule that no point used."""
+    code, out, _ = run_cli("sweep", "builtin:digits-mlp", "-d", "sign", "-d", "quantize", "-s", "8,4")
+    assert code == 0 and "1 trial per point (no point draws at random)" in out and "trials auto:" not in out
+    code, out, _ = run_cli("sweep", "builtin:digits-mlp", "-d", "sign", "-d", "noise", "-s", "0.05", "--trials", "auto")
+    assert code == 0 and "trials auto: 95% CI ±2 pp, 3 to 30" in out and "1 trial per point" not in out

@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..engine.runs.points import CLEAN_KEY, row_key
-from ..engine.runs.runlog import IDENTITY, differences, is_header, read_log
+from ..engine.runs.runlog import IDENTITY, differences, derived_identity, is_header, read_log
 from ..engine.runs.sweep import ROW_COLUMNS
 from ..errors import InputFileError
 from .results import load_results
@@ -82,7 +82,7 @@ def _starts_with_header(path: Path) -> bool:
 
 
 def _identity(meta: dict) -> dict:
-    return {k: meta[k] for k in (*IDENTITY, "model_sha256") if meta.get(k) is not None}
+    return {**{k: meta[k] for k in (*IDENTITY, "model_sha256") if meta.get(k) is not None}, **derived_identity(meta)}
 
 
 def _rows_identity(path: Path, rows: Sequence[dict]) -> dict:

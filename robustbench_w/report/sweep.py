@@ -160,7 +160,7 @@ def header_parts(summary: pd.DataFrame, meta: dict, width: int | None = None) ->
         parts += _fitting([f"{norm} (from {source})"], [norm, f"normalisation from {source}"], width)
     distorted = distorted_parts(meta)
     parts += _fitting(["; ".join(distorted)], distorted, width)
-    return parts + [*hardware_text(meta), f"seed {meta.get('seed')}", device_text(meta), *trials_rule_text(meta)]
+    return parts + [*hardware_text(meta), f"seed {meta.get('seed')}", device_text(meta), *trials_rule_text(meta, summary)]
 
 
 def hardware_text(meta: dict) -> list[str]:
@@ -201,11 +201,16 @@ def device_text(meta: dict) -> str:
     return ", ".join(parts)
 
 
-def trials_rule_text(meta: dict) -> list[str]:
-    """``trials auto: 95% CI ±2 pp, 3 to 30`` for an adaptive run; nothing otherwise."""
+def trials_rule_text(meta: dict, summary: pd.DataFrame | None = None) -> list[str]:
+    """``trials auto: 95% CI ±2 pp, 3 to 30`` for an adaptive run whose points include a random one; ``1 trial
+    per point (deterministic distortions)`` where every point is exact; nothing for fixed trials."""
     rule = meta.get("trials")
     if not isinstance(rule, dict) or rule.get("mode") != "auto":
         return []
+    if summary is not None and "trials" in summary:
+        points = summary[summary["distortion"] != "none"]["trials"]
+        if len(points) and (points == 1).all():
+            return ["1 trial per point (no point draws at random)"]
     return [f"trials auto: 95% CI {width_text(rule)}, {rule.get('min_trials', 3)} to {rule['max_trials']}"]
 
 

@@ -1,12 +1,14 @@
 """Run logs: a header line, then one JSON line per finished point, each flushed and fsynced as it is written.
 
 A log lets a killed run lose nothing: ``--resume`` reads it back, checks that it belongs to the same run
-(model, dataset, targets, seed: :func:`differences`), and evaluates only the points it lacks. Format::
+(model, dataset, targets, seed, hardware, what is measured: :func:`differences`), and evaluates only the points it lacks. Format::
 
     {"format": "wrobust-log", "version": 1, "kind": "sweep", "model": ..., "model_sha256": ..., "dataset": ...,
      "split": ..., "n": ..., "seed": ..., "targets": [...], "normalization": {...}, "points": [KEY, ...],
      "units": [...] (a per-layer sweep's units, compared like the targets),
      "coverage": {...} (what the targets distort and leave clean, engine.weights.coverage),
+     "hardware": {"redraw": "point", "converters": "off" or {...}} (compared: rows behind converters differ),
+     "measured": {"task": ..., "metrics": [column, ...], "output_key": ..., "pool": ...} (compared),
      "shard": "1/2" or null, "command": ..., "package_version": ..., "torch": ..., "created": ...}
     {"model": ..., "spec": "addnorm", "strength": 0.1, "trial": 0, ... one result row ...}
 
@@ -37,8 +39,11 @@ from .points import row_key
 FORMAT = "wrobust-log"
 VERSION = 1
 # What a run's rows depend on; a log or result file is refused when one of these differs (the precision of the
-# passes too: bf16 rows are not fp32 rows; a side that does not record it, an older file, is not compared).
-IDENTITY = ("model", "dataset", "split", "n", "seed", "targets", "normalization", "units", "precision")
+# passes too: bf16 rows are not fp32 rows; the hardware, ``--redraw`` and the converters, since rows behind a
+# 2-bit DAC are not rows without one; what was measured, the task, metrics, output and pooling, since rows
+# without a cosine column do not join rows with one; a side that does not record a field, an older file, is not compared).
+IDENTITY = ("model", "dataset", "split", "n", "seed", "targets", "normalization", "units", "precision", "hardware",
+            "measured")
 LABELS = {"model_sha256": "model sha256", "n": "dataset size", "normalization": "normalisation"}
 
 
@@ -47,8 +52,33 @@ def header(kind: str, meta: Mapping, points: Iterable[str], **extra: object) -> 
     keep = ("model", "model_sha256", "dataset", "split", "n", "seed", "targets", "normalization", "units",
             "precision", "coverage", "command", "torch", "device")
     return {"format": FORMAT, "version": VERSION, "kind": kind, **{k: meta.get(k) for k in keep if k in meta},
-            "package_version": meta.get("version"), "points": list(points), **extra,
+            **derived_identity(meta), "package_version": meta.get("version"), "points": list(points), **extra,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def derived_identity(meta: Mapping) -> dict:
+    """The identity fields a log header and a result file derive from a sweep's or gate's meta: ``hardware``
+    and ``measured`` (:func:`hardware_identity`, :func:`measured_identity`)."""
+    return {**hardware_identity(meta), **measured_identity(meta)}
+
+
+def measured_identity(meta: Mapping) -> dict:
+    """``{"measured": {"task": ..., "metrics": [column, ...], "output_key": ..., "pool": ...}}`` for the meta of a
+    sweep or gate, ``{}`` for one that does not say (an older log, a reproduce run)."""
+    if "metrics" not in meta or "task" not in meta:
+        return {}
+    columns = sorted(m["column"] if isinstance(m, Mapping) else str(m) for m in meta["metrics"])  # a set: order is free
+    return {"measured": {"task": meta["task"], "metrics": columns, "output_key": meta.get("output_key"),
+                         "pool": meta.get("pool")}}
+
+
+def hardware_identity(meta: Mapping) -> dict:
+    """``{"hardware": {"redraw": ..., "converters": ...}}`` for the meta of a sweep or gate (converters ``"off"``
+    where there are none, so that a run without them is told from one with them), ``{}`` for a meta that does
+    not say (a log of an older version, a reproduce run)."""
+    if "redraw" not in meta:
+        return {}
+    return {"hardware": {"redraw": meta["redraw"], "converters": meta.get("converters") or "off"}}
 
 
 def is_header(obj: object) -> bool:
@@ -76,6 +106,14 @@ def _canonical(value: object) -> str:
 def _show(name: str, value: object) -> str:
     if name == "model_sha256":
         return str(value)[:12]
+    if name == "hardware" and isinstance(value, dict):
+        conv = value.get("converters")
+        conv = ", ".join(f"{k} {v}" for k, v in conv.items() if v is not None) if isinstance(conv, dict) else conv
+        return f"(redraw {value.get('redraw')}, converters {conv})"
+    if name == "measured" and isinstance(value, dict):
+        extra = [f"{k} {value[k]}" for k in ("output_key", "pool") if value.get(k) is not None]
+        return f"({value.get('task')}: {', '.join(map(str, value.get('metrics', [])))}{'; ' if extra else ''}" \
+               f"{'; '.join(extra)})"
     if isinstance(value, list):
         text = ",".join(map(str, value))
         return f"[{len(value)}: {text[:40]}{'...' if len(text) > 40 else ''}]"
