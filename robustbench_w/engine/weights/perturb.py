@@ -101,9 +101,10 @@ class WeightPatch:
         for (name, _), gen in zip(self.targets, gens):
             yield name, dist(self.pristine[name], strength, gen, scale=self._scale(dist, name))
 
-    def write(self, dist: Distortion, strength: float, seed: int = 0, trial: int = 0) -> float:
+    def write(self, dist: Distortion, strength: float, seed: int = 0, trial: int = 0, measure: bool = True) -> float:
         """Write the distorted weights into the parameters; return the relative weight change (read from the
-        device once: the norms of all tensors together)."""
+        device once: the norms of all tensors together), or NaN with ``measure=False`` (a per-batch redraw, whose
+        row reports the change of batch 0: no norms, no read from the device)."""
         dist.check_strength(strength)
         if dist.is_identity(strength):
             self.restore()
@@ -113,7 +114,10 @@ class WeightPatch:
         with torch.no_grad():
             for (name, p), gen, write in zip(self.targets, self._seeded(spec, dist, strength, seed, trial), writers):
                 norm = write(strength, gen, self.scratch)
-                norms.append(norm if norm is not None else change_norm(p, self.pristine[name], self.scratch))
+                if measure:
+                    norms.append(norm if norm is not None else change_norm(p, self.pristine[name], self.scratch))
+        if not measure:
+            return math.nan
         change = _total_norm(norms)
         return change / self.norm if self.norm > 0 else change
 

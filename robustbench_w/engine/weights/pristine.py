@@ -27,6 +27,7 @@ the model runs with; a half-precision model is distorted in float32 arithmetic a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -89,7 +90,7 @@ class HostPatch(WeightPatch):
             self._scales[key] = dist.scale_of(self._staged(name, p))
         return self._scales[key]
 
-    def write(self, dist: Distortion, strength: float, seed: int = 0, trial: int = 0) -> float:
+    def write(self, dist: Distortion, strength: float, seed: int = 0, trial: int = 0, measure: bool = True) -> float:
         dist.check_strength(strength)
         if dist.is_identity(strength):
             self.restore()
@@ -100,7 +101,10 @@ class HostPatch(WeightPatch):
                 scale = self._scale(dist, name)
                 w = self._staged(name, p)
                 norm = dist.writer(p, w, scale)(strength, gen, self.scratch)
-                norms.append(norm if norm is not None else change_norm(p, w, self.scratch))
+                if measure:
+                    norms.append(norm if norm is not None else change_norm(p, w, self.scratch))
+        if not measure:
+            return math.nan
         change = _total_norm(norms)
         return change / self.norm if self.norm > 0 else change
 
@@ -234,7 +238,7 @@ class LayerwisePatch(WeightPatch):
                 finally:
                     p.copy_(clean)
 
-    def write(self, dist: Distortion, strength: float, seed: int = 0, trial: int = 0) -> float:
+    def write(self, dist: Distortion, strength: float, seed: int = 0, trial: int = 0, measure: bool = True) -> float:
         raise TypeError("--pristine none distorts layer at a time: use applied()")
 
     def restore(self) -> None:

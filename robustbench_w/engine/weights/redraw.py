@@ -32,7 +32,7 @@ def redrawing(hooks: list[Callable[[int], None]], patch: WeightPatch, dist, stre
 
     def redraw(i: int) -> None:
         if i != written[0]:
-            patch.write(dist, strength, seed, batch_trial(trial, i))
+            patch.write(dist, strength, seed, batch_trial(trial, i), measure=False)  # the row keeps batch 0's
             written[0] = i
 
     hooks.append(redraw)
