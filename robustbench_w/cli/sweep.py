@@ -139,7 +139,7 @@ def sweep(model: str, distortions: tuple[str, ...], strengths, trials: int | str
     Which layers are fragile: --per-layer distorts one tensor (or --groups unit) at a time and ranks the layers
     by the change of the metric over the clean model at each strength. See docs/layers.md.
     """
-    from ..report.sweep import check_targets
+    from ..report.lowest_bits import check_targets
 
     targets = ((("error", target_error),) if target_error is not None else ()) + tuple(targets)
     check_targets(targets, metric)
@@ -197,7 +197,8 @@ def report(rows, outputs, quiet, targets) -> list[Path]:
     from ..engine.runs.stats import summarize
     from ..report.console import stdout_console
     from ..report.files import partial_path, write_results
-    from ..report.sweep import render_sweep, summary_markdown, target_report
+    from ..report.lowest_bits import target_report
+    from ..report.sweep import render_sweep, summary_markdown
 
     summary = summarize(rows)
     meta, lines, markdown = target_report(summary, rows.attrs["meta"], targets)

@@ -45,7 +45,8 @@ from ..engine.runs.signals import Interrupted
 from ..engine.runs.stats import summarize, t_interval
 from ..engine.passes.converters import ConverterSpec
 from ..engine.runs.hardware import Hardware
-from ..engine.runs.sweep import ROW_COLUMNS, Point, Progress, SweepRunner, plan, run_meta
+from ..engine.runs.meta import run_meta
+from ..engine.runs.sweep import ROW_COLUMNS, Point, Progress, SweepRunner, plan
 from ..errors import InputFileError, InvalidValueError, MissingValueError, WrobustError, permission_denied
 from ..load.checkpoints import LoadedModel
 from ..load.inputs import Inputs, load_inputs

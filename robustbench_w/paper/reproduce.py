@@ -25,7 +25,8 @@ import pandas as pd
 
 from ..engine.runs.resume import RunSetup, run_resumable
 from ..engine.runs.signals import Interrupted
-from ..engine.runs.sweep import Point, SweepRunner, run_meta
+from ..engine.runs.meta import run_meta
+from ..engine.runs.sweep import Point, SweepRunner
 from ..load.checkpoints import LoadedModel, file_sha256
 from .cells import summarize_cells
 from .claims import Claim, judge_claims

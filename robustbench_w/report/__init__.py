@@ -3,8 +3,8 @@ read back, figures, comparisons and self-contained HTML reports.
 
 In: result rows and summaries (from :mod:`..engine`), bits frames (from :mod:`..bits`), result files. Out: what
 a person reads and what other tools read. Files: :mod:`.text` (number formats), :mod:`.sweep` (the sweep
-tables), :mod:`.bars` (bars per strength), :mod:`.ranking` (per-layer sweeps: the layers ranked by the change
-of the metric), :mod:`.bits` (the bits table and files), :mod:`.files` (writing results by suffix, atomically),
+tables), :mod:`.lowest_bits` (the ``--target`` report), :mod:`.bars` (bars per strength), :mod:`.ranking`
+(per-layer sweeps: the layers ranked by the change of the metric), :mod:`.bits` (the bits table and files), :mod:`.files` (writing results by suffix, atomically),
 :mod:`.console` (consoles and the progress bar); :mod:`.results` (reading result files back into rows, summary
 and meta), :mod:`.columns` (metric columns, units, directions), :mod:`.figures` (matplotlib, palette, saving),
 :mod:`.plots` (curves, frontier) and :mod:`.heatmap` (layers) for ``wrobust plot``; :mod:`.compare` (common
@@ -17,8 +17,8 @@ from ..registry import lazy_exports
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "text": ("pct", "num", "ci_text", "strength_text"),
-    "sweep": ("render_sweep", "summary_markdown", "summary_tables", "layer_ranking", "lowest_bits_lines",
-              "lowest_bits_markdown"),
+    "sweep": ("render_sweep", "summary_markdown", "summary_tables", "layer_ranking"),
+    "lowest_bits": ("lowest_bits_lines", "lowest_bits_markdown", "target_report", "check_targets"),
     "bars": ("bar", "bars"),
     "ranking": ("RankMetric", "rank_layers", "is_per_layer"),
     "bits": ("BITS_SUFFIXES", "render_bits", "bits_markdown", "write_bits"),

@@ -1,5 +1,5 @@
-"""The sweep report: the summary as rich tables on the terminal and as Markdown, and the ``--target`` lines
-(the lowest-bits point per discrete distortion meeting a target on a metric).
+"""The sweep report: the summary as rich tables on the terminal and as Markdown (the ``--target`` lines are
+:mod:`.lowest_bits`).
 
 The table shows the metrics the run's ``meta`` names in ``report_metrics`` (a classifier: error with its
 95% interval and agreement; a language model: perplexity with its interval; ...), each in its own units:
@@ -12,7 +12,8 @@ so that the curve's shape shows without a plot; the bars narrow, then go, where 
 instead (:mod:`.ranking`): per distortion and strength, the layers whose distortion changes the metric most.
 
 The header names the device with the precision of the passes (``cpu, fp32``; ``cuda:0, bf16,
-channels-last, compiled``) and, for adaptive trials, the rule (``trials auto: 95% CI ±2 pp, 3 to 30``). A point
+channels-last, compiled``) and, for adaptive trials, the rule (``trials auto: 95% CI ±2 pp, 3 to 30``; ``1 trial
+per point`` where no point drew at random). A point
 that an adaptive run stopped at its cap with a wider interval has its trial count marked ``*`` and a note
 under the tables.
 """
@@ -27,11 +28,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..bits.tradeoff import lowest_bits
-from ..distortions import list_distortions
 from ..engine.passes.metrics import get_metric
 from ..engine.weights.coverage import coverage_parts
-from ..errors import InvalidValueError, WrobustError
+from ..errors import WrobustError
 from .bars import bars, ends
 from .ranking import RankMetric, is_per_layer, rank_layers, ranking_lines, ranking_markdown, ranking_title
 from .text import ci_text, num, pack, pct, strength_text
@@ -160,7 +159,8 @@ def header_parts(summary: pd.DataFrame, meta: dict, width: int | None = None) ->
         parts += _fitting([f"{norm} (from {source})"], [norm, f"normalisation from {source}"], width)
     distorted = distorted_parts(meta)
     parts += _fitting(["; ".join(distorted)], distorted, width)
-    return parts + [*hardware_text(meta), f"seed {meta.get('seed')}", device_text(meta), *trials_rule_text(meta, summary)]
+    return parts + [*hardware_text(meta), f"seed {meta.get('seed')}", device_text(meta),
+                    *trials_rule_text(meta, summary)]
 
 
 def hardware_text(meta: dict) -> list[str]:
@@ -203,7 +203,7 @@ def device_text(meta: dict) -> str:
 
 def trials_rule_text(meta: dict, summary: pd.DataFrame | None = None) -> list[str]:
     """``trials auto: 95% CI ±2 pp, 3 to 30`` for an adaptive run whose points include a random one; ``1 trial
-    per point (deterministic distortions)`` where every point is exact; nothing for fixed trials."""
+    per point (no point draws at random)`` where every point ran once; nothing for fixed trials."""
     rule = meta.get("trials")
     if not isinstance(rule, dict) or rule.get("mode") != "auto":
         return []
@@ -343,65 +343,3 @@ def summary_markdown(summary: pd.DataFrame, meta: dict | None = None) -> str:
     note = capped_note(summary, meta)
     lines += [note.replace("*", "\\*", 1), ""] if note else []
     return "\n".join(lines)
-
-
-def target_text(metric: str, limit: float, higher_is_better: bool, fraction: bool) -> str:
-    """``error <= 6.00%``, ``perplexity <= 40``, ``cosine >= 0.99``."""
-    value = f"{pct(limit)}%" if fraction else num(limit)
-    return f"{metric} {'>=' if higher_is_better else '<='} {value}"
-
-
-def lowest_bits_lines(table: pd.DataFrame, limit: float, metric: str = "error", higher_is_better: bool = False,
-                      fraction: bool = True) -> list[str]:
-    """The ``--target`` report: per discrete distortion, the lowest-bits point meeting the target."""
-    head = f"lowest bits meeting {target_text(metric, limit, higher_is_better, fraction)}:"
-    if table.empty:
-        discrete = ", ".join(i.name + ("" if i.discrete else " (at some strengths)")
-                             for i in list_distortions() if i.discrete or i.discrete_when)
-        return [f"{head} no discrete distortion was swept (effective bits are defined for {discrete})"]
-    mean = [c for c in table.columns if c.endswith("_mean")][0]
-    show = (lambda x: f"{pct(x)}%") if fraction else num
-    lines = [head]
-    for r in table.to_dict(orient="records"):
-        point = "" if math.isnan(r["strength"]) else f" at {r['strength_name']}={r['strength']:g}"
-        if r["met"]:
-            lines.append(f"  {r['spec']}{point}: {r['eff_bits']:.3f} bits/w, {metric} {show(r[mean])}")
-        else:
-            best = "no labels" if math.isnan(r[mean]) else \
-                f"{'highest' if higher_is_better else 'lowest'} {metric} {show(r[mean])}{point}, {r['eff_bits']:.3f} bits/w"
-            lines.append(f"  {r['spec']}: no point meets it ({best})")
-    return lines
-
-
-def lowest_bits_markdown(table: pd.DataFrame, limit: float, metric: str = "error", higher_is_better: bool = False,
-                         fraction: bool = True) -> str:
-    head, *points = lowest_bits_lines(table, limit, metric, higher_is_better, fraction)
-    return f"\n## {head.rstrip(':')}\n\n" + "".join(f"- {p.strip()}\n" for p in points) if points else f"\n{head}\n"
-
-
-def check_targets(targets: tuple, metric: tuple[str, ...]) -> None:
-    """Before any work: a target on a metric that ``--metric`` leaves out cannot be met."""
-    given = {get_metric(m).name for m in metric}
-    for name, _ in targets:
-        if given and name not in given:
-            raise InvalidValueError(f"--target {name}: {name} is not measured (--metric {' --metric '.join(sorted(given))}); "
-                                    f"add --metric {name}")
-
-
-def target_report(summary: pd.DataFrame, meta: dict, targets: tuple) -> tuple[dict, list[str], str]:
-    """The lowest-bits point per discrete distortion for each ``(metric, limit)`` target: meta, lines, Markdown."""
-    lines, markdown, found = [], "", []
-    for name, limit in targets:
-        m = get_metric(name)
-        if f"{m.column}_mean" not in summary:
-            measured = ", ".join(x["name"] for x in meta.get("metrics", []))
-            raise InvalidValueError(f"--target {name}: {name} was not measured (measured: {measured}); "
-                                    f"add --metric {name}")
-        lowest = lowest_bits(summary, limit, m.column, m.info.higher_is_better)
-        shape = (m.name, m.info.higher_is_better, tuple(m.info.bounds) == (0.0, 1.0))
-        lines += lowest_bits_lines(lowest, limit, *shape)
-        markdown += lowest_bits_markdown(lowest, limit, *shape)
-        found.append({"metric": m.name, "limit": limit, "lowest_bits": lowest.to_dict(orient="records")})
-        if m.name == "error":
-            meta = {**meta, "target_error": limit, "lowest_bits": lowest.to_dict(orient="records")}
-    return ({**meta, "metric_targets": found} if found else meta), lines, markdown  # "targets": the tensors

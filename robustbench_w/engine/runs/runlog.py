@@ -1,7 +1,8 @@
 """Run logs: a header line, then one JSON line per finished point, each flushed and fsynced as it is written.
 
 A log lets a killed run lose nothing: ``--resume`` reads it back, checks that it belongs to the same run
-(model, dataset, targets, seed, hardware, what is measured: :func:`differences`), and evaluates only the points it lacks. Format::
+(model, dataset, targets, seed, hardware, what is measured: :func:`differences`), and evaluates only the
+points it lacks. Format::
 
     {"format": "wrobust-log", "version": 1, "kind": "sweep", "model": ..., "model_sha256": ..., "dataset": ...,
      "split": ..., "n": ..., "seed": ..., "targets": [...], "normalization": {...}, "points": [KEY, ...],
@@ -41,7 +42,8 @@ VERSION = 1
 # What a run's rows depend on; a log or result file is refused when one of these differs (the precision of the
 # passes too: bf16 rows are not fp32 rows; the hardware, ``--redraw`` and the converters, since rows behind a
 # 2-bit DAC are not rows without one; what was measured, the task, metrics, output and pooling, since rows
-# without a cosine column do not join rows with one; a side that does not record a field, an older file, is not compared).
+# without a cosine column do not join rows with one; a side that does not record a field, an older file, is
+# not compared).
 IDENTITY = ("model", "dataset", "split", "n", "seed", "targets", "normalization", "units", "precision", "hardware",
             "measured")
 LABELS = {"model_sha256": "model sha256", "n": "dataset size", "normalization": "normalisation"}
@@ -67,7 +69,7 @@ def measured_identity(meta: Mapping) -> dict:
     sweep or gate, ``{}`` for one that does not say (an older log, a reproduce run)."""
     if "metrics" not in meta or "task" not in meta:
         return {}
-    columns = sorted(m["column"] if isinstance(m, Mapping) else str(m) for m in meta["metrics"])  # a set: order is free
+    columns = sorted(m["column"] if isinstance(m, Mapping) else str(m) for m in meta["metrics"])  # order is free
     return {"measured": {"task": meta["task"], "metrics": columns, "output_key": meta.get("output_key"),
                          "pool": meta.get("pool")}}
 
@@ -111,9 +113,9 @@ def _show(name: str, value: object) -> str:
         conv = ", ".join(f"{k} {v}" for k, v in conv.items() if v is not None) if isinstance(conv, dict) else conv
         return f"(redraw {value.get('redraw')}, converters {conv})"
     if name == "measured" and isinstance(value, dict):
-        extra = [f"{k} {value[k]}" for k in ("output_key", "pool") if value.get(k) is not None]
-        return f"({value.get('task')}: {', '.join(map(str, value.get('metrics', [])))}{'; ' if extra else ''}" \
-               f"{'; '.join(extra)})"
+        parts = [", ".join(map(str, value.get("metrics", [])))]
+        parts += [f"{k} {value[k]}" for k in ("output_key", "pool") if value.get(k) is not None]
+        return f"({value.get('task')}: {'; '.join(parts)})"
     if isinstance(value, list):
         text = ",".join(map(str, value))
         return f"[{len(value)}: {text[:40]}{'...' if len(text) > 40 else ''}]"

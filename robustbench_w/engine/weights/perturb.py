@@ -116,8 +116,10 @@ class WeightPatch:
                 norm = write(strength, gen, self.scratch)
                 if measure:
                     norms.append(norm if norm is not None else change_norm(p, self.pristine[name], self.scratch))
-        if not measure:
-            return math.nan
+        return self._relative_change(norms) if measure else math.nan
+
+    def _relative_change(self, norms: list[torch.Tensor]) -> float:
+        """``||w' - w|| / ||w||`` over all targets, from each target's ``||w' - w||`` (one read from the device)."""
         change = _total_norm(norms)
         return change / self.norm if self.norm > 0 else change
 

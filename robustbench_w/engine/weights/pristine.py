@@ -103,10 +103,7 @@ class HostPatch(WeightPatch):
                 norm = dist.writer(p, w, scale)(strength, gen, self.scratch)
                 if measure:
                     norms.append(norm if norm is not None else change_norm(p, w, self.scratch))
-        if not measure:
-            return math.nan
-        change = _total_norm(norms)
-        return change / self.norm if self.norm > 0 else change
+        return self._relative_change(norms) if measure else math.nan
 
     def restore(self) -> None:
         with torch.no_grad():
@@ -217,8 +214,7 @@ class LayerwisePatch(WeightPatch):
 
     def change(self) -> float:
         """The relative weight change of the applied point, from the norms measured at each tensor's first write."""
-        change = _total_norm([self._changes[name] for name, _ in self.targets])
-        return change / self.norm if self.norm > 0 else change
+        return self._relative_change([self._changes[name] for name, _ in self.targets])
 
     def _check_written(self) -> None:
         missing = [n for n, _ in self.targets if n not in self._written]
